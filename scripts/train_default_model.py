@@ -1,0 +1,754 @@
+#!/usr/bin/env python3
+"""Train streamdream's default music CNN from scratch and export `models/default.onnx`.
+
+Everything is generated here, seeded: MIDI phrases written in code and rendered
+with fluidsynth + FluidR3_GM (16 GM program families and the GM drum kits), and
+nonsense-syllable speech from espeak-ng for "voice". Clips are augmented to look
+like microphone recordings (gain, EQ tilt, band limits, noise, synthetic reverb,
+two-class mixtures with soft labels), turned into features by streamdream's own
+`SpectrogramView` at 48 kHz (so the engine computes exactly the input we trained
+on), and fed to a compact five-stage 2-D CNN with global pooling.
+
+Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng; installs nothing.
+
+    nice -n 10 python scripts/train_default_model.py            # the committed run
+    nice -n 10 python scripts/train_default_model.py --train-per-class 8 --test-per-class 4 --epochs 1 --out /tmp/smoke
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from streamdream.dream.views import FrontEnd, SpectrogramView  # noqa: E402
+from streamdream.dream import model as sd_model  # noqa: E402
+
+SAMPLE_RATE = 48000
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+LABELS = ["piano", "chromatic-percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass", "reed",
+          "pipe", "synth-lead", "synth-pad", "synth-effects", "ethnic", "percussive", "sound-effects", "drums",
+          "voice"]
+DRUMS, VOICE = LABELS.index("drums"), LABELS.index("voice")
+
+# Each rendered phrase lives in a SLOT_S slot: notes in the first CLIP_S seconds,
+# the rest lets releases and reverb die away before the next phrase starts.
+SLOT_S = 4.0
+CLIP_S = 3.0
+CROP_S = 2.0  # training crop; the pooled CNN takes any length, so test clips use all CLIP_S
+
+# Plausible MIDI pitch range per GM family (low, high); programs within a family vary a lot,
+# so these are deliberately generous.
+PITCH_RANGE = [(28, 100), (55, 100), (36, 90), (40, 84), (28, 55), (36, 96), (40, 84), (40, 82), (45, 84),
+               (60, 96), (45, 90), (40, 84), (40, 84), (48, 84), (45, 84), (40, 80)]
+DRUM_KITS = [0, 8, 16, 24, 25, 32, 40, 48]  # FluidR3 bank-128 presets: standard, room, power, ... orchestra
+# Voices for "voice": the languages change the phonology of the nonsense syllables, the variants the timbre.
+# f5, m3 and whisper are kept out of training for the out-of-distribution sanity check.
+VOICE_LANGS = ["en", "en-us", "de", "fr", "es", "it", "nl", "pl", "sv", "fi", "pt", "cs"]
+VOICE_VARIANTS = ["", "m1", "m2", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2", "klatt3",
+                  "croak", "Alex", "Andrea", "belinda", "david", "edward", "iven", "john", "linda", "max", "paul",
+                  "Annie", "steph", "grandma", "quincy", "zac"]
+HELD_OUT_VOICES = ["en-us+f5", "en+m3", "en+whisper"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Tools
+
+
+def check_tools() -> None:
+    missing = [pkg for tool, pkg in (("fluidsynth", "fluidsynth"), ("espeak-ng", "espeak-ng"))
+               if shutil.which(tool) is None]
+    if not SOUNDFONT.exists():
+        missing.append("fluid-soundfont-gm")
+    if missing:
+        print(f"error: missing {', '.join(missing)}; install with: sudo apt-get install {' '.join(missing)}",
+              file=sys.stderr)
+        sys.exit(2)
+
+
+# ----------------------------------------------------------------------------------------------
+# A minimal Standard MIDI File writer (format 0, one track)
+
+TICKS_PER_BEAT = 480
+TEMPO_US = 500000  # 120 bpm, so one second is 960 ticks; musical tempo lives in the note times
+
+
+def _varlen(value: int) -> bytes:
+    """MIDI variable-length quantity: 7 bits per byte, high bit set on all but the last."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def write_midi(path: Path, events: list[tuple[float, bytes]]) -> None:
+    """events: (seconds, raw channel-message bytes). Sorted stably, so note-offs given first at a tie stay first."""
+    ticks_per_s = TICKS_PER_BEAT * 1e6 / TEMPO_US
+    track = bytearray(b"\x00\xFF\x51\x03" + TEMPO_US.to_bytes(3, "big"))
+    last = 0
+    for seconds, message in sorted(events, key=lambda e: e[0]):
+        tick = max(last, int(round(seconds * ticks_per_s)))
+        track += _varlen(tick - last) + message
+        last = tick
+    track += b"\x00\xFF\x2F\x00"  # end of track
+    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS_PER_BEAT)
+    path.write_bytes(header + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
+
+
+def note(events, ch, t, dur, pitch, vel):
+    events.append((t + dur, bytes([0x80 | ch, pitch, 0])))
+    events.append((t, bytes([0x90 | ch, pitch, vel])))
+
+
+def control(events, ch, t, cc, value):
+    events.append((t, bytes([0xB0 | ch, cc, int(value)])))
+
+
+# ----------------------------------------------------------------------------------------------
+# Random musical phrases
+
+SCALES = [[0, 2, 4, 5, 7, 9, 11], [0, 2, 3, 5, 7, 8, 10], [0, 2, 4, 7, 9], [0, 3, 5, 7, 10], [0, 2, 3, 5, 7, 9, 10],
+          list(range(12))]
+CHORDS = [[0, 4, 7], [0, 3, 7], [0, 4, 7, 11], [0, 3, 7, 10], [0, 4, 7, 10], [0, 5, 7], [0, 7, 12]]
+
+
+def melodic_phrase(rng, events, ch, t0, family):
+    """One phrase of CLIP_S seconds: single notes, a run, chords, an arpeggio or a melody."""
+    low, high = PITCH_RANGE[family]
+    scale = SCALES[rng.integers(len(SCALES))]
+    root = int(rng.integers(low, max(low + 1, high - 12)))
+    step = float(rng.uniform(0.07, 0.5))           # seconds per note: tempo and subdivision in one
+    legato = float(rng.uniform(0.3, 1.1))          # note length as a fraction of the step
+    base_vel = int(rng.integers(40, 120))
+    kind = rng.choice(["single", "run", "chords", "arpeggio", "melody"], p=[0.15, 0.2, 0.2, 0.2, 0.25])
+
+    def pitch_of(degree):
+        octave, index = divmod(degree, len(scale))
+        return int(np.clip(root + 12 * octave + scale[index], low, high))
+
+    def vel():
+        return int(np.clip(base_vel + rng.integers(-15, 16), 1, 127))
+
+    t, end = t0 + float(rng.uniform(0, 0.15)), t0 + CLIP_S - 0.05
+    if kind == "single":  # a few long notes (pads, organs and bowed strings live here)
+        while t < end - 0.2:
+            dur = min(float(rng.uniform(0.4, 3.0)), end - t)
+            note(events, ch, t, dur, pitch_of(int(rng.integers(0, 10))), vel())
+            t += dur + float(rng.uniform(0, 0.3))
+    elif kind == "chords":
+        while t < end - 0.2:
+            dur = min(float(rng.uniform(0.25, 1.5)), end - t)
+            chord = CHORDS[rng.integers(len(CHORDS))]
+            bass = int(np.clip(root + rng.integers(-5, 8), low, high - 7))
+            for interval in chord[: int(rng.integers(2, len(chord) + 1))]:
+                note(events, ch, t, dur * legato if legato < 1 else dur, int(min(bass + interval, high)), vel())
+            t += dur
+    else:  # run, arpeggio or melody: one note per step
+        degree = int(rng.integers(0, 7))
+        chord = CHORDS[rng.integers(len(CHORDS))]
+        direction = 1 if rng.random() < 0.5 else -1
+        i = 0
+        while t < end - 0.05:
+            if kind == "run":
+                p = pitch_of(degree + direction * i)
+            elif kind == "arpeggio":
+                octave, k = divmod(i, len(chord))
+                p = int(np.clip(root + chord[k] + 12 * (octave % 2), low, high))
+            else:
+                degree += int(rng.choice([-2, -1, -1, 0, 1, 1, 2, 3, -3]))
+                degree = int(np.clip(degree, -7, 14))
+                p = pitch_of(degree)
+            dur = step * (rng.choice([1, 1, 1, 2]) if kind == "melody" else 1)
+            note(events, ch, t, min(dur * legato, end - t), p, vel())
+            t += dur
+            i += 1
+
+
+def drum_phrase(rng, events, t0):
+    """A groove on channel 10 (index 9): kick, snare, hats, with random toms, cymbals and fills."""
+    ch = 9
+    step = float(rng.uniform(0.09, 0.2))  # sixteenth-note length
+    kick, snare = int(rng.choice([35, 36])), int(rng.choice([38, 40, 37, 39]))
+    hat = int(rng.choice([42, 44, 46, 51, 53, 70, 69]))
+    extras = [41, 43, 45, 47, 48, 50, 49, 57, 52, 55, 54, 56, 60, 61, 62, 63, 64, 75, 76, 77]
+    kick_pat = rng.random(16) < np.array([0.9, 0, 0.2, 0.1, 0, 0.1, 0.3, 0, 0.7, 0, 0.3, 0.1, 0, 0.2, 0.3, 0.1])
+    snare_pat = rng.random(16) < np.array([0, 0, 0, 0, 0.9, 0, 0, 0.1, 0, 0.1, 0, 0, 0.9, 0, 0.1, 0.2])
+    hat_every = int(rng.choice([1, 2, 2, 4]))
+    sparse = rng.random() < 0.2  # sometimes only a few hits, like a drum solo or an intro
+    base_vel = int(rng.integers(50, 120))
+    i, t = 0, t0 + float(rng.uniform(0, 0.1))
+    while t < t0 + CLIP_S - 0.05:
+        def hit(p, scale=1.0):
+            v = int(np.clip(base_vel * scale + rng.integers(-20, 21), 1, 127))
+            note(events, ch, t, 0.1, p, v)
+        k = i % 16
+        if sparse:
+            if rng.random() < 0.3:
+                hit(int(rng.choice([kick, snare] + extras)))
+        else:
+            if kick_pat[k]:
+                hit(kick)
+            if snare_pat[k]:
+                hit(snare)
+            if k % hat_every == 0:
+                hit(hat, 0.7)
+            if rng.random() < 0.06:
+                hit(int(rng.choice(extras)))
+        t += step
+        i += 1
+
+
+def class_midi(rng, label: int, n_slots: int, path: Path) -> None:
+    """n_slots phrases of one class, one per SLOT_S seconds."""
+    events = []
+    for slot in range(n_slots):
+        t0 = slot * SLOT_S
+        if label == DRUMS:
+            ch = 9
+            events.append((t0, bytes([0xC0 | ch, int(rng.choice(DRUM_KITS))])))
+        else:
+            # A fresh channel each slot, so a program change never retunes a note still releasing.
+            ch = [c for c in range(16) if c != 9][slot % 15]
+            events.append((t0, bytes([0xC0 | ch, 8 * label + int(rng.integers(8))])))
+        control(events, ch, t0, 7, rng.integers(70, 128))                       # channel volume
+        control(events, ch, t0, 11, 127)                                          # expression
+        control(events, ch, t0, 91, 0 if rng.random() < 0.4 else rng.integers(10, 128))  # reverb send
+        control(events, ch, t0, 93, 0 if rng.random() < 0.6 else rng.integers(10, 128))   # chorus send
+        if label == DRUMS:
+            drum_phrase(rng, events, t0)
+        else:
+            melodic_phrase(rng, events, ch, t0, label)
+        control(events, ch, t0 + CLIP_S, 123, 0)  # all notes off (releases still ring)
+    control(events, 0, n_slots * SLOT_S, 121, 0)  # a last event so the render covers the final slot
+    write_midi(path, events)
+
+
+def render_midi(mid: Path, wav: Path) -> np.ndarray:
+    """fluidsynth to float WAV (no clipping), returned as (frames,) mid = (L + R) / 2."""
+    cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(SAMPLE_RATE), "-R", "1", "-C", "1",
+           "-O", "float", "-T", "wav", "-F", str(wav), str(SOUNDFONT), str(mid)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    assert rate == SAMPLE_RATE
+    wav.unlink()
+    return audio.mean(axis=1)
+
+
+def cut_slots(audio: np.ndarray, n_slots: int) -> list[np.ndarray]:
+    slot, clip = int(SLOT_S * SAMPLE_RATE), int(CLIP_S * SAMPLE_RATE)
+    audio = np.pad(audio, (0, max(0, n_slots * slot - len(audio))))
+    return [audio[i * slot: i * slot + clip] for i in range(n_slots)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Voice
+
+ONSETS = ["b", "d", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "sh", "ch", "f", "h", "j", "w", "br", "st",
+          "pl", "tr", ""]
+VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ee", "oo", "ei"]
+CODAS = ["", "", "", "n", "m", "s", "t", "l", "r", "k"]
+
+
+def nonsense_text(rng) -> str:
+    words = []
+    for _ in range(int(rng.integers(4, 12))):
+        syllables = int(rng.integers(1, 4))
+        words.append("".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(syllables)))
+    text = " ".join(words)
+    return text + rng.choice([".", "?", "!", ","])
+
+
+def speak(text: str, voice: str, pitch: int, speed: int, wav: Path) -> np.ndarray:
+    """espeak-ng (22.05 kHz mono) resampled to 48 kHz."""
+    cmd = ["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w", str(wav), text]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+    wav.unlink()
+    return soxr.resample(audio.mean(axis=1), rate, SAMPLE_RATE).astype(np.float32)
+
+
+def voice_clip(rng, voice: str, wav: Path) -> np.ndarray:
+    """CLIP_S seconds of speech: leading silence trimmed, repeated if the utterance is short."""
+    audio = speak(nonsense_text(rng), voice, int(rng.integers(10, 90)), int(rng.integers(90, 260)), wav)
+    loud = np.flatnonzero(np.abs(audio) > 0.02 * (np.abs(audio).max() + 1e-9))
+    if len(loud):
+        audio = audio[loud[0]:]
+    clip = int(CLIP_S * SAMPLE_RATE)
+    reps = -(-clip // max(len(audio), 1))
+    return np.tile(audio, reps)[:clip]
+
+
+def random_voice(rng) -> str:
+    variant = VOICE_VARIANTS[rng.integers(len(VOICE_VARIANTS))]
+    lang = VOICE_LANGS[rng.integers(len(VOICE_LANGS))]
+    return f"{lang}+{variant}" if variant else lang
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset generation
+
+
+def to_int16(clip: np.ndarray) -> np.ndarray:
+    """Peak-normalise to -1 dBFS and quantise; level is randomised later by augmentation."""
+    peak = float(np.abs(clip).max())
+    if peak < 1e-6:
+        return np.zeros(len(clip), np.int16)
+    return np.round(clip / peak * 0.89 * 32767).astype(np.int16)
+
+
+def generate_split(seed: int, per_class: int, workdir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """per_class clips of every label, as (N, CLIP_S*rate) int16 and (N,) labels."""
+    jobs = []
+    chunk = 100  # slots per MIDI file: long renders amortise fluidsynth's soundfont load
+    for label in range(len(LABELS)):
+        if label == VOICE:
+            continue
+        for start in range(0, per_class, chunk):
+            n = min(chunk, per_class - start)
+            rng = np.random.default_rng([seed, label, start])
+            mid = workdir / f"{tag}_{label}_{start}.mid"
+            class_midi(rng, label, n, mid)
+            jobs.append((label, n, mid))
+
+    def run(job):
+        label, n, mid = job
+        return label, cut_slots(render_midi(mid, mid.with_suffix(".wav")), n)
+
+    def run_voice(i):
+        rng = np.random.default_rng([seed, VOICE, i])
+        return voice_clip(rng, random_voice(rng), workdir / f"{tag}_voice_{i}.wav")
+
+    clips, labels = [], []
+    with ThreadPoolExecutor(2) as pool:  # at most two renders at once: the machine has two cores
+        for label, cut in pool.map(run, jobs):
+            clips += [to_int16(c) for c in cut]
+            labels += [label] * len(cut)
+        for clip in pool.map(run_voice, range(per_class)):
+            clips.append(to_int16(clip))
+            labels.append(VOICE)
+    return np.stack(clips), np.array(labels, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Augmentation: make clean synth renders look like microphone recordings
+
+
+def augment(wave: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """wave (B, frames) float in [-1, 1] -> EQ'd, band-limited, reverberant, noisy, at a random level."""
+    batch, frames = wave.shape
+
+    def u(lo, hi, n=batch):
+        return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    ir_len = SAMPLE_RATE // 2
+    n_fft = frames + ir_len
+    spec = torch.fft.rfft(wave, n=n_fft)
+    freqs = torch.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE).clamp(min=1.0)
+    octaves = torch.log2(freqs / 1000.0)[None, :]
+
+    # EQ tilt of up to +-4 dB per octave around 1 kHz, clamped so extremes stay sane.
+    tilt = u(-4, 4) * (torch.rand(batch, generator=gen) < 0.7)
+    gain_db = (tilt[:, None] * octaves).clamp(-24, 24)
+    # Band limits like cheap microphones, phone speakers and lossy codecs (so bandwidth alone
+    # cannot give a class away: espeak's voice stops at 11 kHz, FluidR3 goes higher).
+    lowpass = torch.where(torch.rand(batch, generator=gen) < 0.35, u(3500, 16000), torch.full((batch,), 1e6))
+    highpass = torch.where(torch.rand(batch, generator=gen) < 0.25, u(60, 400), torch.full((batch,), 1.0))
+    gain_db = gain_db - 12 * torch.log2(1 + (freqs[None, :] / lowpass[:, None]) ** 2).clamp(max=8)  # ~12 dB/oct
+    gain_db = gain_db - 12 * torch.log2(1 + (highpass[:, None] / freqs[None, :]) ** 2).clamp(max=8)
+    response = 10 ** (gain_db / 20)
+
+    # Synthetic room: exponentially decaying noise, random RT60, mixed wet/dry.
+    use_reverb = torch.rand(batch, generator=gen) < 0.4
+    rt60 = u(0.15, 1.5)
+    t = torch.arange(ir_len) / SAMPLE_RATE
+    ir = torch.randn(batch, ir_len, generator=gen) * torch.exp(-6.9 * t[None, :] / rt60[:, None])
+    ir = ir / ir.norm(dim=1, keepdim=True)
+    wet = u(0.1, 0.7) * use_reverb
+    room = (1 - wet)[:, None] + wet[:, None] * torch.fft.rfft(ir, n=n_fft) * 3.0
+    out = torch.fft.irfft(spec * response * room, n=n_fft)[:, :frames]
+
+    # Random level: peak between -40 and 0 dBFS.
+    peak = out.abs().amax(dim=1).clamp(min=1e-6)
+    out = out / peak[:, None] * (10 ** (u(-40, 0) / 20))[:, None]
+
+    # Noise: white or pinkish, 5-45 dB below the signal for half the clips, always a faint floor.
+    rms = out.pow(2).mean(dim=1).sqrt()
+    noise = torch.randn(batch, frames, generator=gen)
+    pink = torch.fft.irfft(torch.fft.rfft(noise) / torch.fft.rfftfreq(frames, 1 / SAMPLE_RATE).clamp(min=20).sqrt(),
+                           n=frames)
+    noise = torch.where((torch.rand(batch, generator=gen) < 0.5)[:, None], noise, pink)
+    noise = noise / noise.pow(2).mean(dim=1, keepdim=True).sqrt()
+    snr_db = torch.where(torch.rand(batch, generator=gen) < 0.5, u(5, 45), torch.full((batch,), 80.0))
+    level = torch.maximum(rms * 10 ** (-snr_db / 20), torch.full((batch,), 10 ** (-85 / 20)))
+    return out + noise * level[:, None]
+
+
+def mix_pairs(wave, target, gen, p=0.3):
+    """Mix a fraction of clips with another clip of a different class; soft labels by mixing weight."""
+    batch = wave.shape[0]
+    partner = torch.randperm(batch, generator=gen)
+    mixed = (torch.rand(batch, generator=gen) < p) & (target.argmax(1) != target[partner].argmax(1))
+    lam = 0.55 + 0.35 * torch.rand(batch, generator=gen)  # the main clip stays dominant
+    lam = torch.where(mixed, lam, torch.ones(batch))
+    wave = lam[:, None] * wave + (1 - lam[:, None]) * wave[partner]
+    target = lam[:, None] * target + (1 - lam[:, None]) * target[partner]
+    return wave, target
+
+
+# ----------------------------------------------------------------------------------------------
+# The network
+
+
+class Stage(nn.Sequential):
+    """conv 3x3 -> batch norm -> ReLU, optionally preceded by 2x2 max pooling."""
+
+    def __init__(self, c_in, c_out, pool):
+        layers = [nn.MaxPool2d(2)] if pool else []
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+        super().__init__(*layers)
+
+
+class MusicCNN(nn.Module):
+    """Five conv stages on (B, 1, 96 mels, T); pooling halves mel and time between stages, then a global
+    average over both axes, so any clip length from ~20 frames up works and the cost is linear in T."""
+
+    WIDTHS = (24, 32, 64, 96, 128)
+
+    def __init__(self, n_classes=len(LABELS)):
+        super().__init__()
+        stages, c_in = [], 1
+        for i, width in enumerate(self.WIDTHS):
+            stages.append(Stage(c_in, width, pool=i > 0))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.dropout = nn.Dropout(0.3)
+        self.classifier = nn.Linear(c_in, n_classes)
+
+    def forward(self, x):
+        x = self.stages(x)
+        x = x.mean(dim=(2, 3))
+        return self.classifier(self.dropout(x))
+
+
+def fold_batchnorm(net: MusicCNN) -> MusicCNN:
+    """Fold each BatchNorm into its conv (eval statistics), so the ONNX graph is Conv -> Relu."""
+    net = net.eval()
+    for stage in net.stages:
+        conv_i = next(i for i, m in enumerate(stage) if isinstance(m, nn.Conv2d))
+        fused = torch.nn.utils.fusion.fuse_conv_bn_eval(stage[conv_i], stage[conv_i + 1])
+        stage[conv_i], stage[conv_i + 1] = fused, nn.Identity()
+    return net
+
+
+def macs_per_second(net: nn.Module, seconds: float = 10.0) -> int:
+    """Multiply-accumulates of every Conv2d and Linear for one channel of `seconds` audio, via forward hooks."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += output.numel() * k
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    frames = int(seconds * 1000 / 10) + 1
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, 1, 96, frames))
+    for h in handles:
+        h.remove()
+    return int(total / seconds)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and evaluation
+
+
+def features(view, int16_batch: np.ndarray) -> torch.Tensor:
+    return view(torch.from_numpy(int16_batch.astype(np.float32) / 32768.0))
+
+
+def train(args, x_train, y_train, front, log):
+    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    view = SpectrogramView(front, SAMPLE_RATE, "mel")
+    net = MusicCNN()
+    steps_per_epoch = max(1, len(x_train) // args.batch)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    crop, clip = int(CROP_S * SAMPLE_RATE), x_train.shape[1]
+    n_classes = len(LABELS)
+    for epoch in range(args.epochs):
+        net.train()
+        order = torch.randperm(len(x_train), generator=gen).numpy()
+        t0, total_loss, correct = time.time(), 0.0, 0
+        for step in range(steps_per_epoch):
+            idx = order[step * args.batch:(step + 1) * args.batch]
+            starts = torch.randint(0, clip - crop + 1, (len(idx),), generator=gen).numpy()
+            wave = np.stack([x_train[i, s:s + crop] for i, s in zip(idx, starts)]).astype(np.float32) / 32768.0
+            wave = torch.from_numpy(wave)
+            target = F.one_hot(torch.from_numpy(y_train[idx]), n_classes).float()
+            wave, target = mix_pairs(wave, target, gen)
+            with torch.no_grad():
+                feats = view(augment(wave, gen))
+            logits = net(feats)
+            # Soft-label cross-entropy with a little label smoothing.
+            smooth = 0.9 * target + 0.1 / n_classes
+            loss = -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss)
+            correct += int((logits.argmax(1) == target.argmax(1)).sum())
+        log(f"epoch {epoch + 1}/{args.epochs}: loss {total_loss / steps_per_epoch:.3f}, "
+            f"train top-1 (augmented) {correct / (steps_per_epoch * args.batch):.3f}, {time.time() - t0:.0f} s")
+    return net.eval()
+
+
+def predict(net, view, x_int16, batch=32) -> np.ndarray:
+    """Logits for clean full-length clips (the test set is not augmented)."""
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x_int16), batch):
+            out.append(net(features(view, x_int16[i:i + batch])).numpy())
+    return np.concatenate(out)
+
+
+def plot_confusion(conf: np.ndarray, path: Path, accuracy: float) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = conf / conf.sum(axis=1, keepdims=True).clip(min=1)
+    fig, ax = plt.subplots(figsize=(10, 9), dpi=100)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=60, ha="right")
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    for i in range(len(LABELS)):
+        for j in range(len(LABELS)):
+            if conf[i, j]:
+                ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"held-out test set: top-1 {accuracy:.1%} (counts)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Export and checks
+
+
+def export_onnx(net: MusicCNN, front: FrontEnd, path: Path, log) -> tuple[list[dict], str]:
+    import onnx
+
+    net = fold_batchnorm(net)
+    dummy = torch.zeros(1, 1, front.n_mels, 301)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(net, (dummy,), str(tmp), input_names=["input"], output_names=["logits"], opset_version=17,
+                      dynamic_axes={"input": {0: "batch", 3: "time"}, "logits": {0: "batch"}},
+                      do_constant_folding=True, dynamo=False)
+    proto = onnx.load(str(tmp))
+    tmp.unlink()
+    relus = [node.output[0] for node in proto.graph.node if node.op_type == "Relu"]
+    assert len(relus) == len(MusicCNN.WIDTHS), relus
+    descriptions = [
+        "stage 1 (24 ch, full mel resolution): fine spectral texture, hiss, partial-level ripples and clicks",
+        "stage 2 (32 ch, 1/2 resolution): onsets, short harmonic stacks and noise bands",
+        "stage 3 (64 ch, 1/4 resolution): timbral motifs, pitched strokes and attack/decay shapes",
+        "stage 4 (96 ch, 1/8 resolution): instrument-like textures spanning several notes",
+        "stage 5 (128 ch, 1/16 resolution): whole-phrase patterns tied to the 18 instrument classes",
+    ]
+    layers = [{"name": name, "description": text} for name, text in zip(relus, descriptions)]
+    layers.append({"name": "logits", "description": "class scores: pushes the sound towards one instrument "
+                                                    "family (use with a target label)"})
+    default_layer = relus[2]
+    sd_model.write_metadata(proto, "mel", front, LABELS, layers, default_layer)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    log(f"wrote {path} ({path.stat().st_size} bytes); layers {relus}; default {default_layer}")
+    return layers, default_layer
+
+
+def check_onnx(path: Path, log) -> tuple[torch.nn.Module, float]:
+    """ONNX Runtime loads it at several lengths, onnx2torch converts it, and both agree within 1e-4."""
+    import onnx
+    import onnxruntime as ort
+    from onnx2torch import convert
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    proto = onnx.load(str(path))
+    sd_model.inline_initializer_identities(proto)
+    module = convert(proto).eval()
+    worst = 0.0
+    rng = np.random.default_rng(0)
+    for batch, frames in ((1, 20), (2, 301), (2, 901), (1, 3001)):
+        probe = rng.standard_normal((batch, 1, 96, frames)).astype(np.float32)
+        ref = session.run(["logits"], {"input": probe})[0]
+        assert ref.shape == (batch, len(LABELS))
+        with torch.no_grad():
+            got = module(torch.from_numpy(probe)).numpy()
+        worst = max(worst, float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-12)))
+    log(f"onnxruntime and onnx2torch agree within {worst:.2e} (relative) for 20..3001 frames")
+    assert worst <= 1e-4
+    return module, worst
+
+
+def time_input_gradient(module: torch.nn.Module, front: FrontEnd, runs: int = 15) -> float:
+    """Median ms of forward + backward w.r.t. a 9-s stereo 48 kHz waveform, through SpectrogramView."""
+    torch.set_num_threads(2)
+    view = SpectrogramView(front, SAMPLE_RATE, "mel")
+    for p in module.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for i in range(runs + 2):
+        wave = (0.1 * torch.randn(2, 9 * SAMPLE_RATE, generator=gen)).requires_grad_(True)
+        t0 = time.perf_counter()
+        logits = module(view(wave))
+        logits[:, 0].sum().backward()
+        if i >= 2:  # two warm-up runs
+            times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def sanity_sounds(seed: int, workdir: Path) -> dict[str, np.ndarray]:
+    """Sounds from outside the training distribution: plain oscillators, noise and unseen espeak voices."""
+    t = np.arange(int(CLIP_S * SAMPLE_RATE)) / SAMPLE_RATE
+    rng = np.random.default_rng(seed)
+    sounds = {
+        "sine 440 Hz": np.sin(2 * np.pi * 440 * t),
+        "square 220 Hz": np.sign(np.sin(2 * np.pi * 220 * t)),
+        "sawtooth 110 Hz": 2 * ((110 * t) % 1.0) - 1,
+        "white noise": rng.standard_normal(len(t)),
+        "silence (digital zero)": np.zeros(len(t)),
+    }
+    for voice in HELD_OUT_VOICES:
+        sounds[f"espeak-ng {voice} (voice unseen in training)"] = voice_clip(rng, voice, workdir / "sanity.wav")
+    return {name: to_int16(x.astype(np.float32)) for name, x in sounds.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--train-per-class", type=int, default=300)
+    parser.add_argument("--test-per-class", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--out", type=Path, default=REPO / "models", help="directory for default.onnx etc.")
+    parser.add_argument("--data-cache", type=Path, default=None,
+                        help="optional .npz: rendered clips are saved here and reused on the next run")
+    args = parser.parse_args()
+    check_tools()
+    torch.set_num_threads(2)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    def log(message):
+        print(f"[{time.time() - started:7.1f} s] {message}", flush=True)
+
+    # 1. Data: train and test use different seeds, so phrases, programs and voices differ.
+    if args.data_cache and args.data_cache.exists():
+        data = np.load(args.data_cache)
+        x_train, y_train, x_test, y_test = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+        log(f"loaded cached clips from {args.data_cache}")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            x_train, y_train = generate_split(args.seed, args.train_per_class, Path(tmp), "train")
+            log(f"rendered {len(x_train)} training clips")
+            x_test, y_test = generate_split(args.seed + 1_000_003, args.test_per_class, Path(tmp), "test")
+            log(f"rendered {len(x_test)} test clips")
+        if args.data_cache:
+            np.savez(args.data_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    data_seconds = time.time() - started
+
+    # 2. Normalisation: mean/std of the log-mel of augmented training crops (what the net will see).
+    gen = torch.Generator().manual_seed(args.seed)
+    raw_view = SpectrogramView(FrontEnd(), SAMPLE_RATE, "mel")
+    pick = torch.randperm(len(x_train), generator=gen)[:256].numpy()
+    with torch.no_grad():
+        sample = raw_view(augment(torch.from_numpy(x_train[pick].astype(np.float32) / 32768.0), gen))
+    front = FrontEnd(mean=round(float(sample.mean()), 4), std=round(float(sample.std()), 4))
+    log(f"front end: {front.to_dict()}")
+
+    # 3. Train.
+    net = train(args, x_train, y_train, front, log)
+    train_seconds = time.time() - started - data_seconds
+
+    # 4. Export and check the file the engine will load.
+    onnx_path = args.out / "default.onnx"
+    layers, default_layer = export_onnx(net, front, onnx_path, log)
+    module, parity = check_onnx(onnx_path, log)
+
+    # 5. Evaluate the exported model (through onnx2torch, as the engine runs it) on the held-out set.
+    view = SpectrogramView(front, SAMPLE_RATE, "mel")
+    logits = predict(module, view, x_test)
+    pred = logits.argmax(1)
+    accuracy = float((pred == y_test).mean())
+    conf = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    np.add.at(conf, (y_test, pred), 1)
+    per_class = {LABELS[i]: float(conf[i, i] / max(conf[i].sum(), 1)) for i in range(len(LABELS))}
+    log(f"held-out top-1 {accuracy:.3f} on {len(y_test)} clips")
+    for name, acc in per_class.items():
+        log(f"  {name:22s} {acc:.3f}")
+    plot_confusion(conf, args.out / "confusion.png", accuracy)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sounds = sanity_sounds(args.seed, Path(tmp))
+    sanity = {}
+    for name, clip in sounds.items():
+        probs = torch.softmax(torch.from_numpy(predict(module, view, clip[None])[0]), 0).numpy()
+        top = np.argsort(probs)[::-1][:3]
+        sanity[name] = [[LABELS[i], round(float(probs[i]), 3)] for i in top]
+        log(f"sanity: {name}: {sanity[name]}")
+
+    fwd_bwd_ms = time_input_gradient(module, front)
+    macs = macs_per_second(fold_batchnorm(net))
+    log(f"forward+backward (input gradient, 9 s stereo 48 kHz): median {fwd_bwd_ms:.0f} ms; "
+        f"{macs / 1e6:.1f} M MACs per second of audio per channel")
+
+    report = {
+        "command": " ".join(["python", "scripts/train_default_model.py"] + sys.argv[1:]),
+        "seed": args.seed, "train_clips": int(len(y_train)), "test_clips": int(len(y_test)),
+        "epochs": args.epochs, "front_end": front.to_dict(), "labels": LABELS,
+        "layers": layers, "default_layer": default_layer,
+        "test_top1": accuracy, "per_class_top1": per_class, "confusion": conf.tolist(),
+        "onnx_bytes": onnx_path.stat().st_size, "parity_relative": parity,
+        "macs_per_second_per_channel": macs, "fwd_bwd_9s_stereo_ms_median": fwd_bwd_ms,
+        "sanity": sanity, "data_seconds": round(data_seconds), "train_seconds": round(train_seconds),
+        "total_seconds": round(time.time() - started),
+    }
+    (args.out / "train_report.json").write_text(json.dumps(report, indent=1))
+    log(f"done in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Dreamer: one model, one view, one objective, ready to dream window after window."""
+from __future__ import annotations
+
+import numpy as np
+import soxr
+import torch
+from torch import nn
+
+from ..control.params import Params
+from ..errors import ParameterError
+from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
+from .model import LoadedModel, ModelInfo, convert, read_model_info
+from .views import SpectrogramView, build_view, needed_sample_rate, pad_for_view
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParameterError("--device cuda asked for, but torch sees no CUDA GPU here; use --device cpu")
+    return torch.device(name)
+
+
+def parse_objective(params: Params, info: ModelInfo) -> Objective:
+    """--layer / --target / --away -> Objective. Layer syntax: NAME, NAME@CHANNEL, or A:0.5,B:1.0."""
+    layers = []
+    spec = params.layer
+    if spec is None and params.target is None and params.away is None:
+        spec = info.default_layer or (info.recommended[len(info.recommended) // 2].name if info.recommended else None)
+        if spec is None:
+            raise ParameterError(f"{info.path.name} names no default layer; pick one with --layer "
+                                 f"(list them with: streamdream models info {info.path})")
+    for part in (spec.split(",") if spec else []):
+        part = part.strip()
+        weight = 1.0
+        if ":" in part:
+            part, weight_text = part.rsplit(":", 1)
+            try:
+                weight = float(weight_text)
+            except ValueError:
+                raise ParameterError(f"layer weight {weight_text!r} is not a number; write NAME:0.5") from None
+        channel = -1
+        if "@" in part:
+            part, channel_text = part.rsplit("@", 1)
+            if not channel_text.isdigit():
+                raise ParameterError(f"layer channel {channel_text!r} is not a whole number; write NAME@12")
+            channel = int(channel_text)
+        layers.append((part, weight, channel))
+    target = info.label_index(params.target) if params.target else -1
+    away = info.label_index(params.away) if params.away else -1
+    return Objective(tuple(layers), target, away, info.output_names[0])
+
+
+class NormalisedSpectrum(nn.Module):
+    """View for the reconstruct baselines: the dreamed variable is the log-magnitude itself."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        return ((logmag - self.mean) / self.std).unsqueeze(1)
+
+
+class Dreamer:
+    """Dreams (channels, frames) windows at `sample_rate`; all per-window settings come from `params`."""
+
+    def __init__(self, params: Params, sample_rate: int, channels: int, window_frames: int,
+                 info: ModelInfo | None = None):
+        params.validate()
+        self.params = params
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.window_frames = window_frames
+        self.info = info or read_model_info(params.model, params.view)
+        self.view_name = self.info.view
+        if self.view_name is None:
+            raise ParameterError(f"{self.info.path.name} has no streamdream metadata; name its view with "
+                                 "--view mel|stft|raw-image and its layer with --layer")
+        if params.reconstruct != "none" and self.view_name != "stft":
+            raise ParameterError("--reconstruct needs the stft view; add --view stft")
+        self.device = pick_device(params.device)
+        self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
+        self.objective = parse_objective(params, self.info)
+        self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
+        self.view = build_view(self.view_name, self.info.front, self.rate, self.info.image_hw)
+        batch = 2 if self.view_name == "raw-image" else channels
+        example_wave = torch.zeros(batch, self.view_frames)
+        with torch.no_grad():
+            example_view = self.view(example_wave)
+        self.view_shape = list(example_view.shape)
+        self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
+        self._build_loop(example_view)
+
+    def _at_view_rate(self, frames: int) -> int:
+        return frames if self.rate == self.sample_rate else int(round(frames * self.rate / self.sample_rate))
+
+    def _build_loop(self, example_view: torch.Tensor) -> None:
+        net = self.loaded.module.to(self.device)
+        view = self.view
+        if self.params.reconstruct != "none":
+            view = NormalisedSpectrum(self.info.front.mean, self.info.front.std)
+        view = view.to(self.device)
+        if self.params.backend == "torchscript":
+            objective_net = trace_objective(net, self.objective, example_view.to(self.device))
+            self.loop = script_loop(DreamLoop(view, objective_net))
+        else:
+            self.loop = DreamLoop(view, ObjectiveNet(net, self.objective))
+        image = self.view_name == "raw-image"
+        self.sizes = octave_sizes(self.view_shape, self.params.octaves, self.params.octave_scale, image)
+
+    def _shifts(self, index: int, units_per_ms: float) -> list[int]:
+        """Jitter per step, from the seed and the window index so every window is reproducible."""
+        rng = np.random.default_rng([self.params.seed, index])
+        limit = int(self.params.jitter_ms * units_per_ms)
+        count = self.params.steps * len(self.sizes)
+        if limit <= 0:
+            return [0] * count
+        return rng.integers(-limit, limit + 1, size=count).tolist()
+
+    def dream_window(self, window: np.ndarray, index: int = 0) -> np.ndarray | None:
+        """window: (channels, window_frames) float32 -> dreamed window, or None if the dream went non-finite."""
+        dry = window
+        rms = float(np.sqrt(np.mean(np.square(dry, dtype=np.float64))))
+        if rms == 0.0 or self.params.step_size == 0.0:
+            return dry.copy()  # silence has nothing to dream on, and the step is relative to the level
+        wave = dry if self.rate == self.sample_rate else soxr.resample(dry.T, self.sample_rate, self.rate).T
+        frames = wave.shape[1]
+        if self.view_name == "raw-image" and self.channels == 1:
+            wave = np.repeat(wave, 2, axis=0)  # the image layout is stereo; dream L=R, then average
+        padded = np.zeros((wave.shape[0], self.view_frames), dtype=np.float32)
+        padded[:, :frames] = wave[:, :self.view_frames]
+        step = self.params.step_size * rms
+        with torch.no_grad():
+            x = torch.from_numpy(padded).to(self.device)
+        if self.params.reconstruct != "none":
+            dreamed = self._dream_spectrum(x, step, index, frames)
+        else:
+            shifts = self._shifts(index, self.rate / 1000.0)
+            dreamed = self.loop(x, self.params.steps, step, self.sizes, shifts)
+        delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
+        if self.view_name == "raw-image" and self.channels == 1:
+            delta = delta.mean(axis=0, keepdims=True)
+        if self.rate != self.sample_rate:
+            delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
+        out = np.zeros_like(dry)
+        n = min(delta.shape[1], dry.shape[1])
+        out[:, :n] = delta[:, :n]
+        out += dry
+        if not np.all(np.isfinite(out)):
+            return None
+        return out
+
+    def _dream_spectrum(self, x: torch.Tensor, step: float, index: int, frames: int) -> torch.Tensor:
+        """The STFT baselines: dream the log-magnitude, then resynthesise with the old phase or Griffin-Lim."""
+        view: SpectrogramView = self.view.to(self.device)
+        spec = torch.stft(x, view.n_fft, view.hop_length, view.win_length, view.window, center=True,
+                          pad_mode="constant", return_complex=True)
+        offset = self.info.front.log_offset
+        logmag = torch.log(spec.abs() + offset)
+        frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
+        # steps are relative to the spectrum's own spread here, not the waveform level
+        dreamed_log = self.loop(logmag, self.params.steps, self.params.step_size * float(logmag.std()),
+                                self.sizes, self._shifts(index, frames_per_ms))
+        mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
+        if self.params.reconstruct == "phase":
+            phase = torch.angle(spec)
+        else:
+            phase = griffin_lim_phase(mag, view, x.shape[1], seed=self.params.seed + index)
+        return torch.istft(torch.polar(mag, phase), view.n_fft, view.hop_length, view.win_length, view.window,
+                           center=True, length=x.shape[1])
+
+
+def griffin_lim_phase(mag: torch.Tensor, view: SpectrogramView, frames: int, seed: int, iterations: int = 32) -> torch.Tensor:
+    """Phase estimate from magnitudes alone (Griffin & Lim 1984), starting from random phase."""
+    gen = torch.Generator().manual_seed(seed)
+    phase = (torch.rand(mag.shape, generator=gen) * 2 * torch.pi).to(mag.device)
+    for _ in range(iterations):
+        wave = torch.istft(torch.polar(mag, phase), view.n_fft, view.hop_length, view.win_length, view.window,
+                           center=True, length=frames)
+        phase = torch.angle(torch.stft(wave, view.n_fft, view.hop_length, view.win_length, view.window,
+                                       center=True, pad_mode="constant", return_complex=True))
+    return phase

@@ -1,0 +1,125 @@
+"""The gradient loop: DeepDream on a waveform, one window at a time.
+
+Per octave (coarse first), per step: roll the waveform by a random jitter,
+compute view -> (octave resize) -> CNN -> objective, take the gradient with
+respect to the waveform, normalise it by its mean absolute value, unroll it and
+step. With the TorchScript backend the CNN is traced and this loop is scripted,
+so a whole window runs without returning to Python.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Gradient normalisation divides by mean |g|; silence and DC give g == 0, and
+# this floor keeps 0 / 0 from becoming NaN (the step is then simply zero).
+GRAD_FLOOR = 1e-20
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What to amplify. Layers are (ONNX tensor, weight, channel or -1 for all)."""
+
+    layers: tuple = ()
+    target: int = -1          # class index to dream toward, -1 for none
+    away: int = -1            # class index to dream away from, -1 for none
+    logits: str = ""          # tensor holding the class logits when target/away are used
+
+    def outputs(self) -> list[str]:
+        names = [name for name, _, _ in self.layers]
+        if (self.target >= 0 or self.away >= 0) and self.logits not in names:
+            names.append(self.logits)
+        return names
+
+
+class ObjectiveNet(nn.Module):
+    """CNN input -> scalar objective. Built per objective, then traced."""
+
+    def __init__(self, net: nn.Module, objective: Objective):
+        super().__init__()
+        self.net = net
+        self.objective = objective
+        self.names = objective.outputs()
+
+    def forward(self, view: torch.Tensor) -> torch.Tensor:
+        outs = self.net(view)
+        if not isinstance(outs, (tuple, list)):
+            outs = (outs,)
+        by_name = dict(zip(self.names, outs))
+        total = view.new_zeros(())
+        for name, weight, channel in self.objective.layers:
+            act = by_name[name]
+            if channel >= 0:
+                act = act[:, channel]
+            total = total + weight * act.pow(2).mean()
+        if self.objective.target >= 0 or self.objective.away >= 0:
+            logits = by_name[self.objective.logits]
+            if self.objective.target >= 0:
+                total = total + logits[:, self.objective.target].mean()
+            if self.objective.away >= 0:
+                total = total - logits[:, self.objective.away].mean()
+        return total
+
+
+class DreamLoop(nn.Module):
+    """waveform (or spectrogram, for the reconstruct baselines) -> dreamed waveform, same shape."""
+
+    def __init__(self, view: nn.Module, objective_net: nn.Module):
+        super().__init__()
+        self.view = view
+        self.objective_net = objective_net
+        self.grad_floor = GRAD_FLOOR
+
+    def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
+                shifts: List[int]) -> torch.Tensor:
+        x = x.detach()
+        k = 0
+        for size in sizes:
+            for _ in range(steps):
+                shift = shifts[k]
+                k += 1
+                rolled = torch.roll(x, shift, -1).detach().requires_grad_(True)
+                v = self.view(rolled)
+                if v.shape[2] != size[0] or v.shape[3] != size[1]:
+                    v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
+                objective = self.objective_net(v)
+                grads = torch.autograd.grad([objective], [rolled])
+                g = grads[0]
+                if g is None:
+                    g = torch.zeros_like(x)
+                g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+                g = g / (g.abs().mean() + self.grad_floor)
+                x = x + step_size * torch.roll(g, -shift, -1)
+        return x
+
+
+def octave_sizes(view_shape: list[int], octaves: int, scale: float, image: bool, min_size: int = 8) -> list[list[int]]:
+    """CNN input (H, W) per octave, coarsest first. Audio views compress time only; images scale both axes."""
+    _, _, h, w = view_shape
+    sizes = []
+    for o in reversed(range(octaves)):
+        factor = scale ** o
+        new_w = max(min_size, round(w / factor))
+        new_h = max(min_size, round(h / factor)) if image else h
+        sizes.append([int(new_h), int(new_w)])
+    return sizes
+
+
+def trace_objective(net: nn.Module, objective: Objective, example: torch.Tensor) -> nn.Module:
+    """Trace the CNN + objective for the TorchScript loop; shapes stay dynamic along H and W."""
+    wrapped = ObjectiveNet(net, objective).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python values in onnx2torch ops
+        return torch.jit.trace(wrapped, (example,), check_trace=False)
+
+
+def script_loop(loop: DreamLoop) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        # torch marks TorchScript as deprecated; it is still what lets the loop run without Python.
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.(script|trace).* is deprecated")
+        return torch.jit.script(loop)

@@ -1,0 +1,296 @@
+"""ONNX models: metadata, loading through onnx2torch, parity with ONNX Runtime, layer catalogue.
+
+A streamdream model is one `.onnx` file. Its `metadata_props` say how audio
+becomes its input (keys below); a file without them (say, an image CNN from the
+ONNX model zoo) is usable by naming its view and layer on the command line.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ModelError, ParameterError
+from .views import FrontEnd, VIEW_NAMES, frame_geometry, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
+
+META_VIEW = "streamdream.view"
+META_FRONTEND = "streamdream.frontend"
+META_LABELS = "streamdream.labels"
+META_LAYERS = "streamdream.layers"  # JSON list of {"name": ONNX tensor, "description": what it adds}
+META_DEFAULT_LAYER = "streamdream.default_layer"
+
+PARITY_TOLERANCE = 1e-4
+MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
+DEFAULT_MODEL_NAME = "default.onnx"
+# Activations of these ops carry features worth dreaming on.
+DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
+                 "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
+                 "Gemm", "MatMul", "GlobalAveragePool", "LRN", "Softmax", "Flatten"}
+
+
+def default_model_path() -> Path:
+    """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
+    return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+
+
+@dataclass
+class Layer:
+    name: str          # ONNX tensor name, what --layer takes
+    op: str
+    shape: tuple       # for one channel of a default-length window
+    description: str = ""
+
+    @property
+    def channels(self) -> int:
+        return int(self.shape[1]) if len(self.shape) >= 2 else 1
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    view: str | None           # None when the file has no streamdream metadata
+    front: FrontEnd
+    labels: list[str]
+    recommended: list[Layer]
+    default_layer: str | None
+    input_name: str
+    input_shape: list          # ints, or None for dynamic axes
+    output_names: list[str]
+    proto: object = field(repr=False, default=None)
+
+    def label_index(self, label: str) -> int:
+        lowered = [name.lower() for name in self.labels]
+        if label.lower() in lowered:
+            return lowered.index(label.lower())
+        if label.isdigit() and int(label) < max(len(self.labels), 1_000_000):
+            return int(label)
+        known = ", ".join(self.labels) if self.labels else "none (this model has no labels; use a class index)"
+        raise ParameterError(f"unknown target label {label!r}; this model knows: {known}")
+
+    @property
+    def image_hw(self) -> tuple[int, int] | None:
+        """Fixed (H, W) of an image model's input, or None when the model takes any size."""
+        h, w = self.input_shape[2], self.input_shape[3]
+        if isinstance(h, int) and isinstance(w, int) and (h, w) != (RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH):
+            return h, w
+        return None
+
+
+def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers: list[dict],
+                   default_layer: str | None = None) -> None:
+    """Stamp a model with what streamdream needs to know (used by training and test fixtures)."""
+    entries = {META_VIEW: view, META_FRONTEND: json.dumps(front.to_dict()), META_LABELS: json.dumps(labels),
+               META_LAYERS: json.dumps(layers)}
+    if default_layer:
+        entries[META_DEFAULT_LAYER] = default_layer
+    keep = [p for p in proto.metadata_props if p.key not in entries]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    for key, value in entries.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+
+
+def _read_onnx(path: Path):
+    import onnx
+
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist; pass --model with an .onnx file")
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several kinds
+        raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}); export it with torch.onnx.export") from exc
+    if len(proto.graph.node) == 0:
+        raise ModelError(f"{path} holds no ONNX graph; export the model with torch.onnx.export")
+    return proto
+
+
+def _dims(value_info) -> list:
+    dims = []
+    for d in value_info.type.tensor_type.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") else None)
+    return dims
+
+
+def read_model_info(path: str | os.PathLike | None = None, view: str | None = None,
+                    front_overrides: dict | None = None) -> ModelInfo:
+    """Read and check an ONNX model's metadata and input; no torch conversion yet."""
+    path = Path(path) if path else default_model_path()
+    proto = _read_onnx(path)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise ModelError(f"{path.name} has {len(inputs)} inputs; streamdream needs a CNN with exactly one input")
+    shape = _dims(inputs[0])
+    if len(shape) != 4:
+        raise ModelError(f"{path.name} input {inputs[0].name!r} has rank {len(shape)}; streamdream needs a rank-4 "
+                         "(batch, channels, height, width) CNN input")
+    try:
+        front = FrontEnd.from_dict(json.loads(meta[META_FRONTEND])) if META_FRONTEND in meta else FrontEnd()
+        labels = json.loads(meta.get(META_LABELS, "[]"))
+        recommended = [Layer(d["name"], "", (), d.get("description", "")) for d in json.loads(meta.get(META_LAYERS, "[]"))]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path.name} has malformed streamdream metadata ({exc}); re-export it") from exc
+    if front_overrides:
+        front = FrontEnd.from_dict({**front.to_dict(), **front_overrides})
+    front.validate()
+    chosen_view = view or meta.get(META_VIEW)
+    if chosen_view is not None and chosen_view not in VIEW_NAMES:
+        raise ParameterError(f"unknown view {chosen_view!r}; choose one of {', '.join(VIEW_NAMES)}")
+    return ModelInfo(path=path, view=chosen_view, front=front, labels=list(labels), recommended=recommended,
+                     default_layer=meta.get(META_DEFAULT_LAYER), input_name=inputs[0].name, input_shape=shape,
+                     output_names=[o.name for o in proto.graph.output], proto=proto)
+
+
+def inline_initializer_identities(proto) -> int:
+    """Replace `Identity(initializer)` nodes by a copy of the initializer.
+
+    torch.onnx.export deduplicates equal initializers (all-zero biases, say) and
+    feeds the copies through Identity nodes; onnx2torch then looks the Conv bias up
+    among the initializers and fails with KeyError. Returns how many were inlined.
+    """
+    graph = proto.graph
+    by_name = {init.name: init for init in graph.initializer}
+    inlined = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.input[0] in by_name and node.output[0] not in by_name:
+            clone = copy.deepcopy(by_name[node.input[0]])
+            clone.name = node.output[0]
+            graph.initializer.append(clone)
+            by_name[clone.name] = clone
+            inlined.append(node)
+    for node in inlined:
+        graph.node.remove(node)
+    return len(inlined)
+
+
+def view_input_shape(info: ModelInfo, view: str, sample_rate: int, frames: int) -> list[int]:
+    """The CNN input shape for one channel of a `frames`-long window."""
+    if view == "raw-image":
+        h, w = info.image_hw or (RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH)
+        return [1, 3, h, w]
+    _, _, hop = frame_geometry(info.front, sample_rate)
+    time = frames // hop + 1
+    if view == "mel":
+        bins = info.front.n_mels
+    else:
+        n_fft, _, _ = frame_geometry(info.front, sample_rate)
+        bins = n_fft // 2 + 1
+    return [1, 1, bins, time]
+
+
+def _check_input_fits(info: ModelInfo, shape: list[int], view: str) -> None:
+    for axis, (want, have) in enumerate(zip(info.input_shape[1:], shape[1:]), start=1):
+        if isinstance(want, int) and want > 0 and want != have and not (view == "raw-image" and axis >= 2):
+            raise ModelError(f"{info.path.name} expects input axis {axis} of size {want} but the {view} view makes "
+                             f"{have}; pick the view the model was trained on (--view) or matching front-end settings")
+
+
+def with_outputs(proto, names: list[str]):
+    """A copy of the model whose graph outputs are exactly `names` (intermediate tensors allowed)."""
+    import onnx
+
+    out = copy.deepcopy(proto)
+    del out.graph.output[:]
+    for name in names:
+        out.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    return out
+
+
+def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, seconds: float = 9.0) -> list[Layer]:
+    """Every dreamable tensor with its shape for one channel of a `seconds` window."""
+    import onnx
+
+    shape = view_input_shape(info, view, sample_rate, int(seconds * sample_rate))
+    fixed = copy.deepcopy(info.proto)
+    inline_initializer_identities(fixed)
+    for inp in fixed.graph.input:
+        if inp.name == info.input_name:
+            for dim, size in zip(inp.type.tensor_type.shape.dim, shape):
+                dim.Clear()
+                dim.dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception as exc:
+        raise ModelError(f"{info.path.name}: ONNX shape inference failed ({exc}); re-export the model") from exc
+    shapes = {vi.name: tuple(_dims(vi)) for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    descriptions = {layer.name: layer.description for layer in info.recommended}
+    layers = []
+    for node in inferred.graph.node:
+        if node.op_type not in DREAMABLE_OPS:
+            continue
+        for name in node.output:
+            dims = shapes.get(name)
+            if dims and len(dims) in (2, 4) and all(isinstance(d, int) for d in dims):
+                layers.append(Layer(name, node.op_type, dims, descriptions.get(name, "")))
+    return layers
+
+
+class LoadedModel:
+    """A model converted to torch, with the outputs a dream needs, parity-checked against ONNX Runtime."""
+
+    def __init__(self, info: ModelInfo, outputs: list[str], module: torch.nn.Module, parity_error: float):
+        self.info = info
+        self.outputs = outputs
+        self.module = module
+        self.parity_error = parity_error
+
+
+def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
+    """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+
+    _check_input_fits(info, check_shape, info.view or "mel")
+    proto = with_outputs(info.proto, outputs)
+    inline_initializer_identities(proto)
+    known = {vi.name for vi in proto.graph.value_info} | {n for node in proto.graph.node for n in node.output}
+    missing = [name for name in outputs if name not in known]
+    if missing:
+        raise ParameterError(f"{info.path.name} has no tensor named {missing[0]!r}; "
+                             f"list them with: streamdream models info {info.path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from onnx2torch import convert as onnx2torch_convert
+            module = onnx2torch_convert(proto)
+    except NotImplementedError as exc:
+        raise ModelError(f"{info.path.name} uses an operator streamdream cannot run: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:
+        raise ModelError(f"{info.path.name} could not be converted to torch ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); re-export it with a recent opset") from exc
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+
+    rng = np.random.default_rng(0)
+    probe = rng.standard_normal(check_shape).astype(np.float32)
+    try:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        expected = session.run(outputs, {info.input_name: probe})
+    except Exception as exc:
+        raise ModelError(f"ONNX Runtime cannot run {info.path.name} ({str(exc).splitlines()[0]}); check the file") from exc
+    with torch.no_grad():
+        got = module(torch.from_numpy(probe))
+    got = list(got) if isinstance(got, (tuple, list)) else [got]
+    worst = 0.0
+    for name, ref, ours in zip(outputs, expected, got):
+        ours = ours.numpy()
+        if ref.shape != ours.shape:
+            raise ModelError(f"{info.path.name}: torch and ONNX Runtime disagree on the shape of {name!r}; "
+                             "the conversion is wrong, re-export the model")
+        scale = max(float(np.abs(ref).max()), 1e-12)
+        worst = max(worst, float(np.abs(ref - ours).max()) / scale)
+    if not worst <= PARITY_TOLERANCE:
+        raise ModelError(f"{info.path.name}: torch conversion differs from ONNX Runtime by {worst:.2e} "
+                         f"(limit {PARITY_TOLERANCE:.0e}); streamdream refuses it, re-export with standard ops")
+    return LoadedModel(info, outputs, module, worst)

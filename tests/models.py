@@ -1,0 +1,78 @@
+"""Tiny random-weight ONNX models exported from torch, so the tests need no trained model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from streamdream.dream.model import write_metadata
+from streamdream.dream.views import FrontEnd
+
+LABELS = ["piano", "brass", "drums", "voice"]
+
+
+class TinyAudioCNN(nn.Module):
+    """Three conv stages and a classifier over (batch, 1, bins, time); any time length."""
+
+    def __init__(self, zero_biases: bool = True):
+        super().__init__()
+        self.stage1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.stage2 = nn.Sequential(nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.stage3 = nn.Sequential(nn.Conv2d(12, 16, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(16, len(LABELS))
+        if zero_biases:  # equal initializers: torch.onnx.export dedups them through Identity nodes
+            for stage in (self.stage1, self.stage2, self.stage3):
+                nn.init.zeros_(stage[0].bias)
+
+    def forward(self, x):
+        x = self.stage3(self.stage2(self.stage1(x)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class TinyImageCNN(nn.Module):
+    """An 'image model from a zoo': fixed 3x64x64 input, no streamdream metadata."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, dynamic: bool) -> onnx.ModelProto:
+    torch.manual_seed(0)
+    module.eval()
+    axes = {"input": {0: "batch", 3: "time"}, "logits": {0: "batch"}} if dynamic else None
+    torch.onnx.export(module, (example,), str(path), input_names=["input"], output_names=["logits"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    return onnx.load(str(path))
+
+
+def relu_outputs(proto) -> list[str]:
+    return [node.output[0] for node in proto.graph.node if node.op_type == "Relu"]
+
+
+def make_audio_model(path: Path, front: FrontEnd | None = None, view: str = "mel", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    front = front or FrontEnd(n_mels=32, fmax_hz=8000.0)
+    bins = front.n_mels if view == "mel" else None
+    if bins is None:
+        from streamdream.dream.views import frame_geometry
+        bins = frame_geometry(front, 48000)[0] // 2 + 1
+    proto = _export(TinyAudioCNN(), torch.randn(1, 1, bins, 50), path, dynamic=True)
+    relus = relu_outputs(proto)
+    layers = [{"name": name, "description": f"stage {i + 1}"} for i, name in enumerate(relus)]
+    write_metadata(proto, view, front, LABELS, layers, default_layer=relus[1])
+    onnx.save(proto, str(path))
+    return path
+
+
+def make_image_model(path: Path) -> Path:
+    torch.manual_seed(1)
+    _export(TinyImageCNN(), torch.randn(1, 3, 64, 64), path, dynamic=False)
+    return path
