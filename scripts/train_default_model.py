@@ -17,6 +17,7 @@ Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng; installs
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -418,13 +419,19 @@ def mix_pairs(wave, target, gen, p=0.3):
 # The network
 
 
-class Stage(nn.Sequential):
-    """conv 3x3 -> batch norm -> ReLU, optionally preceded by 2x2 max pooling."""
+class Stage(nn.Module):
+    """[2x2 max pool ->] conv 3x3 -> batch norm -> ReLU. The child names make the ONNX tensor
+    names readable: the activation of stage 3 is exported as /stage3/relu/Relu_output_0."""
 
     def __init__(self, c_in, c_out, pool):
-        layers = [nn.MaxPool2d(2)] if pool else []
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-        super().__init__(*layers)
+        super().__init__()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(self.pool(x))))
 
 
 class MusicCNN(nn.Module):
@@ -435,27 +442,29 @@ class MusicCNN(nn.Module):
 
     def __init__(self, n_classes=len(LABELS)):
         super().__init__()
-        stages, c_in = [], 1
+        c_in = 1
         for i, width in enumerate(self.WIDTHS):
-            stages.append(Stage(c_in, width, pool=i > 0))
+            self.add_module(f"stage{i + 1}", Stage(c_in, width, pool=i > 0))
             c_in = width
-        self.stages = nn.Sequential(*stages)
         self.dropout = nn.Dropout(0.3)
         self.classifier = nn.Linear(c_in, n_classes)
 
+    def stages(self):
+        return [getattr(self, f"stage{i + 1}") for i in range(len(self.WIDTHS))]
+
     def forward(self, x):
-        x = self.stages(x)
+        for stage in self.stages():
+            x = stage(x)
         x = x.mean(dim=(2, 3))
         return self.classifier(self.dropout(x))
 
 
 def fold_batchnorm(net: MusicCNN) -> MusicCNN:
-    """Fold each BatchNorm into its conv (eval statistics), so the ONNX graph is Conv -> Relu."""
-    net = net.eval()
-    for stage in net.stages:
-        conv_i = next(i for i, m in enumerate(stage) if isinstance(m, nn.Conv2d))
-        fused = torch.nn.utils.fusion.fuse_conv_bn_eval(stage[conv_i], stage[conv_i + 1])
-        stage[conv_i], stage[conv_i + 1] = fused, nn.Identity()
+    """A copy with each BatchNorm folded into its conv (eval statistics), so the ONNX graph is Conv -> Relu."""
+    net = copy.deepcopy(net).eval()
+    for stage in net.stages():
+        stage.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(stage.conv, stage.bn)
+        stage.bn = nn.Identity()
     return net
 
 
@@ -520,7 +529,7 @@ def train(args, x_train, y_train, front, log):
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += float(loss)
+            total_loss += loss.item()
             correct += int((logits.argmax(1) == target.argmax(1)).sum())
         log(f"epoch {epoch + 1}/{args.epochs}: loss {total_loss / steps_per_epoch:.3f}, "
             f"train top-1 (augmented) {correct / (steps_per_epoch * args.batch):.3f}, {time.time() - t0:.0f} s")

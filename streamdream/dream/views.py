@@ -144,13 +144,14 @@ class SpectrogramView(nn.Module):
         return ((feat - self.mean) / self.std).unsqueeze(1)
 
 
-def waveform_to_raw_images(wave: torch.Tensor) -> torch.Tensor:
+def waveform_to_raw_images(wave: torch.Tensor, height: int = 412, width: int = 500) -> torch.Tensor:
     """(2, frames) stereo -> (n_images, 3, 412, 500); frames must be a multiple of 309,000.
 
     Interleave L/R, then cut into consecutive 206,000-value planes, three per image.
+    (Sizes are default arguments, not the module constants, so TorchScript can compile this.)
     """
     interleaved = wave.transpose(0, 1).reshape(-1)
-    return interleaved.reshape(-1, 3, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH)
+    return interleaved.reshape(-1, 3, height, width)
 
 
 def raw_images_to_waveform(images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,60 @@
+"""streamdream: DeepDream for audio, offline and live.
+
+Arrays in, arrays out, in the style of pedalboard::
+
+    import streamdream
+    out = streamdream.dream(audio, 48000, target="brass", steps=6)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .control.params import Params
+from .errors import AudioFileError, ModelError, ParameterError, StreamDreamError
+
+__all__ = ["dream", "load_model", "classify", "Params", "StreamDreamError", "AudioFileError", "ModelError",
+           "ParameterError"]
+
+
+def dream(audio: np.ndarray, sample_rate: int, **params) -> np.ndarray:
+    """Dream a whole signal with the same windowing as the live engine.
+
+    Parameters
+    ----------
+    audio : ndarray
+        (channels, frames) or (frames,) floating point, mono or stereo.
+    sample_rate : int
+        8000 to 192000 Hz.
+    **params
+        Any field of `Params` (model, view, layer, target, steps, step_size, octaves,
+        octave_scale, jitter_ms, seed, intensity, mix, gain_db, window_s, crossfade_s, ...).
+
+    Returns
+    -------
+    ndarray
+        float32, same shape as `audio` (a 1-D input gives a 1-D output).
+    """
+    from .audio.files import valid_audio
+    from .stream.offline import render_array
+
+    settings = Params().with_changes(**params)
+    flat = np.ndim(audio) == 1
+    clean, _ = valid_audio(audio, sample_rate)
+    out = render_array(clean, int(sample_rate), settings)
+    return out[0] if flat else out
+
+
+def load_model(path: str | None = None, view: str | None = None):
+    """Read an ONNX model's metadata and check it (see `streamdream.dream.model.read_model_info`)."""
+    from .dream.model import read_model_info
+
+    return read_model_info(path, view)
+
+
+def classify(audio: np.ndarray, sample_rate: int, model: str | None = None) -> dict[str, float]:
+    """Label probabilities the model hears, averaged over the signal's 9-s windows."""
+    from .audio.files import valid_audio
+    from .dream.classify import classify as classify_audio
+
+    clean, _ = valid_audio(audio, sample_rate)
+    return classify_audio(clean, int(sample_rate), model)

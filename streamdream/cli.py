@@ -1,0 +1,196 @@
+"""Command line: `streamdream render | models info | models classify` (and the live commands)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
+from .errors import StreamDreamError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
+
+
+def add_dream_options(p: argparse.ArgumentParser) -> None:
+    d = Params()
+    g = p.add_argument_group("dream")
+    g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
+    g.add_argument("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
+    g.add_argument("--reconstruct", choices=RECONSTRUCT_MODES, default=d.reconstruct,
+                   help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
+    g.add_argument("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
+    g.add_argument("--target", help="class label to dream toward")
+    g.add_argument("--away", help="class label to dream away from")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave (default {d.steps})")
+    g.add_argument("--step-size", type=float, default=d.step_size,
+                   help=f"step per iteration relative to the window's RMS (default {d.step_size})")
+    g.add_argument("--octaves", type=int, default=d.octaves, help=f"default {d.octaves}")
+    g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"default {d.octave_scale}")
+    g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--intensity", type=float, default=d.intensity, help="0..2 times the dreamed change (default 1)")
+    g.add_argument("--mix", type=float, default=d.mix, help="0 = dry only .. 1 = full dream (default 1)")
+    g.add_argument("--gain", type=float, default=d.gain_db, help="output gain in dB before the limiter")
+    g.add_argument("--no-match-loudness", action="store_true", help="do not bring each dreamed window to the input's level")
+    g.add_argument("--limit", type=float, default=d.limit_db, help="true-peak ceiling, dBFS (default -1)")
+    g.add_argument("--window", type=float, default=d.window_s, help="window length, s (default 9)")
+    g.add_argument("--crossfade", type=float, default=d.crossfade_s, help="equal-power crossfade, s (default 1)")
+    g.add_argument("--backend", choices=BACKENDS, default=d.backend)
+    g.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu or cuda[:N]")
+
+
+def params_from_args(a: argparse.Namespace) -> Params:
+    return Params(model=a.model, view=a.view, reconstruct=a.reconstruct, layer=a.layer, target=a.target,
+                  away=a.away, steps=a.steps, step_size=a.step_size, octaves=a.octaves, octave_scale=a.octave_scale,
+                  jitter_ms=a.jitter, seed=a.seed, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
+                  match_loudness=not a.no_match_loudness, limit_db=a.limit, window_s=a.window,
+                  crossfade_s=a.crossfade, backend=a.backend, device=a.device).validate()
+
+
+def cmd_render(a: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .audio.files import check_output_path, read_audio, write_audio_atomic
+    from .dream.dreamer import Dreamer
+    from .dream.model import read_model_info
+    from .plot import check_plot_path, save_comparison_plot
+    from .stream.offline import RenderReport, render_array
+    from .stream.schedule import Schedule
+
+    console = Console(stderr=True, quiet=a.quiet)
+    params = params_from_args(a)
+    check_output_path(a.output, a.format)
+    if a.plot:
+        check_plot_path(a.plot)
+    info = read_model_info(params.model, params.view)
+    loaded = read_audio(a.input)
+    if loaded.replaced_nonfinite:
+        console.print(f"[yellow]warning:[/] {a.input} held {loaded.replaced_nonfinite} NaN/Inf samples; replaced with 0")
+    audio, rate = loaded.audio, loaded.sample_rate
+    schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
+    dreamer = Dreamer(params, rate, audio.shape[0], schedule.window, info=info)
+    report = RenderReport()
+    with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("dream", total=schedule.count(audio.shape[1]))
+        out = render_array(audio, rate, params, dreamer, lambda done, total: bar.update(task, completed=done),
+                           report)
+    write_audio_atomic(a.output, out, rate, a.format)
+    if a.plot:
+        save_comparison_plot(a.plot, audio, out, rate, title=f"{a.input} -> {a.output}")
+    seconds = audio.shape[1] / rate
+    console.print(f"wrote {a.output}: {seconds:.1f} s, {audio.shape[0]} ch, {rate} Hz; {report.windows} window(s), "
+                  f"{sum(report.dream_seconds):.1f} s dreaming"
+                  + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""))
+    return 0
+
+
+def cmd_models_info(a: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .dream.model import layer_catalogue, read_model_info
+    from .dream.views import frame_geometry, needed_sample_rate
+
+    info = read_model_info(a.model, a.view)
+    console = Console()
+    view = info.view
+    console.print(f"[bold]{info.path}[/]")
+    if view is None:
+        console.print("no streamdream metadata: name the view (--view mel|stft|raw-image) and a --layer to dream")
+        view = "raw-image"
+    f = info.front
+    console.print(f"view: {view}   input: {info.input_name} {info.input_shape}")
+    if view in ("mel", "stft"):
+        console.print(f"front end: window {f.window_ms:g} ms, hop {f.hop_ms:g} ms, "
+                      + (f"{f.n_mels} mel bands {f.fmin_hz:g}-{f.fmax_hz:g} Hz, " if view == "mel" else "")
+                      + f"log offset {f.log_offset:g}, normalisation (x - {f.mean:.4g}) / {f.std:.4g}")
+        rates = []
+        for rate in (8000, 16000, 22050, 44100, 48000, 96000, 192000):
+            n_fft, win, hop = frame_geometry(f, needed_sample_rate(view, f, rate))
+            run = needed_sample_rate(view, f, rate)
+            rates.append(f"{rate} Hz" + (f" (dreamed at {run} Hz)" if run != rate else f" (n_fft {n_fft}, hop {hop})"))
+        console.print("sample rates: any from 8 to 192 kHz, front end scaled in physical units: " + "; ".join(rates))
+    else:
+        console.print("sample rates: any; 3 x 103,000 stereo frames per image "
+                      f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
+    console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none"))
+    table = Table(title=f"dreamable layers (shape for one channel of a 9-s window at 48 kHz)")
+    for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
+        table.add_column(col)
+    recommended = {layer.name for layer in info.recommended}
+    for layer in layer_catalogue(info, view):
+        mark = layer.description or ("yes" if layer.name in recommended else "")
+        if layer.name == info.default_layer:
+            mark = (mark + " [default]").strip()
+        table.add_row(layer.name, layer.op, "x".join(map(str, layer.shape)), str(layer.channels), mark)
+    console.print(table)
+    return 0
+
+
+def cmd_models_classify(a: argparse.Namespace) -> int:
+    from .audio.files import read_audio
+    from .dream.classify import classify
+
+    loaded = read_audio(a.file)
+    probs = classify(loaded.audio, loaded.sample_rate, a.model)
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    if a.json:
+        print(json.dumps({"file": str(a.file), "probabilities": dict(ranked)}, indent=2))
+    else:
+        for label, p in ranked[:a.top]:
+            print(f"{label:>22s}  {p * 100:5.1f}%  " + "#" * int(round(p * 40)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("render", help="dream a file offline")
+    r.add_argument("input", help="audio file (WAV, FLAC, ...), mono or stereo, 8-192 kHz")
+    r.add_argument("output", help="output .wav or .flac (same rate, length and channels)")
+    r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
+    r.add_argument("--plot", help="write input/output/difference spectrograms to this .png")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_dream_options(r)
+    r.set_defaults(func=cmd_render)
+
+    m = sub.add_parser("models", help="inspect models")
+    msub = m.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    i = msub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
+    i.add_argument("model", nargs="?", help="ONNX file (default: the shipped model)")
+    i.add_argument("--view", choices=["mel", "stft", "raw-image"])
+    i.set_defaults(func=cmd_models_info)
+    c = msub.add_parser("classify", help="label probabilities averaged over a file's windows")
+    c.add_argument("file")
+    c.add_argument("--model")
+    c.add_argument("--json", action="store_true", help="all labels as JSON")
+    c.add_argument("--top", type=int, default=5)
+    c.set_defaults(func=cmd_models_classify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except StreamDreamError as exc:
+        print(f"streamdream: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("streamdream: stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

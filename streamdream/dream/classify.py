@@ -1,0 +1,46 @@
+"""What the model hears: label probabilities averaged over a signal's windows."""
+from __future__ import annotations
+
+import numpy as np
+import soxr
+import torch
+
+from ..errors import ParameterError
+from ..stream.schedule import Schedule
+from .model import ModelInfo, convert, read_model_info
+from .views import build_view, needed_sample_rate, pad_for_view
+
+
+def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info: ModelInfo | None = None,
+             window_s: float = 9.0) -> dict[str, float]:
+    """Mean softmax over the windows (and channels) of (channels, frames) audio, by label."""
+    info = info or read_model_info(model)
+    if not info.labels or info.view is None:
+        raise ParameterError(f"{info.path.name} has no labels or view in its metadata; it cannot classify")
+    rate = needed_sample_rate(info.view, info.front, sample_rate)
+    if rate != sample_rate:
+        audio = soxr.resample(audio.T, sample_rate, rate).T.astype(np.float32)
+    schedule = Schedule.from_seconds(rate, window_s, 0.0)
+    frames = pad_for_view(info.view, schedule.window)
+    view = build_view(info.view, info.front, rate, info.image_hw)
+    total = audio.shape[1]
+    count = schedule.count(total)
+    loaded = None
+    probs = []
+    for k in range(count):
+        window = np.zeros((audio.shape[0], frames), dtype=np.float32)
+        chunk = audio[:, schedule.start(k):schedule.start(k) + schedule.window]
+        window[:, :chunk.shape[1]] = chunk
+        if info.view == "raw-image" and window.shape[0] == 1:
+            window = np.repeat(window, 2, axis=0)
+        with torch.no_grad():
+            features = view(torch.from_numpy(window))
+            if loaded is None:
+                loaded = convert(info, [info.output_names[0]], [1] + list(features.shape[1:]))
+            logits = loaded.module(features)
+        # Weight each window by how much of it is real signal, so padding does not vote.
+        weight = chunk.shape[1] / schedule.window
+        probs.append((torch.softmax(logits, dim=-1).mean(dim=0).numpy(), weight))
+    total_weight = sum(w for _, w in probs)
+    mean = sum(p * w for p, w in probs) / total_weight
+    return {label: float(p) for label, p in zip(info.labels, mean)}
