@@ -353,6 +353,28 @@ def generate_split(seed: int, per_class: int, workdir: Path, tag: str) -> tuple[
 # Augmentation: make clean synth renders look like microphone recordings
 
 
+_BANKS: dict = {}
+
+
+def _banks(frames: int, n_fft: int, ir_len: int, gen: torch.Generator):
+    """Precomputed noise clips and room-response spectra, drawn from during training (saves FFTs per batch)."""
+    key = (frames, n_fft)
+    if key not in _BANKS:
+        white = torch.randn(128, frames, generator=gen)
+        # Pink-ish: white noise shaped by 1/sqrt(f) (-3 dB per octave).
+        shape = torch.fft.rfftfreq(frames, 1 / SAMPLE_RATE).clamp(min=20).rsqrt()
+        pink = torch.fft.irfft(torch.fft.rfft(torch.randn(128, frames, generator=gen)) * shape, n=frames)
+        noise = torch.cat([white, pink])
+        noise = noise / noise.pow(2).mean(dim=1, keepdim=True).sqrt()
+        # Synthetic rooms: exponentially decaying noise with RT60 from 0.15 to 1.5 s.
+        rt60 = 0.15 + 1.35 * torch.rand(128, generator=gen)
+        t = torch.arange(ir_len) / SAMPLE_RATE
+        ir = torch.randn(128, ir_len, generator=gen) * torch.exp(-6.9 * t[None, :] / rt60[:, None])
+        ir = ir / ir.norm(dim=1, keepdim=True)
+        _BANKS[key] = (noise, torch.fft.rfft(ir, n=n_fft))
+    return _BANKS[key]
+
+
 def augment(wave: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """wave (B, frames) float in [-1, 1] -> EQ'd, band-limited, reverberant, noisy, at a random level."""
     batch, frames = wave.shape
@@ -362,6 +384,7 @@ def augment(wave: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
     ir_len = SAMPLE_RATE // 2
     n_fft = frames + ir_len
+    noise_bank, room_bank = _banks(frames, n_fft, ir_len, gen)
     spec = torch.fft.rfft(wave, n=n_fft)
     freqs = torch.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE).clamp(min=1.0)
     octaves = torch.log2(freqs / 1000.0)[None, :]
@@ -377,27 +400,21 @@ def augment(wave: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     gain_db = gain_db - 12 * torch.log2(1 + (highpass[:, None] / freqs[None, :]) ** 2).clamp(max=8)
     response = 10 ** (gain_db / 20)
 
-    # Synthetic room: exponentially decaying noise, random RT60, mixed wet/dry.
-    use_reverb = torch.rand(batch, generator=gen) < 0.4
-    rt60 = u(0.15, 1.5)
-    t = torch.arange(ir_len) / SAMPLE_RATE
-    ir = torch.randn(batch, ir_len, generator=gen) * torch.exp(-6.9 * t[None, :] / rt60[:, None])
-    ir = ir / ir.norm(dim=1, keepdim=True)
-    wet = u(0.1, 0.7) * use_reverb
-    room = (1 - wet)[:, None] + wet[:, None] * torch.fft.rfft(ir, n=n_fft) * 3.0
+    # Room: a random synthetic impulse response, mixed wet/dry, for 40% of clips.
+    wet = u(0.1, 0.7) * (torch.rand(batch, generator=gen) < 0.4)
+    rooms = room_bank[torch.randint(len(room_bank), (batch,), generator=gen)]
+    room = (1 - wet)[:, None] + wet[:, None] * rooms * 3.0
     out = torch.fft.irfft(spec * response * room, n=n_fft)[:, :frames]
 
     # Random level: peak between -40 and 0 dBFS.
     peak = out.abs().amax(dim=1).clamp(min=1e-6)
     out = out / peak[:, None] * (10 ** (u(-40, 0) / 20))[:, None]
 
-    # Noise: white or pinkish, 5-45 dB below the signal for half the clips, always a faint floor.
+    # Noise: white or pink, 5-45 dB below the signal for half the clips, and always a faint floor
+    # (real recordings are never digital silence).
     rms = out.pow(2).mean(dim=1).sqrt()
-    noise = torch.randn(batch, frames, generator=gen)
-    pink = torch.fft.irfft(torch.fft.rfft(noise) / torch.fft.rfftfreq(frames, 1 / SAMPLE_RATE).clamp(min=20).sqrt(),
-                           n=frames)
-    noise = torch.where((torch.rand(batch, generator=gen) < 0.5)[:, None], noise, pink)
-    noise = noise / noise.pow(2).mean(dim=1, keepdim=True).sqrt()
+    noise = noise_bank[torch.randint(len(noise_bank), (batch,), generator=gen)]
+    noise = torch.roll(noise, int(torch.randint(frames, (1,), generator=gen)), dims=1)
     snr_db = torch.where(torch.rand(batch, generator=gen) < 0.5, u(5, 45), torch.full((batch,), 80.0))
     level = torch.maximum(rms * 10 ** (-snr_db / 20), torch.full((batch,), 10 ** (-85 / 20)))
     return out + noise * level[:, None]

@@ -101,7 +101,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     from .dream.views import frame_geometry, needed_sample_rate
 
     info = read_model_info(a.model, a.view)
-    console = Console()
+    # Piped output (scripts, tests) gets full layer names instead of a table squeezed to 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=240)
     view = info.view
     console.print(f"[bold]{info.path}[/]")
     if view is None:
@@ -115,7 +116,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
                       + f"log offset {f.log_offset:g}, normalisation (x - {f.mean:.4g}) / {f.std:.4g}")
         rates = []
         for rate in (8000, 16000, 22050, 44100, 48000, 96000, 192000):
-            n_fft, win, hop = frame_geometry(f, needed_sample_rate(view, f, rate))
+            n_fft, win, hop = frame_geometry(f, needed_sample_rate(view, f, rate), view)
             run = needed_sample_rate(view, f, rate)
             rates.append(f"{rate} Hz" + (f" (dreamed at {run} Hz)" if run != rate else f" (n_fft {n_fft}, hop {hop})"))
         console.print("sample rates: any from 8 to 192 kHz, front end scaled in physical units: " + "; ".join(rates))
@@ -130,7 +131,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     for layer in layer_catalogue(info, view):
         mark = layer.description or ("yes" if layer.name in recommended else "")
         if layer.name == info.default_layer:
-            mark = (mark + " [default]").strip()
+            mark = (mark + " (default)").strip()
         table.add_row(layer.name, layer.op, "x".join(map(str, layer.shape)), str(layer.channels), mark)
     console.print(table)
     return 0

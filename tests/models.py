@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from streamdream.dream.model import write_metadata
-from streamdream.dream.views import FrontEnd
+from streamdream.dream.views import FrontEnd, stft_bins
 
 LABELS = ["piano", "brass", "drums", "voice"]
 
@@ -20,9 +20,9 @@ class TinyAudioCNN(nn.Module):
         super().__init__()
         self.stage1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.stage2 = nn.Sequential(nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-        self.stage3 = nn.Sequential(nn.Conv2d(12, 16, 3, padding=1), nn.ReLU())
-        self.head = nn.Linear(16, len(LABELS))
-        if zero_biases:  # equal initializers: torch.onnx.export dedups them through Identity nodes
+        self.stage3 = nn.Sequential(nn.Conv2d(12, 12, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(12, len(LABELS))
+        if zero_biases:  # equal (12,) zero biases: torch.onnx.export dedups them through Identity nodes
             for stage in (self.stage1, self.stage2, self.stage3):
                 nn.init.zeros_(stage[0].bias)
 
@@ -60,10 +60,7 @@ def relu_outputs(proto) -> list[str]:
 def make_audio_model(path: Path, front: FrontEnd | None = None, view: str = "mel", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     front = front or FrontEnd(n_mels=32, fmax_hz=8000.0)
-    bins = front.n_mels if view == "mel" else None
-    if bins is None:
-        from streamdream.dream.views import frame_geometry
-        bins = frame_geometry(front, 48000)[0] // 2 + 1
+    bins = front.n_mels if view == "mel" else stft_bins(front)
     proto = _export(TinyAudioCNN(), torch.randn(1, 1, bins, 50), path, dynamic=True)
     relus = relu_outputs(proto)
     layers = [{"name": name, "description": f"stage {i + 1}"} for i, name in enumerate(relus)]

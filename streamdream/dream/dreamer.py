@@ -54,12 +54,12 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
 class NormalisedSpectrum(nn.Module):
     """View for the reconstruct baselines: the dreamed variable is the log-magnitude itself."""
 
-    def __init__(self, mean: float, std: float):
+    def __init__(self, mean: float, std: float, bins: int):
         super().__init__()
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.bins = mean, std, bins
 
     def forward(self, logmag: torch.Tensor) -> torch.Tensor:
-        return ((logmag - self.mean) / self.std).unsqueeze(1)
+        return ((logmag[:, :self.bins] - self.mean) / self.std).unsqueeze(1)
 
 
 class Dreamer:
@@ -99,7 +99,7 @@ class Dreamer:
         net = self.loaded.module.to(self.device)
         view = self.view
         if self.params.reconstruct != "none":
-            view = NormalisedSpectrum(self.info.front.mean, self.info.front.std)
+            view = NormalisedSpectrum(self.info.front.mean, self.info.front.std, self.view.bins)
         view = view.to(self.device)
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device))

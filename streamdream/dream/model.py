@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelError, ParameterError
-from .views import FrontEnd, VIEW_NAMES, frame_geometry, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
+from .views import FrontEnd, VIEW_NAMES, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
 
 META_VIEW = "streamdream.view"
 META_FRONTEND = "streamdream.frontend"
@@ -178,11 +178,7 @@ def view_input_shape(info: ModelInfo, view: str, sample_rate: int, frames: int) 
         return [1, 3, h, w]
     _, _, hop = frame_geometry(info.front, sample_rate)
     time = frames // hop + 1
-    if view == "mel":
-        bins = info.front.n_mels
-    else:
-        n_fft, _, _ = frame_geometry(info.front, sample_rate)
-        bins = n_fft // 2 + 1
+    bins = info.front.n_mels if view == "mel" else stft_bins(info.front)
     return [1, 1, bins, time]
 
 

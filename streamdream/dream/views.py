@@ -70,11 +70,20 @@ def fft_size(window_samples: int) -> int:
     return 1 << max(4, math.ceil(math.log2(window_samples)))
 
 
-def frame_geometry(front: FrontEnd, sample_rate: int) -> tuple[int, int, int]:
-    """(n_fft, win_length, hop_length) in samples at this rate."""
+def frame_geometry(front: FrontEnd, sample_rate: int, kind: str = "mel") -> tuple[int, int, int]:
+    """(n_fft, win_length, hop_length) in samples at this rate.
+
+    The stft view uses n_fft = window length, so its bins sit 1000 / window_ms Hz apart
+    at every rate and a model sees the same bins at 44.1, 48 or 96 kHz.
+    """
     win = max(16, round(front.window_ms * sample_rate / 1000.0))
     hop = max(1, round(front.hop_ms * sample_rate / 1000.0))
-    return fft_size(win), win, hop
+    return (win if kind == "stft" else fft_size(win)), win, hop
+
+
+def stft_bins(front: FrontEnd) -> int:
+    """Linear-frequency bins the stft view keeps: 0 Hz up to fmax_hz."""
+    return int(front.fmax_hz * front.window_ms / 1000.0) + 1
 
 
 def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
@@ -100,7 +109,7 @@ def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax:
 
 def needed_sample_rate(view: str, front: FrontEnd, sample_rate: int) -> int:
     """The rate the view runs at: the file's own, unless the mel bands reach past Nyquist."""
-    if view == "mel" and front.fmax_hz > sample_rate / 2.0:
+    if view in ("mel", "stft") and front.fmax_hz > sample_rate / 2.0:
         # Resample up just enough that every mel band the model was trained on exists.
         for rate in (16000, 22050, 32000, 44100, 48000, 96000):
             if rate / 2.0 >= front.fmax_hz and rate >= sample_rate:
@@ -116,8 +125,9 @@ class SpectrogramView(nn.Module):
 
     def __init__(self, front: FrontEnd, sample_rate: int, kind: str = "mel"):
         super().__init__()
-        n_fft, win, hop = frame_geometry(front, sample_rate)
+        n_fft, win, hop = frame_geometry(front, sample_rate, kind)
         self.n_fft, self.win_length, self.hop_length = n_fft, win, hop
+        self.bins = stft_bins(front)
         self.register_buffer("window", torch.hann_window(win, periodic=True))
         if kind == "mel":
             fb = mel_filterbank(n_fft, sample_rate, front.n_mels, front.fmin_hz, front.fmax_hz)
@@ -139,7 +149,7 @@ class SpectrogramView(nn.Module):
         if self.use_mel:
             feat = torch.matmul(self.filterbank, mag * mag)
         else:
-            feat = mag
+            feat = mag[:, :self.bins]
         feat = torch.log(feat + self.log_offset)
         return ((feat - self.mean) / self.std).unsqueeze(1)
 

@@ -1,0 +1,55 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from models import make_audio_model, make_image_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def mel_model(model_dir):
+    return make_audio_model(model_dir / "tiny_mel.onnx")
+
+
+@pytest.fixture(scope="session")
+def stft_model(model_dir):
+    return make_audio_model(model_dir / "tiny_stft.onnx", view="stft")
+
+
+@pytest.fixture(scope="session")
+def image_model(model_dir):
+    return make_image_model(model_dir / "tiny_image.onnx")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def music_clip(sample_rate: int, seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
+    """A little chord with decaying notes and some noise: something a CNN can respond to."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    out = np.zeros((channels, t.size))
+    for i, freq in enumerate((220.0, 277.2, 329.6, 440.0)):
+        env = np.exp(-3.0 * ((t * (1 + i * 0.3)) % 0.7))
+        for c in range(channels):
+            out[c] += 0.12 * env * np.sin(2 * np.pi * freq * t * (1 + 0.003 * c))
+    out += 0.01 * rng.standard_normal(out.shape)
+    return out.astype(np.float32)
+
+
+@pytest.fixture
+def stereo_wav(tmp_path):
+    path = tmp_path / "clip.wav"
+    sf.write(path, music_clip(16000, 3.0).T, 16000, subtype="FLOAT")
+    return path

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import music_clip
+from streamdream.control.params import Params
+from streamdream.dream.dreamer import Dreamer
+from streamdream.dream.loop import ObjectiveNet, octave_sizes
+from streamdream.errors import ParameterError
+
+RATE = 16000
+FRAMES = 2 * RATE
+
+
+def make(model, **changes):
+    params = Params(model=str(model), steps=3, octaves=2, **changes)
+    return Dreamer(params, RATE, 2, FRAMES)
+
+
+def objective_of(dreamer, window):
+    """The objective the loop climbs, computed eagerly at full resolution."""
+    net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
+    with torch.no_grad():
+        return float(net(dreamer.view(torch.from_numpy(window))))
+
+
+@pytest.mark.parametrize("layer_spec", [None, "@3", "target"])
+def test_loop_raises_its_objective(mel_model, layer_spec):
+    window = music_clip(RATE, 2.0)
+    changes = {}
+    if layer_spec == "@3":
+        from streamdream.dream.model import read_model_info
+        changes["layer"] = read_model_info(mel_model).recommended[2].name + "@3"
+    elif layer_spec == "target":
+        changes["target"] = "brass"
+    dreamer = make(mel_model, **changes)
+    before = objective_of(dreamer, window)
+    after = objective_of(dreamer, dreamer.dream_window(window, 0))
+    assert after > before
+
+
+def test_weighted_layer_mix_and_away_label(mel_model):
+    from streamdream.dream.model import read_model_info
+    names = [layer.name for layer in read_model_info(mel_model).recommended]
+    dreamer = make(mel_model, layer=f"{names[0]}:0.3,{names[2]}:1.0", target="brass", away="piano")
+    assert dreamer.objective.layers == ((names[0], 0.3, -1), (names[2], 1.0, -1))
+    assert dreamer.objective.target == 1 and dreamer.objective.away == 0
+    window = music_clip(RATE, 2.0)
+    assert objective_of(dreamer, dreamer.dream_window(window, 0)) > objective_of(dreamer, window)
+
+
+def test_torchscript_and_eager_agree(mel_model):
+    window = music_clip(RATE, 2.0)
+    scripted = make(mel_model, backend="torchscript").dream_window(window, 5)
+    eager = make(mel_model, backend="eager").dream_window(window, 5)
+    assert isinstance(make(mel_model).loop, torch.jit.ScriptModule)
+    assert not np.array_equal(scripted, window)
+    np.testing.assert_allclose(scripted, eager, rtol=0, atol=1e-5)
+
+
+def test_same_seed_same_dream_other_seed_other_dream(mel_model):
+    window = music_clip(RATE, 2.0)
+    a = make(mel_model, seed=7).dream_window(window, 2)
+    b = make(mel_model, seed=7).dream_window(window, 2)
+    c = make(mel_model, seed=8).dream_window(window, 2)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c, atol=1e-7)
+
+
+@pytest.mark.parametrize("signal", ["silence", "dc"])
+def test_silence_and_dc_give_finite_output(mel_model, signal):
+    window = np.zeros((2, FRAMES), np.float32) if signal == "silence" else np.full((2, FRAMES), 0.5, np.float32)
+    out = make(mel_model).dream_window(window, 0)
+    assert out is not None and np.all(np.isfinite(out))
+
+
+def test_octaves_compress_time_for_audio_and_both_axes_for_images():
+    assert octave_sizes([2, 1, 32, 200], 3, 2.0, image=False) == [[32, 50], [32, 100], [32, 200]]
+    assert octave_sizes([1, 3, 64, 64], 2, 2.0, image=True) == [[32, 32], [64, 64]]
+
+
+def test_raw_image_view_dreams_with_a_zoo_style_image_model(image_model):
+    params = Params(model=str(image_model), view="raw-image", layer="/features/features.3/Relu_output_0",
+                    steps=2, octaves=2)
+    dreamer = Dreamer(params, RATE, 2, FRAMES)
+    window = music_clip(RATE, 2.0)
+    out = dreamer.dream_window(window, 0)
+    assert out.shape == window.shape and np.all(np.isfinite(out))
+    assert not np.array_equal(out, window)
+
+
+def test_mono_raw_image_stays_mono(image_model):
+    params = Params(model=str(image_model), view="raw-image", layer="/features/features.1/Relu_output_0", steps=1,
+                    octaves=1)
+    window = music_clip(RATE, 2.0, channels=1)
+    out = Dreamer(params, RATE, 1, FRAMES).dream_window(window, 0)
+    assert out.shape == (1, FRAMES) and not np.array_equal(out, window)
+
+
+@pytest.mark.parametrize("mode", ["phase", "griffinlim"])
+def test_stft_reconstruct_baselines_give_valid_audio(stft_model, mode):
+    params = Params(model=str(stft_model), view="stft", reconstruct=mode, steps=2, octaves=1)
+    window = music_clip(RATE, 2.0)
+    out = Dreamer(params, RATE, 2, FRAMES).dream_window(window, 0)
+    assert out.shape == window.shape and np.all(np.isfinite(out))
+    assert 0 < np.abs(out - window).max() < 10
+
+
+def test_unknown_label_lists_the_known_ones(mel_model):
+    with pytest.raises(ParameterError, match="this model knows: piano, brass, drums, voice"):
+        make(mel_model, target="kazoo")
+
+
+def test_model_without_metadata_needs_a_view(image_model):
+    with pytest.raises(ParameterError, match="--view"):
+        Dreamer(Params(model=str(image_model)), RATE, 2, FRAMES)

@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from streamdream.dream.model import (convert, inline_initializer_identities, layer_catalogue, read_model_info,
+                                     view_input_shape)
+from streamdream.errors import ModelError, ParameterError
+
+
+def test_metadata_is_read(mel_model):
+    info = read_model_info(mel_model)
+    assert info.view == "mel"
+    assert info.labels == ["piano", "brass", "drums", "voice"]
+    assert info.front.n_mels == 32
+    assert len(info.recommended) == 3 and info.default_layer == info.recommended[1].name
+
+
+def test_export_dedup_identity_nodes_are_inlined(mel_model):
+    proto = onnx.load(str(mel_model))
+    identities = [n for n in proto.graph.node if n.op_type == "Identity"]
+    # the fixture's equal zero biases make torch.onnx.export emit Identity nodes: the trap is present
+    assert identities
+    assert inline_initializer_identities(proto) == len(identities)
+    assert not [n for n in proto.graph.node if n.op_type == "Identity"]
+
+
+def test_conversion_matches_onnx_runtime(mel_model):
+    info = read_model_info(mel_model)
+    shape = view_input_shape(info, "mel", 16000, 16000)
+    loaded = convert(info, [info.recommended[0].name, "logits"], shape)
+    assert loaded.parity_error <= 1e-4
+    out = loaded.module(torch.randn(shape))
+    assert out[0].shape[1] == 8 and out[1].shape == (1, 4)
+
+
+def test_layer_catalogue_lists_shapes_for_a_9s_window(mel_model):
+    info = read_model_info(mel_model)
+    layers = {layer.name: layer for layer in layer_catalogue(info, "mel")}
+    first = layers[info.recommended[0].name]
+    assert first.shape == (1, 8, 32, 901) and first.channels == 8 and first.description == "stage 1"
+    assert layers["logits"].shape == (1, 4)
+
+
+def test_unknown_layer_name_is_refused(mel_model):
+    info = read_model_info(mel_model)
+    with pytest.raises(ParameterError, match="no tensor named 'nope'"):
+        convert(info, ["nope"], [1, 1, 32, 50])
+
+
+def _save(proto, path):
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_not_onnx_is_refused(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"this is not a protobuf at all \x00\xff" * 10)
+    with pytest.raises(ModelError, match="not a readable ONNX model|holds no ONNX graph"):
+        read_model_info(path)
+
+
+def test_missing_model_is_refused(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        read_model_info(tmp_path / "absent.onnx")
+
+
+def test_wrong_input_rank_is_refused(tmp_path):
+    conv = torch.nn.Conv1d(1, 4, 3)
+    path = tmp_path / "conv1d.onnx"
+    torch.onnx.export(conv, (torch.randn(1, 1, 64),), str(path), input_names=["input"], dynamo=False)
+    with pytest.raises(ModelError, match="rank 3"):
+        read_model_info(path)
+
+
+def test_unsupported_operator_is_refused(tmp_path):
+    node = helper.make_node("Hardmax", ["input"], ["out"], axis=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 8, 8])])
+    path = _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "hardmax.onnx")
+    info = read_model_info(path, view="mel")
+    with pytest.raises(ModelError, match="operator streamdream cannot run.*Hardmax"):
+        convert(info, ["out"], [1, 1, 8, 8])
+
+
+def test_model_failing_parity_is_refused(tmp_path):
+    # Dropout with training_mode=true: ONNX Runtime drops values at random, the torch
+    # conversion (inference) keeps them all, so the two disagree.
+    ratio = helper.make_tensor("ratio", TensorProto.FLOAT, [], [0.5])
+    training = helper.make_tensor("training", TensorProto.BOOL, [], [True])
+    node = helper.make_node("Dropout", ["input", "ratio", "training"], ["out"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              initializer=[ratio, training])
+    path = _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "dropout.onnx")
+    info = read_model_info(path, view="mel")
+    with pytest.raises(ModelError, match="differs from ONNX Runtime"):
+        convert(info, ["out"], [1, 1, 8, 8])
+
+
+def test_models_info_cli_prints_view_labels_and_layers(mel_model):
+    out = subprocess.run([sys.executable, "-m", "streamdream.cli", "models", "info", str(mel_model)],
+                         capture_output=True, text=True, env={"COLUMNS": "250", **__import__("os").environ})
+    assert out.returncode == 0, out.stderr
+    assert "view: mel" in out.stdout
+    assert "piano, brass, drums, voice" in out.stdout
+    assert "1x8x32x901" in out.stdout and "stage 2 (default)" in out.stdout
+    assert "44100 Hz (n_fft 2048, hop 441)" in out.stdout
+
+
+def test_image_model_without_metadata_needs_a_view(image_model):
+    info = read_model_info(image_model)
+    assert info.view is None and info.image_hw == (64, 64)
+    assert read_model_info(image_model, view="raw-image").view == "raw-image"
