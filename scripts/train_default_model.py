@@ -39,7 +39,7 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from streamdream.dream.views import FrontEnd, SpectrogramView  # noqa: E402
+from streamdream.dreaming.views import FrontEnd, SpectrogramView  # noqa: E402
 from streamdream.dream import model as sd_model  # noqa: E402
 
 SAMPLE_RATE = 48000

@@ -45,8 +45,8 @@ def dream(audio: np.ndarray, sample_rate: int, **params) -> np.ndarray:
 
 
 def load_model(path: str | None = None, view: str | None = None):
-    """Read an ONNX model's metadata and check it (see `streamdream.dream.model.read_model_info`)."""
-    from .dream.model import read_model_info
+    """Read an ONNX model's metadata and check it (see `streamdream.dreaming.model.read_model_info`)."""
+    from .dreaming.model import read_model_info
 
     return read_model_info(path, view)
 
@@ -54,7 +54,7 @@ def load_model(path: str | None = None, view: str | None = None):
 def classify(audio: np.ndarray, sample_rate: int, model: str | None = None) -> dict[str, float]:
     """Label probabilities the model hears, averaged over the signal's 9-s windows."""
     from .audio.files import valid_audio
-    from .dream.classify import classify as classify_audio
+    from .dreaming.classify import classify as classify_audio
 
     clean, _ = valid_audio(audio, sample_rate)
     return classify_audio(clean, int(sample_rate), model)

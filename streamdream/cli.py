@@ -59,8 +59,8 @@ def cmd_render(a: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .audio.files import check_output_path, read_audio, write_audio_atomic
-    from .dream.dreamer import Dreamer
-    from .dream.model import read_model_info
+    from .dreaming.dreamer import Dreamer
+    from .dreaming.model import read_model_info
     from .plot import check_plot_path, save_comparison_plot
     from .stream.offline import RenderReport, render_array
     from .stream.schedule import Schedule
@@ -97,8 +97,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .dream.model import layer_catalogue, read_model_info
-    from .dream.views import frame_geometry, needed_sample_rate
+    from .dreaming.model import layer_catalogue, read_model_info
+    from .dreaming.views import frame_geometry, needed_sample_rate
 
     info = read_model_info(a.model, a.view)
     # Piped output (scripts, tests) gets full layer names instead of a table squeezed to 80 columns.
@@ -139,7 +139,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
 
 def cmd_models_classify(a: argparse.Namespace) -> int:
     from .audio.files import read_audio
-    from .dream.classify import classify
+    from .dreaming.classify import classify
 
     loaded = read_audio(a.file)
     probs = classify(loaded.audio, loaded.sample_rate, a.model)

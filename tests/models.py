@@ -7,8 +7,8 @@ import onnx
 import torch
 from torch import nn
 
-from streamdream.dream.model import write_metadata
-from streamdream.dream.views import FrontEnd, stft_bins
+from streamdream.dreaming.model import write_metadata
+from streamdream.dreaming.views import FrontEnd, stft_bins
 
 LABELS = ["piano", "brass", "drums", "voice"]
 

@@ -4,8 +4,8 @@ import torch
 
 from conftest import music_clip
 from streamdream.control.params import Params
-from streamdream.dream.dreamer import Dreamer
-from streamdream.dream.loop import ObjectiveNet, octave_sizes
+from streamdream.dreaming.dreamer import Dreamer
+from streamdream.dreaming.loop import ObjectiveNet, octave_sizes
 from streamdream.errors import ParameterError
 
 RATE = 16000
@@ -29,7 +29,7 @@ def test_loop_raises_its_objective(mel_model, layer_spec):
     window = music_clip(RATE, 2.0)
     changes = {}
     if layer_spec == "@3":
-        from streamdream.dream.model import read_model_info
+        from streamdream.dreaming.model import read_model_info
         changes["layer"] = read_model_info(mel_model).recommended[2].name + "@3"
     elif layer_spec == "target":
         changes["target"] = "brass"
@@ -40,7 +40,7 @@ def test_loop_raises_its_objective(mel_model, layer_spec):
 
 
 def test_weighted_layer_mix_and_away_label(mel_model):
-    from streamdream.dream.model import read_model_info
+    from streamdream.dreaming.model import read_model_info
     names = [layer.name for layer in read_model_info(mel_model).recommended]
     dreamer = make(mel_model, layer=f"{names[0]}:0.3,{names[2]}:1.0", target="brass", away="piano")
     assert dreamer.objective.layers == ((names[0], 0.3, -1), (names[2], 1.0, -1))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from streamdream.dream.model import (convert, inline_initializer_identities, layer_catalogue, read_model_info,
+from streamdream.dreaming.model import (convert, inline_initializer_identities, layer_catalogue, read_model_info,
                                      view_input_shape)
 from streamdream.errors import ModelError, ParameterError
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdream.dream.views import (RAW_IMAGE_FRAMES, FrontEnd, build_view, needed_sample_rate, pad_for_view,
+from streamdream.dreaming.views import (RAW_IMAGE_FRAMES, FrontEnd, build_view, needed_sample_rate, pad_for_view,
                                      raw_images_to_waveform, waveform_to_raw_images)
 from streamdream.errors import ParameterError
 

@@ -16,7 +16,7 @@ import numpy as np
 
 OVERSAMPLE = 4
 TAPS = 32                 # interpolation filter length per phase
-MARGIN_DB = 0.1           # the interpolator is an estimate; aim this far under the threshold
+MARGIN_DB = 0.2           # the 4x interpolator is an estimate (measured up to 0.12 dB low); aim this far under
 
 
 def _interpolation_filters() -> np.ndarray:
@@ -48,7 +48,7 @@ class TruePeakLimiter:
     """
 
     def __init__(self, sample_rate: int, channels: int, threshold_db: float = -1.0,
-                 lookahead_ms: float = 1.0, release_ms: float = 150.0):
+                 lookahead_ms: float = 2.0, release_ms: float = 150.0):
         self.channels = channels
         self.threshold = 10.0 ** ((threshold_db - MARGIN_DB) / 20.0)
         self.lookahead = max(1, round(lookahead_ms * sample_rate / 1000.0))

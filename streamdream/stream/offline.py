@@ -8,7 +8,7 @@ import numpy as np
 
 from ..audio.limiter import TruePeakLimiter
 from ..control.params import Params
-from ..dream.dreamer import Dreamer
+from ..dreaming.dreamer import Dreamer
 from .schedule import Schedule, mix_output, window_delta
 
 
