@@ -6,7 +6,7 @@ import json
 import sys
 
 from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
-from .errors import StreamDreamError
+from .errors import ParameterError, StreamDreamError
 
 EXIT_USAGE = 2
 
@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
 
 
-def add_dream_options(p: argparse.ArgumentParser) -> None:
+def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
     d = Params()
     g = p.add_argument_group("dream")
     g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
@@ -43,7 +43,9 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=float, default=d.window_s, help="window length, s (default 9)")
     g.add_argument("--crossfade", type=float, default=d.crossfade_s, help="equal-power crossfade, s (default 1)")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend)
-    g.add_argument("--device", default=d.device, help="auto (CUDA when present), cpu or cuda[:N]")
+    # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
+    flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
+    g.add_argument(*flags, dest="torch_device", default=d.device, help="torch device: auto (CUDA when present), cpu or cuda[:N]")
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
@@ -51,7 +53,7 @@ def params_from_args(a: argparse.Namespace) -> Params:
                   away=a.away, steps=a.steps, step_size=a.step_size, octaves=a.octaves, octave_scale=a.octave_scale,
                   jitter_ms=a.jitter, seed=a.seed, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
                   match_loudness=not a.no_match_loudness, limit_db=a.limit, window_s=a.window,
-                  crossfade_s=a.crossfade, backend=a.backend, device=a.device).validate()
+                  crossfade_s=a.crossfade, backend=a.backend, device=a.torch_device).validate()
 
 
 def cmd_render(a: argparse.Namespace) -> int:
@@ -152,6 +154,42 @@ def cmd_models_classify(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .stream.live import LiveOptions, run_live
+
+    console = Console(stderr=True)
+    opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
+                       loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
+                       quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced)
+    if a.duration is not None and a.duration <= 0:
+        raise ParameterError("--duration must be positive seconds")
+    run_live(params_from_args(a), opts, console)
+    return 0
+
+
+def cmd_devices(a: argparse.Namespace) -> int:
+    from .audio.devices import list_devices
+    from .control.midi import list_midi_ports
+
+    print("audio devices (PortAudio):")
+    found = list_devices()
+    for d in found:
+        print(f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / {d['outputs']} out, "
+              f"{d['default_samplerate']:.0f} Hz")
+    if not found:
+        print("  none (use --device null, or --input FILE with --device null)")
+    print("  null  clock-driven null device (no sound; --record still works)")
+    print("MIDI input ports (rtmidi):")
+    ports = list_midi_ports()
+    for api, index, name in ports:
+        print(f"  {index:>3}  {name}  [{api}]")
+    if not ports:
+        print("  none")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -164,6 +202,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_dream_options(r)
     r.set_defaults(func=cmd_render)
+
+    lv = sub.add_parser("live", help="dream live input (or a file played in real time) to the speakers")
+    lv.add_argument("--input", help="play this file (looped) in place of the capture side")
+    lv.add_argument("--no-loop", action="store_true", help="with --input: silence after the file ends")
+    lv.add_argument("--device", dest="device_name", default="auto",
+                    help="audio device index or name substring, 'null', or auto (default device, else null)")
+    lv.add_argument("--samplerate", type=int, help="default: 48000 (or the file's rate on the null device)")
+    lv.add_argument("--blocksize", type=int, default=512, help="frames per callback (default 512)")
+    lv.add_argument("--duration", type=float, help="stop after this many seconds of output")
+    lv.add_argument("--budget", type=float, default=3.0,
+                    help="processing budget per window, s; latency = window + budget (default 3)")
+    lv.add_argument("--stats", help="write counters as JSON to this file once a second")
+    lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac)")
+    lv.add_argument("--quiet", action="store_true", help="no live display")
+    lv.add_argument("--unpaced", action="store_true",
+                    help="null device only: run as fast as dreams allow, every window dreamed (tests, offline)")
+    add_dream_options(lv, audio_device_flag=True)
+    lv.set_defaults(func=cmd_live)
+
+    dv = sub.add_parser("devices", help="list audio devices and MIDI ports")
+    dv.set_defaults(func=cmd_devices)
 
     m = sub.add_parser("models", help="inspect models")
     msub = m.add_subparsers(dest="models_command", required=True, parser_class=_Parser)

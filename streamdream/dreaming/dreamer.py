@@ -106,23 +106,28 @@ class Dreamer:
             self.loop = script_loop(DreamLoop(view, objective_net))
         else:
             self.loop = DreamLoop(view, ObjectiveNet(net, self.objective))
-        image = self.view_name == "raw-image"
-        self.sizes = octave_sizes(self.view_shape, self.params.octaves, self.params.octave_scale, image)
+    def _sizes(self, p: Params) -> list[list[int]]:
+        return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
 
-    def _shifts(self, index: int, units_per_ms: float) -> list[int]:
+    def _shifts(self, p: Params, index: int, units_per_ms: float) -> list[int]:
         """Jitter per step, from the seed and the window index so every window is reproducible."""
-        rng = np.random.default_rng([self.params.seed, index])
-        limit = int(self.params.jitter_ms * units_per_ms)
-        count = self.params.steps * len(self.sizes)
+        rng = np.random.default_rng([p.seed, index])
+        limit = int(p.jitter_ms * units_per_ms)
+        count = p.steps * p.octaves
         if limit <= 0:
             return [0] * count
         return rng.integers(-limit, limit + 1, size=count).tolist()
 
-    def dream_window(self, window: np.ndarray, index: int = 0) -> np.ndarray | None:
-        """window: (channels, window_frames) float32 -> dreamed window, or None if the dream went non-finite."""
+    def dream_window(self, window: np.ndarray, index: int = 0, params: Params | None = None) -> np.ndarray | None:
+        """window: (channels, window_frames) float32 -> dreamed window, or None if the dream went non-finite.
+
+        `params` may change the cheap per-window knobs (steps, step size, octaves, jitter, seed)
+        without rebuilding; model, view and objective are fixed at construction.
+        """
+        p = params or self.params
         dry = window
         rms = float(np.sqrt(np.mean(np.square(dry, dtype=np.float64))))
-        if rms == 0.0 or self.params.step_size == 0.0:
+        if rms == 0.0 or p.step_size == 0.0:
             return dry.copy()  # silence has nothing to dream on, and the step is relative to the level
         wave = dry if self.rate == self.sample_rate else soxr.resample(dry.T, self.sample_rate, self.rate).T
         frames = wave.shape[1]
@@ -130,14 +135,14 @@ class Dreamer:
             wave = np.repeat(wave, 2, axis=0)  # the image layout is stereo; dream L=R, then average
         padded = np.zeros((wave.shape[0], self.view_frames), dtype=np.float32)
         padded[:, :frames] = wave[:, :self.view_frames]
-        step = self.params.step_size * rms
+        step = p.step_size * rms
         with torch.no_grad():
             x = torch.from_numpy(padded).to(self.device)
         if self.params.reconstruct != "none":
-            dreamed = self._dream_spectrum(x, step, index, frames)
+            dreamed = self._dream_spectrum(x, p, index)
         else:
-            shifts = self._shifts(index, self.rate / 1000.0)
-            dreamed = self.loop(x, self.params.steps, step, self.sizes, shifts)
+            shifts = self._shifts(p, index, self.rate / 1000.0)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.view_name == "raw-image" and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
@@ -151,7 +156,7 @@ class Dreamer:
             return None
         return out
 
-    def _dream_spectrum(self, x: torch.Tensor, step: float, index: int, frames: int) -> torch.Tensor:
+    def _dream_spectrum(self, x: torch.Tensor, p: Params, index: int) -> torch.Tensor:
         """The STFT baselines: dream the log-magnitude, then resynthesise with the old phase or Griffin-Lim."""
         view: SpectrogramView = self.view.to(self.device)
         spec = torch.stft(x, view.n_fft, view.hop_length, view.win_length, view.window, center=True,
@@ -160,13 +165,13 @@ class Dreamer:
         logmag = torch.log(spec.abs() + offset)
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
-        dreamed_log = self.loop(logmag, self.params.steps, self.params.step_size * float(logmag.std()),
-                                self.sizes, self._shifts(index, frames_per_ms))
+        dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
+                                self._shifts(p, index, frames_per_ms))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)
         else:
-            phase = griffin_lim_phase(mag, view, x.shape[1], seed=self.params.seed + index)
+            phase = griffin_lim_phase(mag, view, x.shape[1], seed=p.seed + index)
         return torch.istft(torch.polar(mag, phase), view.n_fft, view.hop_length, view.win_length, view.window,
                            center=True, length=x.shape[1])
 

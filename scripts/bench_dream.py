@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Dream speed on one 9-s stereo 48 kHz window: TorchScript vs eager, per step, FLOPs, ORT lower bound.
+
+    python scripts/bench_dream.py [--model M] [--repeats 3]
+
+Prints a markdown table for docs/BENCHMARKS.md. Everything is measured in this run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from streamdream.control.params import Params  # noqa: E402
+from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
+from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
+from streamdream.dreaming.model import default_model_path  # noqa: E402
+
+RATE, SECONDS = 48000, 9.0
+
+
+def test_window(seed: int = 0) -> np.ndarray:
+    """Nine seconds of a stereo chord progression with noise, deterministic."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE * SECONDS)) / RATE
+    x = np.zeros((2, t.size))
+    for i, f in enumerate((110, 220, 277, 330, 440, 660)):
+        x[i % 2] += 0.08 * np.sin(2 * np.pi * f * t) * (1 + np.sin(2 * np.pi * (0.3 + i * 0.1) * t))
+    return (x + 0.01 * rng.standard_normal(x.shape)).astype(np.float32)
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Achieved fp32 GEMM FLOP/s on this machine: the practical peak the dream step is compared to."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    seconds = median_time(lambda: torch.mm(a, b), repeats)
+    return 2 * n ** 3 / seconds
+
+
+def step_cost(dreamer: Dreamer, window: np.ndarray, repeats: int) -> tuple[float, float]:
+    """(seconds, FLOPs) of one forward+backward from waveform to the objective, full resolution."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
+    x = torch.from_numpy(window)
+
+    def one_step():
+        xr = x.clone().requires_grad_(True)
+        torch.autograd.grad([net(dreamer.view(xr))], [xr])
+
+    one_step()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        one_step()
+    return median_time(one_step, repeats), float(counter.get_total_flops())
+
+
+def ort_forward(model_path: Path, dreamer: Dreamer, window: np.ndarray, repeats: int) -> float:
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        features = dreamer.view(torch.from_numpy(window)).numpy()
+    session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    session.run(None, {name: features})
+    return median_time(lambda: session.run(None, {name: features}), repeats)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(default_model_path()))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    window = test_window()
+    defaults = Params(model=args.model)
+    frames = window.shape[1]
+
+    results = {}
+    for backend in ("torchscript", "eager"):
+        dreamer = Dreamer(defaults.with_changes(backend=backend), RATE, 2, frames)
+        dreamer.dream_window(window, 0)  # warm-up: TorchScript optimises during its first runs
+        dreamer.dream_window(window, 1)
+        results[backend] = median_time(lambda: dreamer.dream_window(window, 2), args.repeats)
+    step_seconds, step_flops = step_cost(dreamer, window, max(5, args.repeats))
+    peak = matmul_peak()
+    ort_seconds = ort_forward(Path(args.model), dreamer, window, max(5, args.repeats))
+    steps_total = defaults.steps * defaults.octaves
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"model: {args.model}; defaults: {defaults.octaves} octaves x {defaults.steps} steps "
+          f"(scale {defaults.octave_scale}), one 9-s stereo 48 kHz window, median of {args.repeats}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    for backend, seconds in results.items():
+        print(f"| {backend}: seconds per window | {seconds:.3f} |")
+        print(f"| {backend}: real-time factor (dream time / 9 s) | {seconds / SECONDS:.3f} |")
+    print(f"| TorchScript speed-up over eager | {results['eager'] / results['torchscript']:.2f}x |")
+    print(f"| forward+backward step, full resolution (eager) | {step_seconds * 1000:.1f} ms |")
+    print(f"| FLOPs per full-resolution step | {step_flops / 1e9:.2f} GFLOP |")
+    print(f"| fp32 matmul peak measured (2048^3 sgemm) | {peak / 1e9:.1f} GFLOP/s |")
+    print(f"| step efficiency (FLOPs / step time / peak) | {100 * step_flops / step_seconds / peak:.1f}% |")
+    print(f"| ONNX Runtime forward only (lower bound of the forward half) | {ort_seconds * 1000:.1f} ms |")
+    print(f"| steps per window at defaults (coarse octaves cost less) | {steps_total} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""A preallocated single-producer/single-consumer ring of (channels, frames) float32 audio.
+
+Positions are absolute frame counts (Python ints, which never wrap). The producer
+writes the data first and advances `written` last; a reader only touches frames
+below `written`, so neither side needs a lock. Nothing allocates after __init__.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class AudioRing:
+    def __init__(self, channels: int, capacity: int):
+        self.channels = channels
+        self.capacity = int(capacity)
+        self.data = np.zeros((channels, self.capacity), dtype=np.float32)
+        self.written = 0  # absolute frame count, advanced by the producer only
+
+    def write(self, block: np.ndarray) -> None:
+        """Append (channels, n) frames; n may exceed nothing but the capacity."""
+        n = block.shape[1]
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.data[:, start:start + first] = block[:, :first]
+        if first < n:
+            self.data[:, :n - first] = block[:, first:]
+        self.written += n
+
+    def write_zeros(self, n: int) -> None:
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.data[:, start:start + first] = 0.0
+        if first < n:
+            self.data[:, :n - first] = 0.0
+        self.written += n
+
+    def read_into(self, position: int, out: np.ndarray) -> None:
+        """Copy frames [position, position + n) into `out` (channels, n); frames before 0 read as silence.
+
+        The caller guarantees the frames are written and not yet overwritten.
+        """
+        n = out.shape[1]
+        if position < 0:
+            lead = min(n, -position)
+            out[:, :lead] = 0.0
+            if lead == n:
+                return
+            out = out[:, lead:]
+            position, n = 0, n - lead
+        start = position % self.capacity
+        first = min(n, self.capacity - start)
+        out[:, :first] = self.data[:, start:start + first]
+        if first < n:
+            out[:, first:] = self.data[:, :n - first]
+
+    def read(self, position: int, n: int) -> np.ndarray:
+        """Allocating read, for non-real-time threads."""
+        out = np.empty((self.channels, n), dtype=np.float32)
+        self.read_into(position, out)
+        return out
+
+    def available_from(self, position: int) -> bool:
+        """True if `position` has not been overwritten yet."""
+        return position >= self.written - self.capacity

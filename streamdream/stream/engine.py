@@ -1,0 +1,330 @@
+"""The live engine: input ring -> dream worker -> crossfaded delta slots -> audio callback.
+
+Timeline (frames; W window, C crossfade, H = W - C hop, B processing budget):
+
+* Window k covers input frames [kH, kH + W). Its last frame arrives at kH + W.
+* The worker dreams it and publishes "weights x (dream - dry)" into slot k % n_slots.
+* The callback plays input frame f = (output frame) - D, with D = W + B: window k
+  is first needed when output reaches kH + D = kH + W + B, i.e. B after it was
+  complete. Total latency = D + the limiter's lookahead; printed at start.
+* The first block that touches window k latches whether its dream is there. If not,
+  that window plays dry (the neighbours' equal-power fades make it click-free) and
+  is counted late; a dream published afterwards is ignored.
+
+The callback does no locking, logging, file I/O or waiting; it copies, adds and
+limits into preallocated buffers.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from ..audio.limiter import TruePeakLimiter
+from ..audio.ring import AudioRing
+from ..control.params import Params
+from .schedule import Schedule, mix_output, window_delta
+
+CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
+SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
+CALLBACK_HISTORY = 1 << 18   # callback durations kept for percentiles
+STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output")
+
+
+class FileSource:
+    """A file played in real time in place of the capture side; loops unless told not to."""
+
+    def __init__(self, audio: np.ndarray, loop: bool = True):
+        if audio.shape[0] == 1:
+            audio = np.repeat(audio, CHANNELS, axis=0)
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.loop = loop
+        self.position = 0
+
+    def fill(self, out: np.ndarray) -> None:
+        n, total, done = out.shape[1], self.audio.shape[1], 0
+        while done < n:
+            if self.position >= total:
+                if not self.loop:
+                    out[:, done:] = 0.0
+                    self.position += n - done
+                    return
+                self.position = 0
+            take = min(n - done, total - self.position)
+            out[:, done:done + take] = self.audio[:, self.position:self.position + take]
+            self.position += take
+            done += take
+
+
+class Controls:
+    """Instant controls: targets set by any thread, smoothed per sample by the callback."""
+
+    def __init__(self, params: Params, sample_rate: int, max_block: int):
+        self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
+        self.current = self.target.copy()
+        # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
+        self.coeff = math.exp(-3.0 / (SMOOTHING_S * sample_rate))
+        self.powers = self.coeff ** np.arange(1, max_block + 1)
+        self.ramps = np.zeros((3, max_block), dtype=np.float32)
+
+    def set(self, intensity: float | None = None, mix: float | None = None, gain_db: float | None = None) -> None:
+        if intensity is not None:
+            self.target[0] = intensity
+        if mix is not None:
+            self.target[1] = mix
+        if gain_db is not None:
+            self.target[2] = 10.0 ** (gain_db / 20.0)
+
+    def block(self, n: int):
+        """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""
+        target = self.target.copy()  # one read, so a concurrent set() cannot tear the block
+        if np.array_equal(self.current, target):
+            return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
+        # current -> target exponentially; snap once within float32 resolution so the settled path is exact
+        diff = (self.current - target)[:, None] * self.powers[None, :n]
+        np.add(target[:, None], diff, out=self.ramps[:, :n], casting="unsafe")
+        self.current = target + diff[:, -1]
+        if np.all(np.abs(self.current - target) < 1e-7):
+            self.current = target
+        return self.ramps[0, :n], self.ramps[1, :n], self.ramps[2, :n]
+
+
+class EngineStats:
+    def __init__(self):
+        self.windows_dreamed = 0
+        self.late_windows = 0
+        self.failed_windows = 0       # dreams that went NaN/Inf: discarded, dry played
+        self.warmup_windows = 0
+        self.flags = {name: 0 for name in STATUS_FLAGS}
+        self.dream_seconds: list[float] = []
+        self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
+        self.callbacks = 0
+        self.frames_out = 0
+        self.input_peak = 0.0
+        self.output_peak = 0.0
+        self.current_window = -1
+        self.window_started = 0.0
+
+    def callback_percentiles(self) -> dict:
+        n = min(self.callbacks, CALLBACK_HISTORY)
+        if n == 0:
+            return {}
+        d = self.callback_seconds[:n]
+        return {"p50": float(np.percentile(d, 50)), "p99": float(np.percentile(d, 99)),
+                "p99.9": float(np.percentile(d, 99.9)), "max": float(d.max())}
+
+
+class Engine:
+    """Everything between the audio callback and the dream worker.
+
+    Parameters
+    ----------
+    params : Params
+        Dream and instant settings; `set_params` swaps them while running.
+    sample_rate, blocksize : int
+        blocksize is the largest block the callback will be given (0 = up to 8192).
+    budget_s : float
+        Processing budget B: how long after a window is complete its dream is needed.
+    source : FileSource or None
+        Replaces the capture side; pre-rolled by one window so sound starts after B.
+    dreamer_factory : callable(params) -> object with dream_window(window, k), optional
+    lockstep : bool
+        For the unpaced null device: the clock waits for each dream instead of playing dry.
+    """
+
+    def __init__(self, params: Params, sample_rate: int, blocksize: int = 512, budget_s: float = 3.0,
+                 source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False):
+        self.params = params.validate()
+        self.sample_rate = sample_rate
+        self.schedule = Schedule.from_seconds(sample_rate, params.window_s, params.crossfade_s)
+        self.budget = int(round(budget_s * sample_rate))
+        self.delay = self.schedule.window + self.budget
+        self.limiter = TruePeakLimiter(sample_rate, CHANNELS, params.limit_db)
+        self.latency = self.delay + self.limiter.latency
+        self.max_block = blocksize if blocksize > 0 else 8192
+        self.source = source
+        self.preroll = self.schedule.window if source is not None else 0
+        self.lockstep = lockstep
+        w, h = self.schedule.window, self.schedule.hop
+        # room for the delay, two windows for the worker to read, and the largest block
+        self.in_ring = AudioRing(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block)
+        self.n_slots = math.ceil(self.delay / h) + 2
+        self.slots = np.zeros((self.n_slots, CHANNELS, w), dtype=np.float32)
+        self.slot_window = [-1] * self.n_slots    # published window per slot (worker writes)
+        self.slot_ok = [False] * self.n_slots
+        self.latched_window = [-1] * self.n_slots  # callback's decision per slot
+        self.latched_use = [False] * self.n_slots
+        self.controls = Controls(params, sample_rate, self.max_block)
+        self.stats = EngineStats()
+        self.out_pos = 0
+        self.record_ring: AudioRing | None = None
+        self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._dry = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._delta = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._dreamer_factory = dreamer_factory
+        self._ready = threading.Condition()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.worker_error: BaseException | None = None
+        if source is not None:
+            pre = np.zeros((CHANNELS, self.preroll), dtype=np.float32)
+            source.fill(pre)
+            self.in_ring.write(pre)
+
+    # ---- control surface (any thread)
+    def set_params(self, params: Params) -> None:
+        """Per-window settings apply from the next window; instant ones glide in at the next block."""
+        self.params = params.validate()
+        self.controls.set(params.intensity, params.mix, params.gain_db)
+
+    def input_frame_for_output(self, out_pos: int) -> int:
+        return out_pos - self.delay + self.preroll
+
+    # ---- the audio callback: real-time code
+    def process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int, status_flags=None) -> None:
+        """indata/outdata are (frames, channels) as sounddevice gives them."""
+        began = time.perf_counter()
+        stats = self.stats
+        if status_flags is not None:
+            for name in STATUS_FLAGS:
+                if getattr(status_flags, name, False):
+                    stats.flags[name] += 1
+        block_in = self._in_buf[:, :frames]
+        if self.source is not None:
+            self.source.fill(block_in)
+        elif indata is None:
+            block_in[:] = 0.0
+        elif indata.shape[1] == 1:
+            block_in[:] = indata[:, 0]
+        else:
+            block_in[:] = indata[:, :CHANNELS].T
+        self.in_ring.write(block_in)
+
+        f0 = self.input_frame_for_output(self.out_pos)
+        dry = self._dry[:, :frames]
+        self.in_ring.read_into(f0, dry)
+        delta = self._delta[:, :frames]
+        delta[:] = 0.0
+        self._add_dreams(f0, frames, delta)
+
+        intensity, mix, gain = self.controls.block(frames)
+        out = mix_output(dry, delta, intensity, mix, gain)
+        limited = self.limiter.process(out)
+        outdata[:, :CHANNELS] = limited.T
+        if outdata.shape[1] > CHANNELS:
+            outdata[:, CHANNELS:] = 0.0
+        if self.record_ring is not None:
+            self.record_ring.write(limited)
+        self.out_pos += frames
+        stats.frames_out = self.out_pos
+        stats.input_peak = max(stats.input_peak * 0.9, float(np.abs(block_in).max()))
+        stats.output_peak = max(stats.output_peak * 0.9, float(np.abs(limited).max()))
+        stats.callback_seconds[stats.callbacks % CALLBACK_HISTORY] = time.perf_counter() - began
+        stats.callbacks += 1
+
+    def _windows_touching(self, f0: int, frames: int) -> range:
+        w, h = self.schedule.window, self.schedule.hop
+        first = max(0, -(-(f0 - w + 1) // h))
+        last = (f0 + frames - 1) // h
+        return range(first, last + 1) if last >= 0 else range(0)
+
+    def _add_dreams(self, f0: int, frames: int, delta: np.ndarray) -> None:
+        w, h = self.schedule.window, self.schedule.hop
+        for k in self._windows_touching(f0, frames):
+            s = k % self.n_slots
+            if self.latched_window[s] != k:
+                # first block of window k: decide once whether its dream plays
+                published = self.slot_window[s] == k
+                self.latched_window[s] = k
+                self.latched_use[s] = published and self.slot_ok[s]
+                if not published:
+                    if self.input_frame_for_output(0) > k * h:
+                        self.stats.warmup_windows += 1
+                    else:
+                        self.stats.late_windows += 1
+            if not self.latched_use[s]:
+                continue
+            lo, hi = max(f0, k * h), min(f0 + frames, k * h + w)
+            delta[:, lo - f0:hi - f0] += self.slots[s, :, lo - k * h:hi - k * h]
+
+    # ---- the dream worker (a thread: TorchScript runs the whole window without the GIL)
+    def start_worker(self) -> None:
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._worker_main, name="streamdream-dream", daemon=True)
+        self._worker.start()
+
+    def stop_worker(self) -> None:
+        self._stop.set()
+        with self._ready:
+            self._ready.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=60)
+
+    def _newest_complete(self) -> int:
+        w, h = self.schedule.window, self.schedule.hop
+        return (self.in_ring.written - w) // h
+
+    def _worker_main(self) -> None:
+        try:
+            self._worker_loop()
+        except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
+            self.worker_error = exc
+
+    def _worker_loop(self) -> None:
+        from ..dreaming.dreamer import Dreamer
+
+        w, h = self.schedule.window, self.schedule.hop
+        factory = self._dreamer_factory or (lambda p: Dreamer(p, self.sample_rate, CHANNELS, w))
+        dreamer, dreamer_params = None, None
+        next_k = 0
+        while not self._stop.is_set():
+            newest = self._newest_complete()
+            if newest < next_k:
+                time.sleep(0.005)
+                continue
+            # Live: jump to the newest window rather than fall further behind. Lockstep: every window.
+            k = next_k if self.lockstep else newest
+            params = self.params
+            if dreamer is None or _dreamer_key(params) != _dreamer_key(dreamer_params):
+                dreamer, dreamer_params = factory(params), params
+            window = self.in_ring.read(k * h, w)
+            self.stats.current_window, self.stats.window_started = k, time.perf_counter()
+            began = time.perf_counter()
+            dreamed = dreamer.dream_window(window, k, params)
+            if dreamed is not None and not np.all(np.isfinite(dreamed)):
+                dreamed = None  # a NaN/Inf dream is discarded; its slot plays dry
+            self.stats.dream_seconds.append(time.perf_counter() - began)
+            s = k % self.n_slots
+            self.slot_window[s] = -1  # unpublish before overwriting the slot
+            ok = dreamed is not None
+            self.slots[s] = self.schedule.weights(k) * window_delta(window, dreamed, params.match_loudness)
+            self.slot_ok[s] = ok
+            self.slot_window[s] = k   # publish last
+            self.stats.windows_dreamed += ok
+            self.stats.failed_windows += not ok
+            next_k = k + 1
+            with self._ready:
+                self._ready.notify_all()
+
+    def wait_for_dreams(self, frames: int, timeout: float = 600.0) -> None:
+        """Lockstep only: block until every window the next block touches is published."""
+        f0 = self.input_frame_for_output(self.out_pos)
+        deadline = time.monotonic() + timeout
+        for k in self._windows_touching(f0, frames):
+            s = k % self.n_slots
+            with self._ready:
+                while self.slot_window[s] != k and self.latched_window[s] != k:
+                    if self.worker_error is not None or self._stop.is_set():
+                        return
+                    if not self._ready.wait(timeout=max(0.0, deadline - time.monotonic())):
+                        raise TimeoutError(f"window {k} was not dreamed within {timeout:.0f} s")
+
+
+def _dreamer_key(params: Params | None):
+    """Settings that need a new Dreamer (new objective, model or view); the rest are read per window."""
+    if params is None:
+        return None
+    return (params.model, params.view, params.reconstruct, params.layer, params.target, params.away,
+            params.backend, params.device)

@@ -1,0 +1,256 @@
+"""`streamdream live`: wire a source, the engine, a device, the recorder and the status display."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import devices
+from ..audio.files import read_audio
+from ..control.params import Params
+from ..errors import StreamDreamError
+from .engine import CHANNELS, Engine, FileSource
+from .recorder import Recorder
+
+
+@dataclass
+class LiveOptions:
+    device: str = "auto"          # "auto" (default device, else null), "null", an index or a name substring
+    samplerate: int | None = None
+    blocksize: int = 512
+    input_file: str | None = None
+    loop_input: bool = True
+    duration: float | None = None
+    stats_path: str | None = None
+    record_path: str | None = None
+    record_format: str = "float32"
+    quiet: bool = False
+    budget_s: float = 3.0
+    paced: bool = True            # null device only: False runs as fast as the dreams allow, in lockstep
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def stats_snapshot(engine: Engine, started: float, blocksize: int) -> dict:
+    s = engine.stats
+    dream = s.dream_seconds[-50:]
+    window_s = engine.schedule.window / engine.sample_rate
+    period = blocksize / engine.sample_rate if blocksize else None
+    pct = s.callback_percentiles()
+    return {
+        "elapsed_s": round(time.perf_counter() - started, 3),
+        "seconds_out": s.frames_out / engine.sample_rate,
+        "windows_dreamed": s.windows_dreamed,
+        "late_windows": s.late_windows,
+        "failed_windows": s.failed_windows,
+        "warmup_windows": s.warmup_windows,
+        "xruns": dict(s.flags),
+        "dream_seconds_per_window": {"last": dream[-1] if dream else None,
+                                     "mean": float(np.mean(dream)) if dream else None,
+                                     "max": float(np.max(dream)) if dream else None},
+        "real_time_factor": (float(np.mean(dream)) / window_s) if dream else None,
+        "callback_seconds": pct,
+        "callback_fraction_of_block": ({k: v / period for k, v in pct.items()} if period and pct else {}),
+        "latency_s": engine.latency / engine.sample_rate,
+        "latency_frames": engine.latency,
+        "rss_bytes": rss_bytes(),
+        "controls": {"intensity": float(engine.controls.target[0]), "mix": float(engine.controls.target[1]),
+                     "gain": float(engine.controls.target[2])},
+        "input_peak": s.input_peak, "output_peak": s.output_peak,
+    }
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".stats.", dir=folder)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _meter(level: float) -> str:
+    db = 20 * np.log10(max(level, 1e-6))
+    filled = int(max(0, min(30, (db + 60) / 2)))
+    return "#" * filled + "." * (30 - filled) + f" {db:6.1f} dBFS"
+
+
+def render_status(engine: Engine, snap: dict):
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 1))
+    table.add_row("input", _meter(snap["input_peak"]))
+    table.add_row("output", _meter(snap["output_peak"]))
+    table.add_row("latency", f"{snap['latency_s']:.3f} s ({snap['latency_frames']} frames)")
+    s = engine.stats
+    if s.current_window >= 0:
+        progress = min(1.0, (time.perf_counter() - s.window_started) / max(1e-3, snap["dream_seconds_per_window"]["mean"] or 1.0))
+        table.add_row("dreaming", f"window {s.current_window}  [{'=' * int(progress * 20):<20}]")
+    d = snap["dream_seconds_per_window"]
+    if d["last"] is not None:
+        table.add_row("dream time", f"{d['last']:.2f} s/window (mean {d['mean']:.2f}), real-time factor "
+                                    f"{snap['real_time_factor']:.2f}")
+    table.add_row("windows", f"{snap['windows_dreamed']} dreamed, {snap['late_windows']} late, "
+                             f"{snap['failed_windows']} failed, {snap['warmup_windows']} warm-up")
+    table.add_row("xruns", ", ".join(f"{k} {v}" for k, v in snap["xruns"].items() if v) or "none")
+    c = snap["controls"]
+    table.add_row("controls", f"intensity {c['intensity']:.2f}  mix {c['mix']:.2f}  gain "
+                              f"{20 * np.log10(max(c['gain'], 1e-6)):+.1f} dB")
+    return table
+
+
+def warm_dreamer(params: Params, sample_rate: int, window_frames: int):
+    """Build the first dreamer before audio starts and run it twice: TorchScript optimises on early runs."""
+    from ..dreaming.dreamer import Dreamer
+
+    dreamer = Dreamer(params, sample_rate, CHANNELS, window_frames)
+    noise = (0.05 * np.random.default_rng(0).standard_normal((CHANNELS, window_frames))).astype(np.float32)
+    for _ in range(2):
+        dreamer.dream_window(noise, 0)
+    return dreamer
+
+
+def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarray | None = None):
+    need_input = opts.input_file is None
+    if opts.device == "null":
+        paced = opts.paced
+        return devices.NullDevice(engine.process, rate, opts.blocksize, paced=paced, capture=capture,
+                                  before_block=None if paced else engine.wait_for_dreams)
+    index = devices.resolve_device(None if opts.device == "auto" else opts.device, need_input)
+    devices.check_settings(index, rate, need_input)
+    return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input)
+
+
+def choose_device(opts: LiveOptions, console) -> LiveOptions:
+    """--device auto: the default sound device when there is one, else the null device (said out loud)."""
+    if opts.device != "auto":
+        return opts
+    try:
+        devices.resolve_device(None, need_input=opts.input_file is None)
+        return opts
+    except StreamDreamError as exc:
+        console.print(f"[yellow]{exc}[/]; using the null device (no sound, --record still works)")
+        opts.device = "null"
+        return opts
+
+
+def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> dict:
+    """Run until --duration, Ctrl-C, or the device fails. Returns the final stats snapshot."""
+    import soxr
+
+    params = params.validate()
+    if opts.stats_path:
+        folder = os.path.dirname(os.path.abspath(opts.stats_path))
+        if not os.path.isdir(folder):
+            raise StreamDreamError(f"--stats folder {folder} does not exist; create it first")
+    opts = choose_device(opts, console)
+    source = None
+    rate = opts.samplerate
+    if opts.input_file:
+        loaded = read_audio(opts.input_file)
+        rate = rate or (48000 if opts.device != "null" else loaded.sample_rate)
+        audio = loaded.audio
+        if loaded.sample_rate != rate:
+            audio = soxr.resample(audio.T, loaded.sample_rate, rate).T.astype(np.float32)
+        source = FileSource(audio, loop=opts.loop_input)
+    rate = rate or 48000
+    if not 8000 <= rate <= 192000:
+        raise StreamDreamError(f"--samplerate {rate} is outside 8000-192000 Hz")
+    if opts.blocksize < 0 or opts.blocksize > 8192:
+        raise StreamDreamError("--blocksize must be 0 (let the device choose) to 8192 frames")
+    if opts.device not in ("null",):  # fail on device problems before spending time on the model
+        devices.check_settings(devices.resolve_device(None if opts.device == "auto" else opts.device,
+                                                      opts.input_file is None), rate, opts.input_file is None)
+    recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
+
+    window_frames = int(round(params.window_s * rate))
+    console.print(f"loading the model and warming up the dream loop ...")
+    first = warm_dreamer(params, rate, window_frames)
+    from ..dreaming.dreamer import Dreamer
+    factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
+    engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
+                    lockstep=(opts.device == "null" and not opts.paced))
+    if recorder:
+        engine.record_ring = recorder.ring
+    max_frames = int(opts.duration * rate) if opts.duration else None
+    device = open_device(engine, opts, rate)
+    if isinstance(device, devices.NullDevice):
+        device.max_frames = max_frames
+    if engine_hook:
+        engine_hook(engine)
+    console.print(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
+                  f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
+                  + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
+                  + f"; {rate} Hz, block {opts.blocksize}, device {opts.device}")
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is not None:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    started = time.perf_counter()
+    failure = None
+    if recorder:
+        recorder.start()
+    engine.start_worker()
+    device.start()
+    live_display = None
+    try:
+        if not opts.quiet:
+            from rich.live import Live
+            live_display = Live(render_status(engine, stats_snapshot(engine, started, opts.blocksize)),
+                                console=console, refresh_per_second=4, transient=False)
+            live_display.start()
+        last_stats = 0.0
+        while not stop.is_set():
+            time.sleep(0.1)
+            if max_frames is not None and engine.stats.frames_out >= max_frames:
+                break
+            if device.failed or not device.active:
+                failure = device.failed or "the audio stream stopped"
+                break
+            if engine.worker_error is not None:
+                failure = f"the dream worker failed: {engine.worker_error}"
+                break
+            now = time.perf_counter()
+            snap = None
+            if opts.stats_path and now - last_stats >= 1.0:
+                snap = stats_snapshot(engine, started, opts.blocksize)
+                write_json_atomic(opts.stats_path, snap)
+                last_stats = now
+            if live_display is not None:
+                live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
+    finally:
+        device.stop()
+        engine.stop_worker()
+        if live_display is not None:
+            live_display.stop()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        snap = stats_snapshot(engine, started, opts.blocksize)
+        if opts.stats_path:
+            write_json_atomic(opts.stats_path, snap)
+        if recorder:
+            path = recorder.close()
+            console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
+    if failure:
+        raise StreamDreamError(f"{failure}; stopped" + (f" (recording kept in {opts.record_path})" if recorder else ""))
+    console.print(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
+                  f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
+    return snap
