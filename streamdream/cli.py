@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
@@ -209,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--device", dest="device_name", default="auto",
                     help="audio device index or name substring, 'null', or auto (default device, else null)")
     lv.add_argument("--samplerate", type=int, help="default: 48000 (or the file's rate on the null device)")
-    lv.add_argument("--blocksize", type=int, default=512, help="frames per callback (default 512)")
+    lv.add_argument("--blocksize", type=int, default=0,
+                    help="frames per callback; 0 (default) lets the host choose, which on JACK adds no "
+                         "buffering (a forced size equal to the JACK period adds one block)")
     lv.add_argument("--duration", type=float, help="stop after this many seconds of output")
     lv.add_argument("--budget", type=float, default=3.0,
                     help="processing budget per window, s; latency = window + budget (default 3)")
@@ -246,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
+        from .audio.devices import DeviceError
+        if isinstance(exc, DeviceError) and "sounddevice" in sys.modules:
+            # After its server vanished, PortAudio's exit handler can hang or abort; everything
+            # worth keeping (recording, stats) is already closed, so leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("streamdream: stopped", file=sys.stderr)

@@ -101,6 +101,7 @@ class EngineStats:
         self.dream_seconds: list[float] = []
         self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
         self.callbacks = 0
+        self.last_frames = 0
         self.frames_out = 0
         self.input_peak = 0.0
         self.output_peak = 0.0
@@ -219,6 +220,7 @@ class Engine:
             self.record_ring.write(limited)
         self.out_pos += frames
         stats.frames_out = self.out_pos
+        stats.last_frames = frames
         stats.input_peak = max(stats.input_peak * 0.9, float(np.abs(block_in).max()))
         stats.output_peak = max(stats.output_peak * 0.9, float(np.abs(limited).max()))
         stats.callback_seconds[stats.callbacks % CALLBACK_HISTORY] = time.perf_counter() - began

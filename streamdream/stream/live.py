@@ -21,11 +21,14 @@ from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
 
 
+STALL_SECONDS = 2.0  # no audio callback for this long means the device is gone
+
+
 @dataclass
 class LiveOptions:
     device: str = "auto"          # "auto" (default device, else null), "null", an index or a name substring
     samplerate: int | None = None
-    blocksize: int = 512
+    blocksize: int = 0            # 0: the host's own block size
     input_file: str | None = None
     loop_input: bool = True
     duration: float | None = None
@@ -53,7 +56,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int) -> dict:
     s = engine.stats
     dream = s.dream_seconds[-50:]
     window_s = engine.schedule.window / engine.sample_rate
-    period = blocksize / engine.sample_rate if blocksize else None
+    period = (blocksize or s.last_frames) / engine.sample_rate if (blocksize or s.last_frames) else None
     pct = s.callback_percentiles()
     return {
         "elapsed_s": round(time.perf_counter() - started, 3),
@@ -151,6 +154,13 @@ def choose_device(opts: LiveOptions, console) -> LiveOptions:
         return opts
 
 
+def _stop_with_timeout(device, failed: bool) -> None:
+    """Closing a stream whose server died can block inside PortAudio; never let that lose the recording."""
+    closer = threading.Thread(target=device.stop, daemon=True)
+    closer.start()
+    closer.join(timeout=3.0 if failed else 30.0)
+
+
 def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> dict:
     """Run until --duration, Ctrl-C, or the device fails. Returns the final stats snapshot."""
     import soxr
@@ -178,7 +188,9 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     if opts.device not in ("null",):  # fail on device problems before spending time on the model
         devices.check_settings(devices.resolve_device(None if opts.device == "auto" else opts.device,
                                                       opts.input_file is None), rate, opts.input_file is None)
-    recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
+    if opts.record_path:
+        from ..audio.files import check_output_path
+        check_output_path(opts.record_path, opts.record_format)
 
     window_frames = int(round(params.window_s * rate))
     console.print(f"loading the model and warming up the dream loop ...")
@@ -187,8 +199,6 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
                     lockstep=(opts.device == "null" and not opts.paced))
-    if recorder:
-        engine.record_ring = recorder.ring
     max_frames = int(opts.duration * rate) if opts.duration else None
     device = open_device(engine, opts, rate)
     if isinstance(device, devices.NullDevice):
@@ -198,7 +208,7 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     console.print(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
                   f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
                   + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
-                  + f"; {rate} Hz, block {opts.blocksize}, device {opts.device}")
+                  + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.device}")
 
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
@@ -206,7 +216,9 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     started = time.perf_counter()
     failure = None
+    recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
     if recorder:
+        engine.record_ring = recorder.ring
         recorder.start()
     engine.start_worker()
     device.start()
@@ -218,17 +230,24 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
                                 console=console, refresh_per_second=4, transient=False)
             live_display.start()
         last_stats = 0.0
+        progress_frames, progress_time = -1, time.perf_counter()
         while not stop.is_set():
             time.sleep(0.1)
+            now = time.perf_counter()
             if max_frames is not None and engine.stats.frames_out >= max_frames:
                 break
             if device.failed or not device.active:
-                failure = device.failed or "the audio stream stopped"
+                failure = device.failed or "the audio device stopped the stream (unplugged, or its server went away)"
+                break
+            # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
+            if engine.stats.frames_out != progress_frames:
+                progress_frames, progress_time = engine.stats.frames_out, now
+            elif now - progress_time > STALL_SECONDS:
+                failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
                 break
             if engine.worker_error is not None:
                 failure = f"the dream worker failed: {engine.worker_error}"
                 break
-            now = time.perf_counter()
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
                 snap = stats_snapshot(engine, started, opts.blocksize)
@@ -237,7 +256,7 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             if live_display is not None:
                 live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
     finally:
-        device.stop()
+        _stop_with_timeout(device, failure is not None)
         engine.stop_worker()
         if live_display is not None:
             live_display.stop()
@@ -250,7 +269,8 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             path = recorder.close()
             console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
     if failure:
-        raise StreamDreamError(f"{failure}; stopped" + (f" (recording kept in {opts.record_path})" if recorder else ""))
+        kept = f"; the recording so far is in {opts.record_path}" if recorder else ""
+        raise devices.DeviceError(f"{failure}{kept}")
     console.print(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                   f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
     return snap

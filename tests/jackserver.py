@@ -1,0 +1,59 @@
+"""Start and stop a private JACK server with the dummy driver, for tests through real PortAudio and rtmidi."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+
+class JackServer:
+    def __init__(self, name: str, rate: int = 48000, period: int = 512):
+        if shutil.which("jackd") is None:
+            raise RuntimeError("jackd is not installed: apt-get install --no-install-recommends jackd2 libportaudio2")
+        self.name, self.rate, self.period = name, rate, period
+        # every client of this test talks to this server and never autostarts another; --sync makes
+        # JACK2 run a cycle in graph order, so a chain of clients adds no hidden period of delay
+        self.env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
+        self.proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "--sync", "-d", "dummy", "-r", str(rate),
+                                      "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=self.env)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jackd exited: {self.proc.stderr.read().decode(errors='replace')[-500:]}")
+            if "system:playback_1" in self.ports():
+                return
+            time.sleep(0.2)
+        raise RuntimeError("jackd did not come up within 15 s")
+
+    def run(self, *cmd, **kwargs):
+        return subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, **kwargs)
+
+    def ports(self) -> str:
+        return self.run("jack_lsp", timeout=10).stdout
+
+    def wait_for_port(self, name: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if name in self.ports():
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"JACK port {name} did not appear within {timeout:.0f} s")
+
+    def connect(self, src: str, dst: str) -> None:
+        out = self.run("jack_connect", src, dst, timeout=10)
+        assert out.returncode == 0, out.stderr
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()

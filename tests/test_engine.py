@@ -1,0 +1,193 @@
+"""The live engine on the null device: streaming equals offline, latency to the sample, the grid, late windows."""
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from rich.console import Console
+
+from conftest import music_clip
+from streamdream.control.params import Params
+from streamdream.dreaming.dreamer import Dreamer
+from streamdream.stream.engine import Engine, FileSource
+from streamdream.stream.live import LiveOptions, run_live
+from streamdream.stream.offline import render_array
+
+QUIET = Console(file=io.StringIO())
+
+
+def fast_params(model, rate, **changes):
+    return Params(model=str(model), steps=2, octaves=2, window_s=1.5, crossfade_s=0.25, backend="eager",
+                  **changes)
+
+
+def run_engine(engine: Engine, total_frames: int, block: int, capture=None) -> np.ndarray:
+    """Drive the engine's callback in lockstep (the unpaced null device) and collect the output."""
+    out = np.zeros((total_frames, 2), dtype=np.float32)
+    buf = np.zeros((block, 2), dtype=np.float32)
+    engine.start_worker()
+    try:
+        pos = 0
+        while pos < total_frames:
+            n = min(block, total_frames - pos)
+            indata = None
+            if capture is not None:
+                indata = np.zeros((n, 2), dtype=np.float32)
+                chunk = capture[pos:pos + n]
+                indata[:len(chunk)] = chunk
+            if engine.lockstep:
+                engine.wait_for_dreams(n)
+            engine.process(indata, buf[:n], n, None)
+            out[pos:pos + n] = buf[:n]
+            pos += n
+    finally:
+        engine.stop_worker()
+    return out.T
+
+
+def test_live_output_equals_offline_render_sample_for_sample(mel_model, tmp_path):
+    rate = 16000
+    clip = music_clip(rate, 4.0, seed=3)
+    src, rec, stats = tmp_path / "in.wav", tmp_path / "rec.wav", tmp_path / "stats.json"
+    sf.write(src, clip.T, rate, subtype="FLOAT")
+    params = fast_params(mel_model, rate, seed=11, intensity=1.3, gain_db=3.0)
+    budget = 0.5
+    opts = LiveOptions(device="null", samplerate=rate, blocksize=100, input_file=str(src), loop_input=False,
+                       duration=6.0, record_path=str(rec), stats_path=str(stats), quiet=True, budget_s=budget,
+                       paced=False)
+    snap = run_live(params, opts, QUIET)
+    live = sf.read(rec, dtype="float32", always_2d=True)[0].T
+    offline = render_array(clip, rate, params)
+    # a file source is pre-rolled by one window, so the file starts after budget + limiter lookahead
+    from streamdream.audio.limiter import TruePeakLimiter
+    lag = int(budget * rate) + TruePeakLimiter(rate, 2).latency
+    assert snap["latency_frames"] == int(1.5 * rate) + lag
+    assert np.array_equal(live[:, lag:lag + clip.shape[1]], offline)
+    assert snap["windows_dreamed"] >= 3 and snap["late_windows"] == 0
+    assert json.loads(stats.read_text())["windows_dreamed"] == snap["windows_dreamed"]
+
+
+@pytest.mark.parametrize("intensity", [0.0, 1.0])
+def test_impulse_comes_out_exactly_at_the_stated_latency(mel_model, intensity):
+    rate, block = 16000, 256
+    params = fast_params(mel_model, rate, intensity=intensity)
+    engine = Engine(params, rate, block, budget_s=0.5, lockstep=True)
+    capture = np.zeros((rate * 5, 2), dtype=np.float32)
+    capture[3000] = 0.5
+    out = run_engine(engine, rate * 5, block, capture)
+    peak = int(np.argmax(np.abs(out[0])))
+    assert peak == 3000 + engine.latency
+    if intensity == 0.0:
+        expected = np.zeros_like(out)
+        expected[:, 3000 + engine.latency] = 0.5
+        assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+@pytest.mark.parametrize("block", [64, 100, 256, 512, 1024, 2048])
+def test_grid_no_bad_samples_no_clicks_at_joins(mel_model, rate, block):
+    window, crossfade, budget = 1.0, 0.2, 0.3
+    params = Params(model=str(mel_model), steps=1, octaves=1, window_s=window, crossfade_s=crossfade,
+                    backend="eager", intensity=1.5)
+    clip = music_clip(rate, 3.0, seed=rate + block)
+    engine = Engine(params, rate, block, budget_s=budget, source=FileSource(clip, loop=False), lockstep=True)
+    total = int(4.0 * rate) + 7  # not a multiple of the block: the last block is short
+    out = run_engine(engine, total, block)
+    assert out.shape == (2, total)
+    assert np.all(np.isfinite(out))
+    tiny = (out != 0) & (np.abs(out) < np.finfo(np.float32).tiny)
+    assert not tiny.any(), "subnormal samples"
+    # joins: every window start and end, in output frames
+    lag = engine.latency - engine.preroll
+    hop, win = engine.schedule.hop, engine.schedule.window
+    joins = [lag + k * hop + edge for k in range(4) for edge in (0, win)]
+    step = np.abs(np.diff(out, axis=1)).max(axis=0)
+    near = np.zeros(step.size, dtype=bool)
+    for j in joins:
+        near[max(0, j - 32):j + 32] = True
+    signal = slice(lag + 100, lag + clip.shape[1] - 100)
+    own = np.percentile(step[signal][~near[signal]], 99.9)
+    assert step[near & (np.arange(step.size) > lag + 100) & (np.arange(step.size) < lag + clip.shape[1] - 100)].max() <= 1.5 * own
+
+
+class SlowDreamer:
+    """A real Dreamer that takes far longer than the budget on chosen windows (a deliberately slow worker)."""
+
+    def __init__(self, inner, slow_windows, seconds):
+        self.inner, self.slow, self.seconds = inner, slow_windows, seconds
+
+    def dream_window(self, window, k, params=None):
+        if k in self.slow:
+            time.sleep(self.seconds)
+        return self.inner.dream_window(window, k, params)
+
+
+class PoisonedDreamer(SlowDreamer):
+    def dream_window(self, window, k, params=None):
+        out = self.inner.dream_window(window, k, params)
+        if k in self.slow:
+            out = out.copy()
+            out[0, 10] = np.nan
+        return out
+
+
+def _paced_run(engine, seconds, block):
+    """Real time: a paced null device, the worker racing the clock."""
+    from streamdream.audio.devices import NullDevice
+
+    out = []
+
+    def process(indata, outdata, frames, status):
+        engine.process(indata, outdata, frames, status)
+        out.append(outdata.copy())
+
+    device = NullDevice(process, engine.sample_rate, block, paced=True, max_frames=int(seconds * engine.sample_rate))
+    engine.start_worker()
+    device.start()
+    device.join(timeout=seconds * 3 + 30)
+    engine.stop_worker()
+    return np.concatenate(out).T
+
+
+def test_late_window_plays_dry_is_counted_and_the_worker_catches_up(mel_model):
+    rate, block = 16000, 256
+    params = fast_params(mel_model, rate)
+    clip = music_clip(rate, 8.0, seed=5)
+    inner = Dreamer(params, rate, 2, int(1.5 * rate))
+    engine = Engine(params, rate, block, budget_s=0.6, source=FileSource(clip, loop=False),
+                    dreamer_factory=lambda p: SlowDreamer(inner, {1}, 2.0))
+    out = _paced_run(engine, 7.0, block)
+    assert engine.stats.late_windows >= 1
+    assert engine.stats.windows_dreamed >= 3  # later windows dreamed again after the skip
+    lag = engine.latency - engine.preroll
+    h, w, c = engine.schedule.hop, engine.schedule.window, engine.schedule.crossfade
+    # window 1's full-weight middle (between its fades, away from window 0 and 2) is the dry signal exactly
+    lo, hi = h + c, h + w - c
+    assert np.array_equal(out[:, lag + lo:lag + hi], clip[:, lo:hi])
+    assert np.all(np.isfinite(out))
+
+
+def test_nan_dream_is_discarded_counted_and_dry_plays(mel_model):
+    rate, block = 16000, 256
+    params = fast_params(mel_model, rate)
+    clip = music_clip(rate, 5.0, seed=6)
+    inner = Dreamer(params, rate, 2, int(1.5 * rate))
+    engine = Engine(params, rate, block, budget_s=0.5, source=FileSource(clip, loop=False), lockstep=True,
+                    dreamer_factory=lambda p: PoisonedDreamer(inner, {1}, 0))
+    out = run_engine(engine, int(5 * rate), block)
+    assert engine.stats.failed_windows == 1 and np.all(np.isfinite(out))
+    lag = engine.latency - engine.preroll
+    h, w, c = engine.schedule.hop, engine.schedule.window, engine.schedule.crossfade
+    assert np.array_equal(out[:, lag + h + c:lag + h + w - c], clip[:, h + c:h + w - c])
+
+
+def test_first_sound_within_three_seconds_with_a_file_source(mel_model):
+    rate = 16000
+    params = Params(model=str(mel_model), backend="eager")  # default 9-s window
+    engine = Engine(params, rate, 512, budget_s=2.5, source=FileSource(music_clip(rate, 12.0)))
+    first_sound = engine.latency - engine.preroll
+    assert first_sound / rate <= 3.0
+    out = run_engine(engine, int(3.0 * rate), 512)
+    assert np.abs(out[:, first_sound:]).max() > 0 and not out[:, :first_sound - 1].any()

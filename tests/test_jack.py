@@ -1,0 +1,96 @@
+"""The real audio path: PortAudio on a JACK server (dummy driver), fed and recorded by JACK's own clients."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jackserver import JackServer
+
+LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
+        "--blocksize", "0", "--window", "2", "--crossfade", "0.5", "--budget", "1", "--steps", "2",
+        "--octaves", "1", "--backend", "eager", "--quiet"]
+
+
+@pytest.fixture
+def jack(request):
+    server = JackServer(f"sdtest{os.getpid()}{request.node.name[-12:]}".replace("[", "").replace("]", ""))
+    yield server
+    for client in getattr(server, "clients", []):
+        client.kill()
+    server.stop()
+
+
+def start_live(jack, model, tmp_path, *extra):
+    stats = tmp_path / "stats.json"
+    cmd = LIVE + ["--model", str(model), "--stats", str(stats), *map(str, extra)]
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    jack.clients = getattr(jack, "clients", []) + [proc]
+    jack.wait_for_port("PortAudio:out_1")
+    deadline = time.monotonic() + 120
+    while not (stats.exists() and json.loads(stats.read_text())["seconds_out"] > 0):  # the stream is running
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.1)
+    return proc, stats
+
+
+def play_metronome_and_record(jack, seconds):
+    """jack_metro (880 Hz bursts, 4 per second) into streamdream; jack_rec takes both, cycle-aligned."""
+    metro = subprocess.Popen(["jack_metro", "-n", "metro", "-b", "240", "-f", "880", "-D", "5"], env=jack.env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jack.clients.append(metro)
+    jack.wait_for_port("metro:240_bpm")
+    jack.connect("metro:240_bpm", "PortAudio:in_0")
+    jack.connect("metro:240_bpm", "PortAudio:in_1")
+    out = jack.run("jack_rec", "-f", str(jack.recording), "-d", str(seconds), "-b", "32", "metro:240_bpm",
+                   "PortAudio:out_0", "PortAudio:out_1", timeout=seconds + 30)
+    assert out.returncode == 0, out.stderr
+    metro.kill()
+    data, rate = sf.read(jack.recording, dtype="int32")
+    assert rate == 48000
+    return data[:, 0].astype(np.int64), data[:, 1:].astype(np.int64)
+
+
+def stated_latency(stats):
+    for _ in range(100):
+        if stats.exists():
+            return json.loads(stats.read_text())["latency_frames"]
+        time.sleep(0.1)
+    raise AssertionError("no --stats file written")
+
+
+@pytest.mark.parametrize("intensity", ["0", "1"])
+def test_jack_output_is_the_input_delayed_by_the_stated_latency(jack, mel_model, tmp_path, intensity):
+    jack.recording = tmp_path / "jack_rec.wav"
+    live, stats = start_live(jack, mel_model, tmp_path, "--intensity", intensity, "--duration", "60")
+    metro, out = play_metronome_and_record(jack, 7)
+    latency = stated_latency(stats)
+    live.terminate()
+    live.wait(timeout=60)
+    assert np.count_nonzero(metro) > 1000  # the metronome really played
+    delayed_input = metro[:-latency]
+    for channel in range(2):
+        heard = out[latency:, channel]
+        if intensity == "0":
+            assert np.array_equal(heard, delayed_input)  # to the sample, bit for bit
+        else:
+            assert not np.array_equal(heard, delayed_input)
+            # still the same timing: the loudest burst lines up with the input's
+            assert abs(int(np.argmax(np.abs(heard))) % 12000 - int(np.argmax(np.abs(delayed_input))) % 12000) < 600
+
+
+def test_jack_server_vanishing_stops_cleanly_and_keeps_the_recording(jack, mel_model, tmp_path):
+    record = tmp_path / "kept.wav"
+    live, _ = start_live(jack, mel_model, tmp_path, "--duration", "120", "--record", record)
+    time.sleep(3)
+    jack.stop()  # the server goes away, as when an interface is unplugged
+    _, err = live.communicate(timeout=60)
+    assert live.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("streamdream: error:")]
+    assert len(lines) == 1 and "device stopped" in lines[0] and str(record) in lines[0]
+    audio, rate = sf.read(record)
+    assert rate == 48000 and audio.shape[0] > 48000  # more than a second of what was played survived
