@@ -163,7 +163,8 @@ def cmd_live(a: argparse.Namespace) -> int:
     console = Console(stderr=True)
     opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
-                       quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced)
+                       quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
+                       midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
@@ -188,6 +189,42 @@ def cmd_devices(a: argparse.Namespace) -> int:
         print(f"  {index:>3}  {name}  [{api}]")
     if not ports:
         print("  none")
+    return 0
+
+
+def cmd_midi_learn(a: argparse.Namespace) -> int:
+    import rtmidi
+
+    from .control.learn import LEARN_ORDER, learn_mapping, rtmidi_waiter, write_mapping
+    from .control.mapping import describe
+    from .control.midi import available_apis
+
+    if os.path.exists(a.out) and not a.force:
+        raise ParameterError(f"{a.out} exists; pass --force to replace it, or choose another --out")
+    params = a.params.split(",") if a.params else LEARN_ORDER
+    apis = available_apis()
+    if not apis:
+        raise ParameterError("no MIDI system found (start JACK, or load the ALSA sequencer)")
+    midi_in = rtmidi.MidiIn(apis[0], name="streamdream-learn")
+    if a.port:
+        names = midi_in.get_ports()
+        hits = [i for i, n in enumerate(names) if (a.port.isdigit() and i == int(a.port)) or a.port.lower() in n.lower()]
+        if not hits:
+            listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
+            raise ParameterError(f"no MIDI input port matches {a.port!r}; ports: {listing}")
+        midi_in.open_port(hits[0])
+        print(f"listening on {names[hits[0]]}")
+    else:
+        midi_in.open_virtual_port("streamdream")
+        print("listening on the virtual port 'streamdream': connect your controller to it")
+    try:
+        mapping = learn_mapping(params, rtmidi_waiter(midi_in, timeout=a.timeout))
+    finally:
+        midi_in.close_port()
+    path = write_mapping(a.out, mapping, a.force)
+    print(f"wrote {path}:")
+    for line in describe(mapping):
+        print("  " + line)
     return 0
 
 
@@ -221,19 +258,34 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--quiet", action="store_true", help="no live display")
     lv.add_argument("--unpaced", action="store_true",
                     help="null device only: run as fast as dreams allow, every window dreamed (tests, offline)")
+    lv.add_argument("--midi", help="MIDI input port (index or name substring); a virtual port 'streamdream' "
+                                   "is opened too")
+    lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
+    lv.add_argument("--presets", help="TOML presets file: program change N loads preset N")
+    lv.add_argument("--no-midi", action="store_true", help="do not open any MIDI port")
     add_dream_options(lv, audio_device_flag=True)
     lv.set_defaults(func=cmd_live)
+
+    md = sub.add_parser("midi", help="MIDI mapping tools")
+    msub = md.add_subparsers(dest="midi_command", required=True, parser_class=_Parser)
+    ml = msub.add_parser("learn", help="move a knob for each parameter; writes a --midi-map TOML")
+    ml.add_argument("--port", help="controller port (index or name substring); default: the virtual port")
+    ml.add_argument("--out", default="midi-map.toml", help="where to write the mapping (default midi-map.toml)")
+    ml.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ml.add_argument("--params", help="comma-separated parameters to learn (default: all)")
+    ml.add_argument("--timeout", type=float, help="skip a parameter after this many seconds without a knob")
+    ml.set_defaults(func=cmd_midi_learn)
 
     dv = sub.add_parser("devices", help="list audio devices and MIDI ports")
     dv.set_defaults(func=cmd_devices)
 
     m = sub.add_parser("models", help="inspect models")
-    msub = m.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    i = msub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
+    mosub = m.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    i = mosub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
     i.add_argument("model", nargs="?", help="ONNX file (default: the shipped model)")
     i.add_argument("--view", choices=["mel", "stft", "raw-image"])
     i.set_defaults(func=cmd_models_info)
-    c = msub.add_parser("classify", help="label probabilities averaged over a file's windows")
+    c = mosub.add_parser("classify", help="label probabilities averaged over a file's windows")
     c.add_argument("file")
     c.add_argument("--model")
     c.add_argument("--json", action="store_true", help="all labels as JSON")

@@ -1,20 +1,280 @@
-"""MIDI input through python-rtmidi."""
+"""MIDI input through python-rtmidi, in the "ccstore" style.
+
+The rtmidi callback only stores the latest value per parameter: instant ones
+(intensity, mix, gain) straight into the engine's control targets, which the
+audio callback reads at its next block; per-window ones into `latest`, which the
+main loop folds into the engine's Params a few times a second and the worker
+picks up at its next window. Clock, active sensing, SysEx and unknown CCs are
+dropped at the door.
+"""
 from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import threading
+import time
+
+from ..errors import ParameterError, StreamDreamError
+from .mapping import KNOBS, Mapping, choose
+from .params import Params
+from .presets import apply_preset, preset_from_params, save_preset
+
+VIRTUAL_PORT = "streamdream"
+
+
+class MidiPortError(StreamDreamError, ValueError):
+    """A MIDI port that is not there."""
+
+
+def _rtmidi():
+    import rtmidi
+    return rtmidi
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """libjack and alsa-lib print to fd 2 when their server is absent; a probe should not."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def available_apis() -> list[int]:
+    """JACK first when its server is up (these machines have no ALSA sequencer), then ALSA."""
+    rtmidi = _rtmidi()
+    order = [rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]
+    compiled = rtmidi.get_compiled_api()
+    usable = []
+    for api in order:
+        if api not in compiled or (api == rtmidi.API_LINUX_ALSA and not os.path.exists("/dev/snd/seq")):
+            continue
+        try:
+            with _quiet_native_stderr():
+                probe = rtmidi.MidiIn(api, name="streamdream-probe")
+                probe.get_ports()
+                probe.delete()
+            usable.append(api)
+        except Exception:
+            continue
+    return usable
 
 
 def list_midi_ports() -> list[tuple[str, int, str]]:
-    """(api name, index, port name) for every MIDI input port rtmidi can see, on every compiled API."""
-    import rtmidi
-
+    """(api name, index, port name) for every MIDI input port rtmidi can see."""
+    rtmidi = _rtmidi()
     ports = []
-    for api in rtmidi.get_compiled_api():
-        if api == rtmidi.API_RTMIDI_DUMMY:
-            continue
-        try:
-            midi_in = rtmidi.MidiIn(api)
-        except Exception:  # e.g. the JACK API with no JACK server running
-            continue
+    for api in available_apis():
+        midi_in = rtmidi.MidiIn(api, name="streamdream-list")
         for index, name in enumerate(midi_in.get_ports()):
             ports.append((rtmidi.get_api_display_name(api), index, name))
         midi_in.delete()
     return ports
+
+
+class MidiControl:
+    """Maps incoming MIDI onto an engine (anything with `controls.set`, `params`, `set_params`)."""
+
+    IGNORED_STATUS = 0xF0  # system messages: SysEx, clock, start/stop, active sensing, reset
+
+    def __init__(self, engine, mapping: Mapping, labels: list[str], layers: list[str],
+                 presets: list[dict] | None = None, presets_path: str | None = None):
+        self.engine = engine
+        self.mapping = mapping
+        self.by_cc = mapping.lookup()
+        self.labels = labels
+        self.layers = layers
+        self.presets = presets or []
+        self.presets_path = presets_path
+        self.latest: dict[str, object] = {}   # per-window values waiting for the next window
+        self.messages = 0
+        self.ignored = 0
+        self.saved: list[int] = []             # program numbers of presets saved from the controller
+        self.last_change = 0.0                # perf_counter of the last stored change
+        self.port_name: str | None = None
+        self.port_lost = False
+        self._midi_in = None
+        self._virtual = None
+
+    # ---- the rtmidi callback (its own thread): store, never wait
+    def on_message(self, event, data=None) -> None:
+        message, _delta = event
+        self.messages += 1
+        if not message:
+            return
+        status = message[0]
+        if status >= self.IGNORED_STATUS:
+            self.ignored += 1
+            return
+        kind, channel = status & 0xF0, (status & 0x0F) + 1
+        if kind == 0xB0 and len(message) >= 3:
+            self._control_change(channel, message[1], message[2])
+        elif kind == 0x90 and len(message) >= 3 and message[2] > 0:
+            self._note_on(channel, message[1], message[2])
+        elif kind == 0xC0 and len(message) >= 2:
+            self.latest["program"] = message[1]
+        else:
+            self.ignored += 1  # note-off, aftertouch, pitch bend: not mapped
+            return
+        self.last_change = time.perf_counter()
+
+    def _control_change(self, channel: int, cc: int, value: int) -> None:
+        if cc == self.mapping.sustain_cc:
+            self.latest["freeze"] = value >= 64
+            return
+        entry = self.by_cc.get((channel, cc)) or self.by_cc.get((0, cc))
+        if entry is None:
+            self.ignored += 1
+            return
+        if entry.param == "save_preset":
+            if value >= 64:
+                self.latest["save"] = True
+        elif KNOBS[entry.param].kind == "instant":
+            self.engine.controls.set(**{entry.param: entry.value(value)})
+        elif entry.param == "layer":
+            self.latest["layer"] = choose(self.layers, value)
+        elif entry.param == "target":
+            self.latest["target"] = choose([None] + self.labels, value)
+        else:
+            self.latest[entry.param] = entry.value(value)
+
+    def _note_on(self, channel: int, note: int, velocity: int) -> None:
+        if self.mapping.note_channel and channel != self.mapping.note_channel:
+            self.ignored += 1
+            return
+        index = note - self.mapping.first_note
+        if 0 <= index < len(self.labels):
+            self.latest["target"] = self.labels[index]
+        lo, hi = self.mapping.velocity_min, self.mapping.velocity_max
+        self.latest["step_size"] = lo + (hi - lo) * (velocity - 1) / 126.0
+
+    # ---- main loop: fold stored values into Params for the next window
+    def apply(self) -> Params | None:
+        """Returns the new Params if anything per-window changed (already handed to the engine)."""
+        latest = dict(self.latest)  # a snapshot; the rtmidi thread may keep writing
+        current = self.engine.params
+        params = current
+        if latest.pop("save", False):
+            self.latest.pop("save", None)
+            number = self.save_current(f"snapshot-{len(self.presets)}")
+            self.saved.append(number)
+        program = latest.pop("program", None)
+        if program is not None:
+            self.latest.pop("program", None)
+            if program < len(self.presets):
+                params = apply_preset(params, self.presets[program])
+                for key in list(self.latest):   # a preset overrides earlier knob moves
+                    self.latest.pop(key, None)
+                latest = {}
+                self.engine.controls.set(params.intensity, params.mix, params.gain_db)
+        changes = {k: v for k, v in latest.items() if getattr(params, k) != v}
+        if changes:
+            params = params.with_changes(**changes)
+        if params is current:
+            return None
+        self.engine.set_params(params, instant=program is not None)
+        return params
+
+    def save_current(self, name: str) -> int:
+        if not self.presets_path:
+            raise ParameterError("no --presets file to save into")
+        params = self.engine.params
+        c = self.engine.controls.target
+        snapshot = params.with_changes(intensity=float(c[0]), mix=float(c[1]),
+                                       gain_db=float(20 * math.log10(max(c[2], 1e-6))))
+        preset = preset_from_params(name, snapshot)
+        number = save_preset(self.presets_path, preset)
+        self.presets = self.presets[:number] + [preset]
+        return number
+
+    # ---- ports
+    def open(self, port: str | None, virtual: bool = True) -> None:
+        rtmidi = _rtmidi()
+        apis = available_apis()
+        if not apis:
+            raise MidiPortError("no MIDI system found (start JACK, or load the ALSA sequencer: modprobe snd-seq)")
+        api = apis[0]
+        if virtual:
+            self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_PORT)
+            self._virtual.open_virtual_port(VIRTUAL_PORT)
+            self._virtual.ignore_types(sysex=True, timing=True, active_sense=True)
+            self._virtual.set_callback(self.on_message)
+        if port is not None:
+            midi_in = rtmidi.MidiIn(api, name=f"{VIRTUAL_PORT}-in")
+            names = midi_in.get_ports()
+            index = None
+            if port.isdigit() and int(port) < len(names):
+                index = int(port)
+            else:
+                hits = [i for i, n in enumerate(names) if port.lower() in n.lower() and VIRTUAL_PORT + ":" not in n]
+                index = hits[0] if hits else None
+            if index is None:
+                listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
+                midi_in.delete()
+                self.close()
+                raise MidiPortError(f"no MIDI input port matches {port!r}; ports: {listing}")
+            midi_in.open_port(index)
+            midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+            midi_in.set_callback(self.on_message)
+            self._midi_in = midi_in
+            self.port_name = names[index]
+
+    def check_port(self) -> bool:
+        """False once the opened controller port has vanished (unplugged); audio carries on."""
+        if self._midi_in is None or self.port_lost:
+            return not self.port_lost
+        rtmidi = _rtmidi()
+        probe = rtmidi.MidiIn(self._midi_in.get_current_api(), name="streamdream-check")
+        present = self.port_name in probe.get_ports()
+        probe.delete()
+        if not present:
+            self.port_lost = True
+        return present
+
+    def close(self) -> None:
+        for port in (self._midi_in, self._virtual):
+            if port is not None:
+                try:
+                    port.cancel_callback()
+                    port.close_port()
+                    port.delete()
+                except Exception:
+                    pass
+        self._midi_in = self._virtual = None
+
+
+class MidiPump:
+    """Main-loop helper: apply stored MIDI values and watch the port, at a steady rate."""
+
+    def __init__(self, control: MidiControl, period: float = 0.02, report=print):
+        self.control, self.period, self.report = control, period, report
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="streamdream-midi", daemon=True)
+        self._last_check = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.control.apply()
+            except StreamDreamError as exc:
+                self.report(f"MIDI: {exc}")
+            now = time.monotonic()
+            if now - self._last_check > 1.0:
+                self._last_check = now
+                if self.control._midi_in is not None and not self.control.port_lost and not self.control.check_port():
+                    self.report(f"MIDI controller {self.control.port_name!r} disappeared; the audio keeps running "
+                                "with the last values (the 'streamdream' virtual port still listens)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

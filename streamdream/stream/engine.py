@@ -64,6 +64,8 @@ class Controls:
     def __init__(self, params: Params, sample_rate: int, max_block: int):
         self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
         self.current = self.target.copy()
+        self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
+        self.ramp_started_frame = -1
         # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
         self.coeff = math.exp(-3.0 / (SMOOTHING_S * sample_rate))
         self.powers = self.coeff ** np.arange(1, max_block + 1)
@@ -81,7 +83,11 @@ class Controls:
         """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""
         target = self.target.copy()  # one read, so a concurrent set() cannot tear the block
         if np.array_equal(self.current, target):
+            self._gliding = False
             return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
+        if not getattr(self, "_gliding", False):
+            self._gliding = True
+            self.ramp_started_at = time.perf_counter()
         # current -> target exponentially; snap once within float32 resolution so the settled path is exact
         diff = (self.current - target)[:, None] * self.powers[None, :n]
         np.add(target[:, None], diff, out=self.ramps[:, :n], casting="unsafe")
@@ -155,6 +161,8 @@ class Engine:
         self.slots = np.zeros((self.n_slots, CHANNELS, w), dtype=np.float32)
         self.slot_window = [-1] * self.n_slots    # published window per slot (worker writes)
         self.slot_ok = [False] * self.n_slots
+        self.slot_params = [None] * self.n_slots       # the Params each published window was dreamed with
+        self.heard: list[tuple[int, float, object]] = []  # (window, perf_counter first heard, its Params)
         self.latched_window = [-1] * self.n_slots  # callback's decision per slot
         self.latched_use = [False] * self.n_slots
         self.controls = Controls(params, sample_rate, self.max_block)
@@ -175,10 +183,14 @@ class Engine:
             self.in_ring.write(pre)
 
     # ---- control surface (any thread)
-    def set_params(self, params: Params) -> None:
-        """Per-window settings apply from the next window; instant ones glide in at the next block."""
+    def set_params(self, params: Params, instant: bool = True) -> None:
+        """Per-window settings apply from the next window; instant ones (if `instant`) glide in at the next block.
+
+        MIDI passes instant=False: its knobs write the instant targets directly.
+        """
         self.params = params.validate()
-        self.controls.set(params.intensity, params.mix, params.gain_db)
+        if instant:
+            self.controls.set(params.intensity, params.mix, params.gain_db)
 
     def input_frame_for_output(self, out_pos: int) -> int:
         return out_pos - self.delay + self.preroll
@@ -241,6 +253,8 @@ class Engine:
                 published = self.slot_window[s] == k
                 self.latched_window[s] = k
                 self.latched_use[s] = published and self.slot_ok[s]
+                if self.latched_use[s]:
+                    self.heard.append((k, time.perf_counter(), self.slot_params[s]))
                 if not published:
                     if self.input_frame_for_output(0) > k * h:
                         self.stats.warmup_windows += 1
@@ -279,7 +293,9 @@ class Engine:
 
         w, h = self.schedule.window, self.schedule.hop
         factory = self._dreamer_factory or (lambda p: Dreamer(p, self.sample_rate, CHANNELS, w))
-        dreamer, dreamer_params = None, None
+        # Dreamers by objective: switching back to a layer or target already used is instant.
+        dreamers: dict = {}
+        last_dream = None
         next_k = 0
         while not self._stop.is_set():
             newest = self._newest_complete()
@@ -289,20 +305,29 @@ class Engine:
             # Live: jump to the newest window rather than fall further behind. Lockstep: every window.
             k = next_k if self.lockstep else newest
             params = self.params
-            if dreamer is None or _dreamer_key(params) != _dreamer_key(dreamer_params):
-                dreamer, dreamer_params = factory(params), params
             window = self.in_ring.read(k * h, w)
             self.stats.current_window, self.stats.window_started = k, time.perf_counter()
             began = time.perf_counter()
-            dreamed = dreamer.dream_window(window, k, params)
-            if dreamed is not None and not np.all(np.isfinite(dreamed)):
-                dreamed = None  # a NaN/Inf dream is discarded; its slot plays dry
-            self.stats.dream_seconds.append(time.perf_counter() - began)
+            if params.freeze and last_dream is not None:
+                dreamed = last_dream  # freeze: keep replaying the current dream over the new windows
+            else:
+                key = _dreamer_key(params)
+                if key not in dreamers:
+                    if len(dreamers) >= 6:
+                        dreamers.pop(next(iter(dreamers)))
+                    dreamers[key] = factory(params)
+                dreamed = dreamers[key].dream_window(window, k, params)
+                if dreamed is not None and not np.all(np.isfinite(dreamed)):
+                    dreamed = None  # a NaN/Inf dream is discarded; its slot plays dry
+                if dreamed is not None:
+                    last_dream = dreamed
+                self.stats.dream_seconds.append(time.perf_counter() - began)
             s = k % self.n_slots
             self.slot_window[s] = -1  # unpublish before overwriting the slot
             ok = dreamed is not None
             self.slots[s] = self.schedule.weights(k) * window_delta(window, dreamed, params.match_loudness)
             self.slot_ok[s] = ok
+            self.slot_params[s] = params
             self.slot_window[s] = k   # publish last
             self.stats.windows_dreamed += ok
             self.stats.failed_windows += not ok

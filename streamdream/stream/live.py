@@ -38,6 +38,10 @@ class LiveOptions:
     quiet: bool = False
     budget_s: float = 3.0
     paced: bool = True            # null device only: False runs as fast as the dreams allow, in lockstep
+    midi_port: str | None = None  # --midi: index or name substring of a controller's port
+    midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
+    presets: str | None = None    # --presets TOML: program change loads, saves go here
+    midi: bool = True             # open the 'streamdream' virtual MIDI port when a MIDI system exists
 
 
 def rss_bytes() -> int:
@@ -78,6 +82,9 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int) -> dict:
         "controls": {"intensity": float(engine.controls.target[0]), "mix": float(engine.controls.target[1]),
                      "gain": float(engine.controls.target[2])},
         "input_peak": s.input_peak, "output_peak": s.output_peak,
+        "dream": {"layer": engine.params.layer, "target": engine.params.target, "steps": engine.params.steps,
+                  "step_size": engine.params.step_size, "octaves": engine.params.octaves,
+                  "freeze": engine.params.freeze},
     }
 
 
@@ -161,6 +168,33 @@ def _stop_with_timeout(device, failed: bool) -> None:
     closer.join(timeout=3.0 if failed else 30.0)
 
 
+def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
+    """The MIDI layer, or None when there is no MIDI system and no --midi was asked for."""
+    from ..control.mapping import load_mapping
+    from ..control.midi import MidiControl, MidiPortError, available_apis
+    from ..control.presets import load_presets
+    from ..dreaming.model import read_model_info
+
+    mapping = load_mapping(opts.midi_map)
+    presets = load_presets(opts.presets) if opts.presets else []
+    if not opts.midi_port and not available_apis():
+        return None
+    info = read_model_info(params.model, params.view)
+    control = MidiControl(engine, mapping, info.labels, [layer.name for layer in info.recommended],
+                          presets, opts.presets)
+    try:
+        control.open(opts.midi_port, virtual=True)
+    except MidiPortError:
+        raise
+    except Exception as exc:
+        if opts.midi_port:
+            raise MidiPortError(f"cannot open MIDI: {exc}") from exc
+        console.print(f"[yellow]MIDI unavailable ({exc}); running without it[/]")
+        return None
+    console.print("MIDI: virtual port 'streamdream'" + (f" and {control.port_name!r}" if control.port_name else ""))
+    return control
+
+
 def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> dict:
     """Run until --duration, Ctrl-C, or the device fails. Returns the final stats snapshot."""
     import soxr
@@ -200,6 +234,7 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
                     lockstep=(opts.device == "null" and not opts.paced))
     max_frames = int(opts.duration * rate) if opts.duration else None
+    midi = open_midi(engine, params, opts, console) if (opts.midi or opts.midi_port) else None
     device = open_device(engine, opts, rate)
     if isinstance(device, devices.NullDevice):
         device.max_frames = max_frames
@@ -220,6 +255,11 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     if recorder:
         engine.record_ring = recorder.ring
         recorder.start()
+    pump = None
+    if midi is not None:
+        from ..control.midi import MidiPump
+        pump = MidiPump(midi, report=lambda text: console.print(f"[yellow]{text}[/]"))
+        pump.start()
     engine.start_worker()
     device.start()
     live_display = None
@@ -251,6 +291,9 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
                 snap = stats_snapshot(engine, started, opts.blocksize)
+                if midi is not None:
+                    snap["midi"] = {"port": midi.port_name, "connected": not midi.port_lost,
+                                    "messages": midi.messages, "ignored": midi.ignored}
                 write_json_atomic(opts.stats_path, snap)
                 last_stats = now
             if live_display is not None:
@@ -258,6 +301,10 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     finally:
         _stop_with_timeout(device, failure is not None)
         engine.stop_worker()
+        if pump is not None:
+            pump.stop()
+        if midi is not None:
+            midi.close()
         if live_display is not None:
             live_display.stop()
         if previous is not None:

@@ -1,0 +1,113 @@
+"""Presets: named sets of parameter values in TOML; program change N loads the N-th (from 0).
+
+    [[preset]]
+    name = "glass"
+    intensity = 1.2
+    step_size = 0.08
+    layer = "/stage2/relu/Relu_output_0"
+    target = "strings"      # or "none"
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+from ..errors import ParameterError
+from .mapping import KNOBS, _table_lines
+from .params import Params
+
+SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
+              "layer", "target", "freeze")
+
+
+def _check_value(key: str, value, where: str):
+    knob = KNOBS[key]
+    if key in ("layer", "target"):
+        if not isinstance(value, str):
+            raise ParameterError(f"{where}: {key} must be a string")
+        return value
+    if knob.toggle:
+        if not isinstance(value, bool):
+            raise ParameterError(f"{where}: {key} must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{where}: {key} must be a number, got {value!r}")
+    if not knob.lo <= value <= knob.hi:
+        raise ParameterError(f"{where}: {key} = {value:g} is outside {knob.lo:g}..{knob.hi:g}")
+    return int(value) if knob.integer else float(value)
+
+
+def parse_presets(text: str, source: str = "presets") -> list[dict]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{source}: not valid TOML: {exc}") from None
+    if set(data) - {"preset"}:
+        raise ParameterError(f"{source}: only [[preset]] tables are allowed, found {sorted(set(data) - {'preset'})}")
+    lines = _table_lines(text, "[[preset]]")
+    presets = []
+    for i, entry in enumerate(data.get("preset", [])):
+        where = f"{source} line {lines[i] if i < len(lines) else '?'}"
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"{where}: every preset needs a name = \"...\"")
+        values = {}
+        for key, value in entry.items():
+            if key == "name":
+                continue
+            if key not in SAVED_KEYS:
+                raise ParameterError(f"{where}: unknown key {key!r}; presets hold {', '.join(SAVED_KEYS)}")
+            values[key] = _check_value(key, value, where)
+        presets.append({"name": name, **values})
+    return presets
+
+
+def load_presets(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return parse_presets(path.read_text(), str(path))
+
+
+def preset_from_params(name: str, params: Params) -> dict:
+    out = {"name": name}
+    for key in SAVED_KEYS:
+        value = getattr(params, key)
+        if key in ("layer", "target"):
+            value = value or "none"
+        out[key] = value
+    return out
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def save_preset(path: str | Path, preset: dict) -> int:
+    """Append (or replace, by name) a preset; the file is rewritten atomically. Returns its program number."""
+    path = Path(path)
+    presets = [p for p in load_presets(path) if p["name"] != preset["name"]] + [preset]
+    text = ["# streamdream presets: program change N loads the N-th preset (from 0)", ""]
+    for p in presets:
+        text.append("[[preset]]")
+        text += [f"{key} = {_toml_value(value)}" for key, value in p.items()]
+        text.append("")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(text))
+    os.replace(tmp, path)
+    return len(presets) - 1
+
+
+def apply_preset(params: Params, preset: dict) -> Params:
+    changes = {k: v for k, v in preset.items() if k != "name"}
+    for key in ("layer", "target"):
+        if changes.get(key) == "none":
+            changes[key] = None
+    return params.with_changes(**changes)
