@@ -7,7 +7,27 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from jackserver import JackServer  # noqa: E402
 from models import make_audio_model, make_image_model  # noqa: E402
+
+
+@pytest.fixture
+def jack(request, monkeypatch):
+    """A private JACK server (dummy driver) for one test; its clients are killed with it.
+
+    This process's own JACK clients (rtmidi ports) talk to it too.
+    """
+    import os
+    import re
+    server = JackServer("sd" + re.sub(r"\W", "", f"{os.getpid()}{request.node.name}")[-24:])
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    server.clients = []
+    yield server
+    for client in server.clients:
+        if hasattr(client, "kill"):
+            client.kill()
+    server.stop()
 
 
 @pytest.fixture(scope="session")

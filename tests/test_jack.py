@@ -9,20 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jackserver import JackServer
 
 LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
         "--blocksize", "0", "--window", "2", "--crossfade", "0.5", "--budget", "1", "--steps", "2",
         "--octaves", "1", "--backend", "eager", "--quiet"]
-
-
-@pytest.fixture
-def jack(request):
-    server = JackServer(f"sdtest{os.getpid()}{request.node.name[-12:]}".replace("[", "").replace("]", ""))
-    yield server
-    for client in getattr(server, "clients", []):
-        client.kill()
-    server.stop()
 
 
 def start_live(jack, model, tmp_path, *extra):

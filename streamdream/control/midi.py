@@ -1,11 +1,15 @@
 """MIDI input through python-rtmidi, in the "ccstore" style.
 
-The rtmidi callback only stores the latest value per parameter: instant ones
+The MIDI thread only stores the latest value per parameter: instant ones
 (intensity, mix, gain) straight into the engine's control targets, which the
-audio callback reads at its next block; per-window ones into `latest`, which the
-main loop folds into the engine's Params a few times a second and the worker
-picks up at its next window. Clock, active sensing, SysEx and unknown CCs are
-dropped at the door.
+audio callback reads at its next block; per-window ones into `latest`, which are
+folded into the engine's Params and picked up by the worker at its next window.
+Clock, active sensing, SysEx and unknown CCs are dropped at the door.
+
+Messages are drained by one thread every millisecond rather than by rtmidi's
+per-message callback: under a flood (10,000 messages a second) a Python callback
+per message made the audio callback wait for the GIL often enough to cause
+xruns; one wake-up per millisecond handles the same flood in batches.
 """
 from __future__ import annotations
 
@@ -98,10 +102,12 @@ class MidiControl:
         self.ignored = 0
         self.saved: list[int] = []             # program numbers of presets saved from the controller
         self.last_change = 0.0                # perf_counter of the last stored change
+        self.last_change_frame = -1           # the engine's output position then
         self.port_name: str | None = None
         self.port_lost = False
         self._midi_in = None
         self._virtual = None
+        self._probe = None
 
     # ---- the rtmidi callback (its own thread): store, never wait
     def on_message(self, event, data=None) -> None:
@@ -124,6 +130,7 @@ class MidiControl:
             self.ignored += 1  # note-off, aftertouch, pitch bend: not mapped
             return
         self.last_change = time.perf_counter()
+        self.last_change_frame = getattr(self.engine, "out_pos", -1)
 
     def _control_change(self, channel: int, cc: int, value: int) -> None:
         if cc == self.mapping.sustain_cc:
@@ -205,7 +212,6 @@ class MidiControl:
             self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_PORT)
             self._virtual.open_virtual_port(VIRTUAL_PORT)
             self._virtual.ignore_types(sysex=True, timing=True, active_sense=True)
-            self._virtual.set_callback(self.on_message)
         if port is not None:
             midi_in = rtmidi.MidiIn(api, name=f"{VIRTUAL_PORT}-in")
             names = midi_in.get_ports()
@@ -222,39 +228,50 @@ class MidiControl:
                 raise MidiPortError(f"no MIDI input port matches {port!r}; ports: {listing}")
             midi_in.open_port(index)
             midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-            midi_in.set_callback(self.on_message)
             self._midi_in = midi_in
+            # the watcher is made now, before audio starts: a new JACK client mid-stream is a graph change
+            self._probe = rtmidi.MidiIn(api, name=f"{VIRTUAL_PORT}-watch")
             self.port_name = names[index]
+
+    def drain(self) -> int:
+        """Handle every message waiting on the open ports; returns how many."""
+        count = 0
+        for port in (self._midi_in, self._virtual):
+            if port is None:
+                continue
+            while True:
+                event = port.get_message()
+                if event is None:
+                    break
+                self.on_message(event)
+                count += 1
+        return count
 
     def check_port(self) -> bool:
         """False once the opened controller port has vanished (unplugged); audio carries on."""
         if self._midi_in is None or self.port_lost:
             return not self.port_lost
-        rtmidi = _rtmidi()
-        probe = rtmidi.MidiIn(self._midi_in.get_current_api(), name="streamdream-check")
-        present = self.port_name in probe.get_ports()
-        probe.delete()
+        present = self.port_name in self._probe.get_ports()
         if not present:
             self.port_lost = True
         return present
 
     def close(self) -> None:
-        for port in (self._midi_in, self._virtual):
+        for port in (self._midi_in, self._virtual, self._probe):
             if port is not None:
                 try:
-                    port.cancel_callback()
                     port.close_port()
                     port.delete()
                 except Exception:
                     pass
-        self._midi_in = self._virtual = None
+        self._midi_in = self._virtual = self._probe = None
 
 
 class MidiPump:
-    """Main-loop helper: apply stored MIDI values and watch the port, at a steady rate."""
+    """The MIDI thread: drain the ports every `poll` seconds, fold per-window values in every `period`."""
 
-    def __init__(self, control: MidiControl, period: float = 0.02, report=print):
-        self.control, self.period, self.report = control, period, report
+    def __init__(self, control: MidiControl, poll: float = 0.001, period: float = 0.02, report=print):
+        self.control, self.poll, self.period, self.report = control, poll, period, report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamdream-midi", daemon=True)
         self._last_check = 0.0
@@ -263,12 +280,25 @@ class MidiPump:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period):
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception as exc:  # never let a bad message or port end MIDI control for the show
+                self.report(f"MIDI: {type(exc).__name__}: {exc}; still listening")
+                self._stop.wait(0.1)
+
+    def _loop(self) -> None:
+        last_apply = 0.0
+        while not self._stop.wait(self.poll):
+            self.control.drain()
+            now = time.monotonic()
+            if now - last_apply < self.period:
+                continue
+            last_apply = now
             try:
                 self.control.apply()
             except StreamDreamError as exc:
                 self.report(f"MIDI: {exc}")
-            now = time.monotonic()
             if now - self._last_check > 1.0:
                 self._last_check = now
                 if self.control._midi_in is not None and not self.control.port_lost and not self.control.check_port():

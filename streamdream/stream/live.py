@@ -56,7 +56,7 @@ def rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def stats_snapshot(engine: Engine, started: float, blocksize: int) -> dict:
+def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) -> dict:
     s = engine.stats
     dream = s.dream_seconds[-50:]
     window_s = engine.schedule.window / engine.sample_rate
@@ -85,6 +85,8 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int) -> dict:
         "dream": {"layer": engine.params.layer, "target": engine.params.target, "steps": engine.params.steps,
                   "step_size": engine.params.step_size, "octaves": engine.params.octaves,
                   "freeze": engine.params.freeze},
+        **({"midi": {"port": midi.port_name, "connected": not midi.port_lost, "messages": midi.messages,
+                     "ignored": midi.ignored}} if midi is not None else {}),
     }
 
 
@@ -245,6 +247,9 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
                   + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
                   + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.device}")
 
+    # Python hands the GIL over every 5 ms by default; the audio callback should not wait that long.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
     if previous is not None:
@@ -290,10 +295,7 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
                 break
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
-                snap = stats_snapshot(engine, started, opts.blocksize)
-                if midi is not None:
-                    snap["midi"] = {"port": midi.port_name, "connected": not midi.port_lost,
-                                    "messages": midi.messages, "ignored": midi.ignored}
+                snap = stats_snapshot(engine, started, opts.blocksize, midi)
                 write_json_atomic(opts.stats_path, snap)
                 last_stats = now
             if live_display is not None:
@@ -309,7 +311,8 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             live_display.stop()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-        snap = stats_snapshot(engine, started, opts.blocksize)
+        sys.setswitchinterval(switch_interval)
+        snap = stats_snapshot(engine, started, opts.blocksize, midi)
         if opts.stats_path:
             write_json_atomic(opts.stats_path, snap)
         if recorder:
