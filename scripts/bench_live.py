@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Live engine soak on a JACK dummy device: callback timing, xruns, late windows, memory.
+
+    python scripts/bench_live.py [--minutes 10] [--blocksize 512]
+
+Starts a private JACK server (dummy driver, 48 kHz, period = blocksize), runs
+`streamdream live` on it with default dream settings, the demo clip looped as
+input (so the worker dreams all the time), and reads the engine's --stats JSON.
+Prints a markdown table for docs/BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from jackserver import JackServer  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--blocksize", type=int, default=512)
+    parser.add_argument("--input", default=str(ROOT / "models" / "demo.flac"))
+    parser.add_argument("extra", nargs="*", help="more streamdream live options, after --")
+    args = parser.parse_args()
+
+    server = JackServer(f"sdbench{os.getpid()}", rate=48000, period=args.blocksize)
+    workdir = Path(tempfile.mkdtemp(prefix="bench_live."))
+    stats = workdir / "stats.json"
+    seconds = args.minutes * 60
+    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
+           "--blocksize", str(args.blocksize), "--input", args.input, "--duration", str(seconds),
+           "--stats", str(stats), "--quiet", "--no-midi", *args.extra]
+    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = None
+    try:
+        while proc.poll() is None:
+            time.sleep(1.0)
+            if first is None and stats.exists():
+                snap = json.loads(stats.read_text())
+                if snap["windows_dreamed"] >= 1:
+                    first = snap  # memory after the model is loaded and the first window dreamed
+        _, err = proc.communicate()
+    finally:
+        server.stop()
+    if proc.returncode != 0:
+        print(err, file=sys.stderr)
+        return 1
+    last = json.loads(stats.read_text())
+    frac = last["callback_fraction_of_block"]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}; "
+          f"{seconds / 60:g} min; command: {' '.join(cmd[2:])}\n")
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    for key in ("p50", "p99", "p99.9", "max"):
+        target = "<= 10%" if key == "p99.9" else ""
+        print(f"| callback duration {key} (fraction of the {args.blocksize}-frame period) | {100 * frac[key]:.2f}% | {target} |")
+    print(f"| xruns (PortAudio status flags) | {sum(last['xruns'].values())} {last['xruns']} | 0 |")
+    print(f"| windows dreamed / late / failed | {last['windows_dreamed']} / {last['late_windows']} / "
+          f"{last['failed_windows']} | late 0 |")
+    d = last["dream_seconds_per_window"]
+    print(f"| dream seconds per window (mean / max) | {d['mean']:.2f} / {d['max']:.2f} | < budget |")
+    print(f"| latency | {last['latency_s']:.3f} s | |")
+    growth = 100 * (last["rss_bytes"] - first["rss_bytes"]) / first["rss_bytes"] if first else float("nan")
+    print(f"| RSS after first window / at end | {first['rss_bytes'] / 2**20:.0f} MiB / {last['rss_bytes'] / 2**20:.0f} MiB "
+          f"({growth:+.2f}%) | < 2% growth |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
