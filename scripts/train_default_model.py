@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
-import os
 import shutil
 import struct
 import subprocess
