@@ -164,7 +164,8 @@ def cmd_live(a: argparse.Namespace) -> int:
     opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
-                       midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi)
+                       midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
+                       worker=a.worker)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
@@ -263,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
     lv.add_argument("--presets", help="TOML presets file: program change N loads preset N")
     lv.add_argument("--no-midi", action="store_true", help="do not open any MIDI port")
+    lv.add_argument("--threads", type=int, help="torch threads for dreaming (default: all cores but one)")
+    lv.add_argument("--worker", choices=["process", "thread"], default="process",
+                    help="run the dream in its own process (default: keeps the audio callback off the GIL) "
+                         "or in a thread")
     add_dream_options(lv, audio_device_flag=True)
     lv.set_defaults(func=cmd_live)
 

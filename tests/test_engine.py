@@ -54,9 +54,11 @@ def test_live_output_equals_offline_render_sample_for_sample(mel_model, tmp_path
     sf.write(src, clip.T, rate, subtype="FLOAT")
     params = fast_params(mel_model, rate, seed=11, intensity=1.3, gain_db=3.0)
     budget = 0.5
+    import torch
+    # the dream process gets this process's torch thread count: conv sums are ordered by threads
     opts = LiveOptions(device="null", samplerate=rate, blocksize=100, input_file=str(src), loop_input=False,
                        duration=6.0, record_path=str(rec), stats_path=str(stats), quiet=True, budget_s=budget,
-                       paced=False)
+                       paced=False, threads=torch.get_num_threads(), midi=False)
     snap = run_live(params, opts, QUIET)
     live = sf.read(rec, dtype="float32", always_2d=True)[0].T
     offline = render_array(clip, rate, params)

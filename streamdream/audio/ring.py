@@ -10,11 +10,23 @@ import numpy as np
 
 
 class AudioRing:
-    def __init__(self, channels: int, capacity: int):
+    """`data` and `counter` may be given (views of shared memory) so another process can read the ring."""
+
+    def __init__(self, channels: int, capacity: int, data: np.ndarray | None = None,
+                 counter: np.ndarray | None = None):
         self.channels = channels
         self.capacity = int(capacity)
-        self.data = np.zeros((channels, self.capacity), dtype=np.float32)
-        self.written = 0  # absolute frame count, advanced by the producer only
+        self.data = data if data is not None else np.zeros((channels, self.capacity), dtype=np.float32)
+        # absolute frame count, advanced by the producer only; an aligned int64 store is atomic
+        self._count = counter if counter is not None else np.zeros(1, dtype=np.int64)
+
+    @property
+    def written(self) -> int:
+        return int(self._count[0])
+
+    @written.setter
+    def written(self, value: int) -> None:
+        self._count[0] = value
 
     def write(self, block: np.ndarray) -> None:
         """Append (channels, n) frames; n may exceed nothing but the capacity."""

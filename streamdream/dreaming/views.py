@@ -131,25 +131,27 @@ class SpectrogramView(nn.Module):
         self.register_buffer("window", torch.hann_window(win, periodic=True))
         if kind == "mel":
             fb = mel_filterbank(n_fft, sample_rate, front.n_mels, front.fmin_hz, front.fmax_hz)
+            # bins above the top mel band carry no weight: leave them out of the matmul
+            self.mel_bins = int(torch.nonzero(fb.sum(dim=0)).max()) + 1
+            fb = fb[:, :self.mel_bins].contiguous()
         else:
             fb = torch.zeros(0, 0)
+            self.mel_bins = 0
         self.register_buffer("filterbank", fb)
         self.use_mel = kind == "mel"
         self.log_offset = float(front.log_offset)
         self.mean = float(front.mean)
         self.std = float(front.std)
 
-    def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, self.window,
-                          center=True, pad_mode="constant", return_complex=True)
-        return spec.abs()
-
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        mag = self.magnitude(wave)  # (C, F, T)
+        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, self.window,
+                          center=True, pad_mode="constant", return_complex=True)  # (C, F, T)
         if self.use_mel:
-            feat = torch.matmul(self.filterbank, mag * mag)
+            # power as re^2 + im^2: no square root whose gradient would then be squared away
+            power = torch.view_as_real(spec[:, :self.mel_bins]).pow(2).sum(-1)
+            feat = torch.matmul(self.filterbank, power)
         else:
-            feat = mag[:, :self.bins]
+            feat = spec[:, :self.bins].abs()
         feat = torch.log(feat + self.log_offset)
         return ((feat - self.mean) / self.std).unsqueeze(1)
 

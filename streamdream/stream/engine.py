@@ -25,7 +25,9 @@ import numpy as np
 from ..audio.limiter import TruePeakLimiter
 from ..audio.ring import AudioRing
 from ..control.params import Params
-from .schedule import Schedule, mix_output, window_delta
+from ..errors import StreamDreamError
+from .schedule import Schedule, mix_output
+from .worker import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, Buffers, dream_loop
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
@@ -98,21 +100,29 @@ class Controls:
 
 
 class EngineStats:
-    def __init__(self):
-        self.windows_dreamed = 0
+    def __init__(self, worker_counters: np.ndarray):
+        self.worker = worker_counters  # written by the worker (maybe another process), see worker.W_*
         self.late_windows = 0
-        self.failed_windows = 0       # dreams that went NaN/Inf: discarded, dry played
         self.warmup_windows = 0
         self.flags = {name: 0 for name in STATUS_FLAGS}
-        self.dream_seconds: list[float] = []
         self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
         self.callbacks = 0
         self.last_frames = 0
         self.frames_out = 0
         self.input_peak = 0.0
         self.output_peak = 0.0
-        self.current_window = -1
-        self.window_started = 0.0
+
+    windows_dreamed = property(lambda self: int(self.worker[W_DREAMED]))
+    failed_windows = property(lambda self: int(self.worker[W_FAILED]))  # NaN/Inf dreams: discarded, dry played
+    current_window = property(lambda self: int(self.worker[W_CURRENT]))
+    window_started = property(lambda self: float(self.worker[W_STARTED]))
+
+    def dream_seconds(self) -> dict:
+        n = self.windows_dreamed
+        if n == 0:
+            return {"last": None, "mean": None, "max": None}
+        return {"last": float(self.worker[W_LAST_S]), "mean": float(self.worker[W_SUM_S]) / n,
+                "max": float(self.worker[W_MAX_S])}
 
     def callback_percentiles(self) -> dict:
         n = min(self.callbacks, CALLBACK_HISTORY)
@@ -136,13 +146,19 @@ class Engine:
         Processing budget B: how long after a window is complete its dream is needed.
     source : FileSource or None
         Replaces the capture side; pre-rolled by one window so sound starts after B.
-    dreamer_factory : callable(params) -> object with dream_window(window, k), optional
+    dreamer_factory : callable(params) -> object with dream_window(window, k, params), optional
+        Thread mode only.
     lockstep : bool
         For the unpaced null device: the clock waits for each dream instead of playing dry.
+    worker : "thread" or "process"
+        Where the dream worker runs (see worker.py for why live uses a process).
+    threads : int
+        torch threads of a process worker.
     """
 
     def __init__(self, params: Params, sample_rate: int, blocksize: int = 512, budget_s: float = 3.0,
-                 source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False):
+                 source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False,
+                 worker: str = "thread", threads: int = 1):
         self.params = params.validate()
         self.sample_rate = sample_rate
         self.schedule = Schedule.from_seconds(sample_rate, params.window_s, params.crossfade_s)
@@ -155,18 +171,25 @@ class Engine:
         self.preroll = self.schedule.window if source is not None else 0
         self.lockstep = lockstep
         w, h = self.schedule.window, self.schedule.hop
-        # room for the delay, two windows for the worker to read, and the largest block
-        self.in_ring = AudioRing(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block)
+        if worker not in ("thread", "process"):
+            raise ValueError("worker must be 'thread' or 'process'")
+        self.worker_mode, self.threads = worker, threads
         self.n_slots = math.ceil(self.delay / h) + 2
-        self.slots = np.zeros((self.n_slots, CHANNELS, w), dtype=np.float32)
-        self.slot_window = [-1] * self.n_slots    # published window per slot (worker writes)
-        self.slot_ok = [False] * self.n_slots
-        self.slot_params = [None] * self.n_slots       # the Params each published window was dreamed with
+        # room for the delay, two windows for the worker to read, and the largest block
+        self.buffers = Buffers(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block, self.n_slots, w,
+                               shared=worker == "process")
+        self.in_ring = self.buffers.in_ring
+        self.slots = self.buffers.slots
+        self.slot_window = self.buffers.slot_window    # published window per slot (worker writes)
+        self.slot_ok = self.buffers.slot_ok
+        self.slot_version = self.buffers.slot_version  # which Params version each window was dreamed with
+        self.params_version = 0
+        self._versions = {0: self.params}
         self.heard: list[tuple[int, float, object]] = []  # (window, perf_counter first heard, its Params)
         self.latched_window = [-1] * self.n_slots  # callback's decision per slot
         self.latched_use = [False] * self.n_slots
         self.controls = Controls(params, sample_rate, self.max_block)
-        self.stats = EngineStats()
+        self.stats = EngineStats(self.buffers.counters)
         self.out_pos = 0
         self.record_ring: AudioRing | None = None
         self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
@@ -175,7 +198,8 @@ class Engine:
         self._dreamer_factory = dreamer_factory
         self._ready = threading.Condition()
         self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
+        self._worker = None
+        self._conn = None
         self.worker_error: BaseException | None = None
         if source is not None:
             pre = np.zeros((CHANNELS, self.preroll), dtype=np.float32)
@@ -189,6 +213,10 @@ class Engine:
         MIDI passes instant=False: its knobs write the instant targets directly.
         """
         self.params = params.validate()
+        self.params_version += 1
+        self._versions[self.params_version] = self.params
+        if self._conn is not None:
+            self._conn.send((self.params_version, self.params))
         if instant:
             self.controls.set(params.intensity, params.mix, params.gain_db)
 
@@ -252,9 +280,9 @@ class Engine:
                 # first block of window k: decide once whether its dream plays
                 published = self.slot_window[s] == k
                 self.latched_window[s] = k
-                self.latched_use[s] = published and self.slot_ok[s]
+                self.latched_use[s] = published and bool(self.slot_ok[s])
                 if self.latched_use[s]:
-                    self.heard.append((k, time.perf_counter(), self.slot_params[s]))
+                    self.heard.append((k, time.perf_counter(), self._versions.get(int(self.slot_version[s]))))
                 if not published:
                     if self.input_frame_for_output(0) > k * h:
                         self.stats.warmup_windows += 1
@@ -265,75 +293,87 @@ class Engine:
             lo, hi = max(f0, k * h), min(f0 + frames, k * h + w)
             delta[:, lo - f0:hi - f0] += self.slots[s, :, lo - k * h:hi - k * h]
 
-    # ---- the dream worker (a thread: TorchScript runs the whole window without the GIL)
-    def start_worker(self) -> None:
+    # ---- the dream worker
+    def start_worker(self, timeout: float = 300.0) -> None:
+        """Start the worker; a process worker is ready (model loaded, warmed up) when this returns."""
         self._stop.clear()
-        self._worker = threading.Thread(target=self._worker_main, name="streamdream-dream", daemon=True)
+        if self.worker_mode == "thread":
+            self._worker = threading.Thread(target=self._thread_main, name="streamdream-dream", daemon=True)
+            self._worker.start()
+            return
+        import multiprocessing
+
+        from .worker import process_main
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that holds audio devices
+        self._conn, child = ctx.Pipe()
+        self._process_stop = ctx.Event()
+        self._worker = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
+                                   args=(self.buffers.spec(), self.params.window_s, self.params.crossfade_s,
+                                         self.sample_rate, CHANNELS, child, self._process_stop, self.lockstep,
+                                         self.threads))
         self._worker.start()
+        self._conn.send((self.params_version, self.params))
+        if not self._conn.poll(timeout):
+            raise StreamDreamError(f"the dream worker did not start within {timeout:.0f} s")
+        kind, message = self._conn.recv()
+        if kind == "error":
+            self._worker.join(timeout=10)
+            raise StreamDreamError(message)
+
+    def poll_worker(self) -> None:
+        """Main thread: pick up an error the worker process reported."""
+        if self._conn is not None and self.worker_error is None:
+            try:
+                while self._conn.poll():
+                    kind, message = self._conn.recv()
+                    if kind == "error":
+                        self.worker_error = StreamDreamError(message)
+            except (EOFError, OSError):
+                self.worker_error = StreamDreamError("the dream worker process ended")
+            if self.worker_error is None and not self._worker.is_alive() and not self._process_stop.is_set():
+                self.worker_error = StreamDreamError(f"the dream worker process died (exit {self._worker.exitcode})")
 
     def stop_worker(self) -> None:
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
-        if self._worker is not None:
+        if self._worker is None:
+            return
+        if self.worker_mode == "process":
+            self._process_stop.set()
+            self._worker.join(timeout=30)
+            if self._worker.is_alive():
+                self._worker.terminate()
+                self._worker.join(timeout=10)
+            self._conn.close()
+            self._conn = None
+        else:
             self._worker.join(timeout=60)
+        self._worker = None
 
-    def _newest_complete(self) -> int:
-        w, h = self.schedule.window, self.schedule.hop
-        return (self.in_ring.written - w) // h
+    def close(self) -> None:
+        """Free shared memory (process mode); the engine cannot run afterwards. Stats stay readable."""
+        self.stop_worker()
+        if self.buffers.shm is not None:
+            self.stats.worker = self.buffers.counters.copy()
+            self.buffers.release(unlink=True)
 
-    def _worker_main(self) -> None:
-        try:
-            self._worker_loop()
-        except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
-            self.worker_error = exc
-
-    def _worker_loop(self) -> None:
+    def _thread_main(self) -> None:
         from ..dreaming.dreamer import Dreamer
 
-        w, h = self.schedule.window, self.schedule.hop
+        w = self.schedule.window
         factory = self._dreamer_factory or (lambda p: Dreamer(p, self.sample_rate, CHANNELS, w))
-        # Dreamers by objective: switching back to a layer or target already used is instant.
-        dreamers: dict = {}
-        last_dream = None
-        next_k = 0
-        while not self._stop.is_set():
-            newest = self._newest_complete()
-            if newest < next_k:
-                time.sleep(0.005)
-                continue
-            # Live: jump to the newest window rather than fall further behind. Lockstep: every window.
-            k = next_k if self.lockstep else newest
-            params = self.params
-            window = self.in_ring.read(k * h, w)
-            self.stats.current_window, self.stats.window_started = k, time.perf_counter()
-            began = time.perf_counter()
-            if params.freeze and last_dream is not None:
-                dreamed = last_dream  # freeze: keep replaying the current dream over the new windows
-            else:
-                key = _dreamer_key(params)
-                if key not in dreamers:
-                    if len(dreamers) >= 6:
-                        dreamers.pop(next(iter(dreamers)))
-                    dreamers[key] = factory(params)
-                dreamed = dreamers[key].dream_window(window, k, params)
-                if dreamed is not None and not np.all(np.isfinite(dreamed)):
-                    dreamed = None  # a NaN/Inf dream is discarded; its slot plays dry
-                if dreamed is not None:
-                    last_dream = dreamed
-                self.stats.dream_seconds.append(time.perf_counter() - began)
-            s = k % self.n_slots
-            self.slot_window[s] = -1  # unpublish before overwriting the slot
-            ok = dreamed is not None
-            self.slots[s] = self.schedule.weights(k) * window_delta(window, dreamed, params.match_loudness)
-            self.slot_ok[s] = ok
-            self.slot_params[s] = params
-            self.slot_window[s] = k   # publish last
-            self.stats.windows_dreamed += ok
-            self.stats.failed_windows += not ok
-            next_k = k + 1
+
+        def notify():
             with self._ready:
                 self._ready.notify_all()
+
+        try:
+            dream_loop(self.buffers, self.schedule, lambda: (self.params_version, self.params), factory,
+                       self._stop.is_set, self.lockstep, notify)
+        except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
+            self.worker_error = exc
+            notify()
 
     def wait_for_dreams(self, frames: int, timeout: float = 600.0) -> None:
         """Lockstep only: block until every window the next block touches is published."""
@@ -345,13 +385,8 @@ class Engine:
                 while self.slot_window[s] != k and self.latched_window[s] != k:
                     if self.worker_error is not None or self._stop.is_set():
                         return
-                    if not self._ready.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    self.poll_worker()
+                    # a process worker cannot signal this condition: poll it every few ms
+                    wait = 0.005 if self.worker_mode == "process" else max(0.0, deadline - time.monotonic())
+                    if not self._ready.wait(timeout=wait) and time.monotonic() > deadline:
                         raise TimeoutError(f"window {k} was not dreamed within {timeout:.0f} s")
-
-
-def _dreamer_key(params: Params | None):
-    """Settings that need a new Dreamer (new objective, model or view); the rest are read per window."""
-    if params is None:
-        return None
-    return (params.model, params.view, params.reconstruct, params.layer, params.target, params.away,
-            params.backend, params.device)

@@ -42,6 +42,8 @@ class LiveOptions:
     midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
     presets: str | None = None    # --presets TOML: program change loads, saves go here
     midi: bool = True             # open the 'streamdream' virtual MIDI port when a MIDI system exists
+    threads: int | None = None    # torch threads for dreaming; default: all cores but one (the audio's)
+    worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
 
 
 def rss_bytes() -> int:
@@ -58,7 +60,7 @@ def rss_bytes() -> int:
 
 def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) -> dict:
     s = engine.stats
-    dream = s.dream_seconds[-50:]
+    dream = s.dream_seconds()
     window_s = engine.schedule.window / engine.sample_rate
     period = (blocksize or s.last_frames) / engine.sample_rate if (blocksize or s.last_frames) else None
     pct = s.callback_percentiles()
@@ -70,10 +72,8 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) ->
         "failed_windows": s.failed_windows,
         "warmup_windows": s.warmup_windows,
         "xruns": dict(s.flags),
-        "dream_seconds_per_window": {"last": dream[-1] if dream else None,
-                                     "mean": float(np.mean(dream)) if dream else None,
-                                     "max": float(np.max(dream)) if dream else None},
-        "real_time_factor": (float(np.mean(dream)) / window_s) if dream else None,
+        "dream_seconds_per_window": dream,
+        "real_time_factor": dream["mean"] / window_s if dream["mean"] is not None else None,
         "callback_seconds": pct,
         "callback_fraction_of_block": ({k: v / period for k, v in pct.items()} if period and pct else {}),
         "latency_s": engine.latency / engine.sample_rate,
@@ -163,11 +163,14 @@ def choose_device(opts: LiveOptions, console) -> LiveOptions:
         return opts
 
 
-def _stop_with_timeout(device, failed: bool) -> None:
-    """Closing a stream whose server died can block inside PortAudio; never let that lose the recording."""
+def _stop_with_timeout(device, failed: bool) -> bool:
+    """Closing a stream whose server died can block inside PortAudio; never let that lose the recording.
+
+    Returns False if the stream may still be calling back."""
     closer = threading.Thread(target=device.stop, daemon=True)
     closer.start()
     closer.join(timeout=3.0 if failed else 30.0)
+    return not closer.is_alive()
 
 
 def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
@@ -229,15 +232,29 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
         check_output_path(opts.record_path, opts.record_format)
 
     window_frames = int(round(params.window_s * rate))
-    console.print(f"loading the model and warming up the dream loop ...")
-    first = warm_dreamer(params, rate, window_frames)
-    from ..dreaming.dreamer import Dreamer
-    factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
+    threads = opts.threads or max(1, (os.cpu_count() or 2) - 1)
+    factory = None
+    if opts.worker == "thread":
+        import torch
+        torch.set_num_threads(threads)
+        first = warm_dreamer(params, rate, window_frames)
+        from ..dreaming.dreamer import Dreamer
+        factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
+    console.print(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=(opts.device == "null" and not opts.paced))
+                    lockstep=(opts.device == "null" and not opts.paced), worker=opts.worker, threads=threads)
+    try:
+        engine.start_worker()
+    except BaseException:
+        engine.close()
+        raise
     max_frames = int(opts.duration * rate) if opts.duration else None
-    midi = open_midi(engine, params, opts, console) if (opts.midi or opts.midi_port) else None
-    device = open_device(engine, opts, rate)
+    try:
+        midi = open_midi(engine, params, opts, console) if (opts.midi or opts.midi_port) else None
+        device = open_device(engine, opts, rate)
+    except BaseException:
+        engine.close()
+        raise
     if isinstance(device, devices.NullDevice):
         device.max_frames = max_frames
     if engine_hook:
@@ -251,9 +268,13 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    # Ctrl-C, or SIGTERM from a service manager running an installation: stop cleanly either way
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = ([signal.getsignal(sig) for sig in handled]
+                if threading.current_thread() is threading.main_thread() else None)
     if previous is not None:
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        for sig in handled:
+            signal.signal(sig, lambda *_: stop.set())
     started = time.perf_counter()
     failure = None
     recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
@@ -265,7 +286,6 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
         from ..control.midi import MidiPump
         pump = MidiPump(midi, report=lambda text: console.print(f"[yellow]{text}[/]"))
         pump.start()
-    engine.start_worker()
     device.start()
     live_display = None
     try:
@@ -290,6 +310,7 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             elif now - progress_time > STALL_SECONDS:
                 failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
                 break
+            engine.poll_worker()
             if engine.worker_error is not None:
                 failure = f"the dream worker failed: {engine.worker_error}"
                 break
@@ -301,8 +322,10 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
             if live_display is not None:
                 live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
     finally:
-        _stop_with_timeout(device, failure is not None)
-        engine.stop_worker()
+        if _stop_with_timeout(device, failure is not None):
+            engine.close()
+        else:
+            engine.stop_worker()  # the callback may still touch the buffers: leave them mapped
         if pump is not None:
             pump.stop()
         if midi is not None:
@@ -310,7 +333,8 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
         if live_display is not None:
             live_display.stop()
         if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in zip(handled, previous):
+                signal.signal(sig, handler)
         sys.setswitchinterval(switch_interval)
         snap = stats_snapshot(engine, started, opts.blocksize, midi)
         if opts.stats_path:
