@@ -30,10 +30,12 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--blocksize", type=int, default=512)
     parser.add_argument("--input", default=str(ROOT / "models" / "demo.flac"))
+    parser.add_argument("--realtime", action="store_true",
+                        help="run jackd with real-time scheduling (as a live rig would), not --no-realtime")
     parser.add_argument("extra", nargs="*", help="more streamdream live options, after --")
     args = parser.parse_args()
 
-    server = JackServer(f"sdbench{os.getpid()}", rate=48000, period=args.blocksize)
+    server = JackServer(f"sdbench{os.getpid()}", rate=48000, period=args.blocksize, realtime=args.realtime)
     workdir = Path(tempfile.mkdtemp(prefix="bench_live."))
     stats = workdir / "stats.json"
     seconds = args.minutes * 60
@@ -58,7 +60,8 @@ def main() -> int:
     last = json.loads(stats.read_text())
     frac = last["callback_fraction_of_block"]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}; "
+    print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}, "
+          f"{'real-time' if args.realtime else 'no-realtime'}; "
           f"{seconds / 60:g} min; command: {' '.join(cmd[2:])}\n")
     print("| measure | value | target |")
     print("|---|---|---|")

@@ -8,14 +8,15 @@ import time
 
 
 class JackServer:
-    def __init__(self, name: str, rate: int = 48000, period: int = 512):
+    def __init__(self, name: str, rate: int = 48000, period: int = 512, realtime: bool = False):
         if shutil.which("jackd") is None:
             raise RuntimeError("jackd is not installed: apt-get install --no-install-recommends jackd2 libportaudio2")
         self.name, self.rate, self.period = name, rate, period
         # every client of this test talks to this server and never autostarts another; --sync makes
         # JACK2 run a cycle in graph order, so a chain of clients adds no hidden period of delay
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": name, "JACK_NO_START_SERVER": "1"}
-        self.proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "--sync", "-d", "dummy", "-r", str(rate),
+        rt = ["--realtime"] if realtime else ["--no-realtime"]
+        self.proc = subprocess.Popen(["jackd", "-n", name, *rt, "--sync", "-d", "dummy", "-r", str(rate),
                                       "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=self.env)
         deadline = time.monotonic() + 15

@@ -185,6 +185,17 @@ def test_nan_dream_is_discarded_counted_and_dry_plays(mel_model):
     assert np.array_equal(out[:, lag + h + c:lag + h + w - c], clip[:, h + c:h + w - c])
 
 
+def test_a_block_larger_than_prepared_gives_the_same_output(mel_model):
+    rate = 16000
+    params = fast_params(mel_model, rate, intensity=0.0)
+    capture = music_clip(rate, 3.0, seed=4).T.copy()
+    small = Engine(params, rate, 64, budget_s=0.5)
+    big = np.zeros((capture.shape[0], 2), dtype=np.float32)
+    small.process(capture, big, capture.shape[0], None)  # 48,000 frames into an engine prepared for 64
+    reference = run_engine(Engine(params, rate, 64, budget_s=0.5), capture.shape[0], 64, capture)
+    assert np.array_equal(big.T, reference)
+
+
 def test_first_sound_within_three_seconds_with_a_file_source(mel_model):
     rate = 16000
     params = Params(model=str(mel_model), backend="eager")  # default 9-s window

@@ -226,6 +226,12 @@ class Engine:
     # ---- the audio callback: real-time code
     def process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int, status_flags=None) -> None:
         """indata/outdata are (frames, channels) as sounddevice gives them."""
+        if frames > self.max_block:  # a block larger than prepared: take it in prepared-size pieces
+            for start in range(0, frames, self.max_block):
+                n = min(self.max_block, frames - start)
+                self.process(None if indata is None else indata[start:start + n], outdata[start:start + n], n,
+                             status_flags if start == 0 else None)
+            return
         began = time.perf_counter()
         stats = self.stats
         if status_flags is not None:

@@ -281,6 +281,11 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
     if recorder:
         engine.record_ring = recorder.ring
         recorder.start()
+    # Everything loaded so far lives for the whole run: keep the cyclic garbage collector from
+    # walking it (a full collection here is a multi-millisecond pause that can land on the callback).
+    import gc
+    gc.collect()
+    gc.freeze()
     pump = None
     if midi is not None:
         from ..control.midi import MidiPump
