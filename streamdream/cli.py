@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per callback; 0 (default) lets the host choose, which on JACK adds no "
                          "buffering (a forced size equal to the JACK period adds one block)")
     lv.add_argument("--duration", type=float, help="stop after this many seconds of output")
-    lv.add_argument("--budget", type=float, default=3.0,
-                    help="processing budget per window, s; latency = window + budget (default 3)")
+    lv.add_argument("--budget", type=float, default=2.8,
+                    help="processing budget per window, s; latency = window + budget (default 2.8: a file input starts sounding after 2.8 s)")
     lv.add_argument("--stats", help="write counters as JSON to this file once a second")
     lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac)")
     lv.add_argument("--quiet", action="store_true", help="no live display")

@@ -198,8 +198,8 @@ def test_a_block_larger_than_prepared_gives_the_same_output(mel_model):
 
 def test_first_sound_within_three_seconds_with_a_file_source(mel_model):
     rate = 16000
-    params = Params(model=str(mel_model), backend="eager")  # default 9-s window
-    engine = Engine(params, rate, 512, budget_s=2.5, source=FileSource(music_clip(rate, 12.0)))
+    params = Params(model=str(mel_model), backend="eager")  # default 9-s window and default budget
+    engine = Engine(params, rate, 512, budget_s=LiveOptions().budget_s, source=FileSource(music_clip(rate, 12.0)))
     first_sound = engine.latency - engine.preroll
     assert first_sound / rate <= 3.0
     out = run_engine(engine, int(3.0 * rate), 512)
