@@ -127,7 +127,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print("sample rates: any; 3 x 103,000 stereo frames per image "
                       f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
     console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none"))
-    table = Table(title=f"dreamable layers (shape for one channel of a 9-s window at 48 kHz)")
+    table = Table(title="dreamable layers (shape for one channel of a 9-s window at 48 kHz)")
     for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
         table.add_column(col)
     recommended = {layer.name for layer in info.recommended}

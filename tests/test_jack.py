@@ -1,6 +1,5 @@
 """The real audio path: PortAudio on a JACK server (dummy driver), fed and recorded by JACK's own clients."""
 import json
-import os
 import subprocess
 import sys
 import time

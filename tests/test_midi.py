@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from streamdream.control.learn import learn_mapping, write_mapping
-from streamdream.control.mapping import Mapping, load_mapping, parse_mapping
+from streamdream.control.mapping import load_mapping, parse_mapping
 from streamdream.control.midi import MidiControl
 from streamdream.control.params import Params
 from streamdream.control.presets import load_presets, parse_presets, save_preset

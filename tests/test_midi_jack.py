@@ -1,14 +1,11 @@
 """MIDI over real rtmidi ports on a JACK server: knobs steer a running engine."""
-import io
 import json
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
 import rtmidi
-from rich.console import Console
 
 from conftest import music_clip
 

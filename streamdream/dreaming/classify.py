@@ -20,6 +20,8 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
     rate = needed_sample_rate(info.view, info.front, sample_rate)
     if rate != sample_rate:
         audio = soxr.resample(audio.T, sample_rate, rate).T.astype(np.float32)
+    # A file shorter than a window is classified whole: zero padding would dilute the global pooling.
+    window_s = max(0.5, min(window_s, audio.shape[1] / rate))
     schedule = Schedule.from_seconds(rate, window_s, 0.0)
     frames = pad_for_view(info.view, schedule.window)
     view = build_view(info.view, info.front, rate, info.image_hw)

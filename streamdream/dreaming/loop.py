@@ -9,7 +9,7 @@ so a whole window runs without returning to Python.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List
 
 import torch

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import ModelError, ParameterError
-from .views import FrontEnd, VIEW_NAMES, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
+from .frontend import FrontEnd, VIEW_NAMES, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
 
 META_VIEW = "streamdream.view"
 META_FRONTEND = "streamdream.frontend"
@@ -232,7 +231,7 @@ def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, second
 class LoadedModel:
     """A model converted to torch, with the outputs a dream needs, parity-checked against ONNX Runtime."""
 
-    def __init__(self, info: ModelInfo, outputs: list[str], module: torch.nn.Module, parity_error: float):
+    def __init__(self, info: ModelInfo, outputs: list[str], module, parity_error: float):
         self.info = info
         self.outputs = outputs
         self.module = module
@@ -241,8 +240,8 @@ class LoadedModel:
 
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
     """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
-    import onnx
     import onnxruntime as ort
+    import torch
 
     _check_input_fits(info, check_shape, info.view or "mel")
     proto = with_outputs(info.proto, outputs)

@@ -10,80 +10,13 @@ runs at 44.1, 48 or 96 kHz: only the sample counts change with the rate.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, asdict
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-
-VIEW_NAMES = ("mel", "stft", "raw-image")
-
-# The MATH299W layout: three 103,000-frame stereo segments (206,000 interleaved
-# L/R values each) become the three 412x500 colour planes of one image.
-RAW_IMAGE_HEIGHT = 412
-RAW_IMAGE_WIDTH = 500
-RAW_IMAGE_FRAMES_PER_PLANE = RAW_IMAGE_HEIGHT * RAW_IMAGE_WIDTH // 2
-RAW_IMAGE_FRAMES = 3 * RAW_IMAGE_FRAMES_PER_PLANE
-
-
-@dataclass
-class FrontEnd:
-    """View parameters, stored as JSON in the model's ONNX metadata."""
-
-    window_ms: float = 25.0
-    hop_ms: float = 10.0
-    n_mels: int = 96
-    fmin_hz: float = 30.0
-    fmax_hz: float = 16000.0
-    log_offset: float = 1e-6
-    mean: float = 0.0  # normalisation applied after the log: (x - mean) / std
-    std: float = 1.0
-    # raw-image only: pixel = (sample * image_scale - image_mean[c]) / image_std[c]
-    image_scale: float = 1.0
-    image_mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    image_std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FrontEnd":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ParameterError(f"unknown front-end parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
-
-    def validate(self) -> None:
-        if not (1.0 <= self.window_ms <= 500.0 and 0.5 <= self.hop_ms <= self.window_ms):
-            raise ParameterError("front end needs 1 <= window_ms <= 500 and 0.5 <= hop_ms <= window_ms")
-        if not (0.0 <= self.fmin_hz < self.fmax_hz):
-            raise ParameterError("front end needs 0 <= fmin_hz < fmax_hz")
-        if self.n_mels < 8 or self.log_offset <= 0 or self.std <= 0:
-            raise ParameterError("front end needs n_mels >= 8, log_offset > 0 and std > 0")
-
-
-def fft_size(window_samples: int) -> int:
-    return 1 << max(4, math.ceil(math.log2(window_samples)))
-
-
-def frame_geometry(front: FrontEnd, sample_rate: int, kind: str = "mel") -> tuple[int, int, int]:
-    """(n_fft, win_length, hop_length) in samples at this rate.
-
-    The stft view uses n_fft = window length, so its bins sit 1000 / window_ms Hz apart
-    at every rate and a model sees the same bins at 44.1, 48 or 96 kHz.
-    """
-    win = max(16, round(front.window_ms * sample_rate / 1000.0))
-    hop = max(1, round(front.hop_ms * sample_rate / 1000.0))
-    return (win if kind == "stft" else fft_size(win)), win, hop
-
-
-def stft_bins(front: FrontEnd) -> int:
-    """Linear-frequency bins the stft view keeps: 0 Hz up to fmax_hz."""
-    return int(front.fmax_hz * front.window_ms / 1000.0) + 1
+from .frontend import (RAW_IMAGE_FRAMES, RAW_IMAGE_FRAMES_PER_PLANE, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH,  # noqa: F401
+                       VIEW_NAMES, FrontEnd, fft_size, frame_geometry, needed_sample_rate, pad_for_view, stft_bins)
 
 
 def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
@@ -105,16 +38,6 @@ def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax:
     weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
     weights = weights * (2.0 / (upper - lower))  # equal area, so no band dominates by width
     return weights.to(torch.float32)
-
-
-def needed_sample_rate(view: str, front: FrontEnd, sample_rate: int) -> int:
-    """The rate the view runs at: the file's own, unless the mel bands reach past Nyquist."""
-    if view in ("mel", "stft") and front.fmax_hz > sample_rate / 2.0:
-        # Resample up just enough that every mel band the model was trained on exists.
-        for rate in (16000, 22050, 32000, 44100, 48000, 96000):
-            if rate / 2.0 >= front.fmax_hz and rate >= sample_rate:
-                return rate
-    return sample_rate
 
 
 class SpectrogramView(nn.Module):
@@ -192,13 +115,6 @@ class RawImageView(nn.Module):
         if self.resize:
             images = F.interpolate(images, size=[self.height, self.width], mode="bilinear", align_corners=False)
         return images
-
-
-def pad_for_view(view: str, frames: int) -> int:
-    """How many frames the view needs the window padded to."""
-    if view == "raw-image":
-        return -(-frames // RAW_IMAGE_FRAMES) * RAW_IMAGE_FRAMES
-    return frames
 
 
 def build_view(view: str, front: FrontEnd, sample_rate: int, image_hw: tuple[int, int] | None = None) -> nn.Module:

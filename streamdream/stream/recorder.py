@@ -6,7 +6,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 from ..audio.files import check_output_path
