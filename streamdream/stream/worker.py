@@ -148,6 +148,8 @@ def process_main(spec: SharedSpec, window_s: float, crossfade_s: float, sample_r
     from ..dreaming.dreamer import Dreamer
 
     torch.set_num_threads(threads)
+    # The dream can wait a little (it has a budget of seconds); the audio callback cannot.
+    os.nice(10)
     parent = os.getppid()
 
     def stopped() -> bool:  # asked to stop, or orphaned (the engine's process was killed)
