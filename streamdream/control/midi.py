@@ -165,7 +165,7 @@ class MidiControl:
     # ---- main loop: fold stored values into Params for the next window
     def apply(self) -> Params | None:
         """Returns the new Params if anything per-window changed (already handed to the engine)."""
-        latest = dict(self.latest)  # a snapshot; the rtmidi thread may keep writing
+        latest = dict(self.latest)  # a copy: the keys handled below are removed from it
         current = self.engine.params
         params = current
         if latest.pop("save", False):

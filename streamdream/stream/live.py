@@ -199,7 +199,7 @@ def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
     return control
 
 
-def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> dict:
+def run_live(params: Params, opts: LiveOptions, console) -> dict:
     """Run until --duration, Ctrl-C, or the device fails. Returns the final stats snapshot."""
     import soxr
 
@@ -260,8 +260,6 @@ def run_live(params: Params, opts: LiveOptions, console, engine_hook=None) -> di
         raise
     if isinstance(device, devices.NullDevice):
         device.max_frames = max_frames
-    if engine_hook:
-        engine_hook(engine)
     console.print(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
                   f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
                   + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
