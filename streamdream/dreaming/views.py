@@ -3,7 +3,7 @@
 Every view is a differentiable torch function of the waveform, so DeepDream's
 gradient lands on the samples themselves and the dreamed output is always valid
 audio: there is no phase to guess and nothing to reconstruct. (The STFT
-"reconstruct" baselines in `reconstruct.py` are the exception on purpose.)
+"reconstruct" baselines in `dreamer.py` are the exception on purpose.)
 
 Front-end parameters are in physical units (milliseconds, hertz) so one model
 runs at 44.1, 48 or 96 kHz: only the sample counts change with the rate.
