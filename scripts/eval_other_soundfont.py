@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,17 +38,6 @@ _spec.loader.exec_module(train)
 
 SOUNDFONTS = {"FluidR3": train.SOUNDFONT, "TimGM6mb": Path("/usr/share/sounds/sf2/TimGM6mb.sf2")}
 RATE = train.SAMPLE_RATE
-
-
-def render(mid: Path, soundfont: Path, wav: Path) -> np.ndarray:
-    """Exactly train.render_midi's fluidsynth call, with the soundfont as a parameter."""
-    cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(RATE), "-R", "1", "-C", "1",
-           "-O", "float", "-T", "wav", "-F", str(wav), str(soundfont), str(mid)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
-    assert rate == RATE
-    wav.unlink()
-    return audio.mean(axis=1)
 
 
 def main():
@@ -76,7 +63,7 @@ def main():
 
         def run(job):
             name, label, mid = job
-            audio = render(mid, SOUNDFONTS[name], Path(tmp) / f"{name}_{label}.wav")
+            audio = train.render_midi(mid, Path(tmp) / f"{name}_{label}.wav", SOUNDFONTS[name])
             cut = [train.to_int16(c) for c in train.cut_slots(audio, args.per_class)]  # as the test set
             return name, label, np.stack(cut).astype(np.float32) / 32768.0
 

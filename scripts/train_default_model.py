@@ -241,10 +241,10 @@ def class_midi(rng, label: int, n_slots: int, path: Path) -> None:
     write_midi(path, events)
 
 
-def render_midi(mid: Path, wav: Path) -> np.ndarray:
+def render_midi(mid: Path, wav: Path, soundfont: Path = SOUNDFONT) -> np.ndarray:
     """fluidsynth to float WAV (no clipping), returned as (frames,) mid = (L + R) / 2."""
     cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-r", str(SAMPLE_RATE), "-R", "1", "-C", "1",
-           "-O", "float", "-T", "wav", "-F", str(wav), str(SOUNDFONT), str(mid)]
+           "-O", "float", "-T", "wav", "-F", str(wav), str(soundfont), str(mid)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     audio, rate = sf.read(str(wav), dtype="float32", always_2d=True)
     assert rate == SAMPLE_RATE

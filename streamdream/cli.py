@@ -198,7 +198,7 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
 
     from .control.learn import LEARN_ORDER, learn_mapping, rtmidi_waiter, write_mapping
     from .control.mapping import describe
-    from .control.midi import available_apis
+    from .control.midi import available_apis, find_port
 
     if os.path.exists(a.out) and not a.force:
         raise ParameterError(f"{a.out} exists; pass --force to replace it, or choose another --out")
@@ -209,12 +209,9 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
     midi_in = rtmidi.MidiIn(apis[0], name="streamdream-learn")
     if a.port:
         names = midi_in.get_ports()
-        hits = [i for i, n in enumerate(names) if (a.port.isdigit() and i == int(a.port)) or a.port.lower() in n.lower()]
-        if not hits:
-            listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
-            raise ParameterError(f"no MIDI input port matches {a.port!r}; ports: {listing}")
-        midi_in.open_port(hits[0])
-        print(f"listening on {names[hits[0]]}")
+        index = find_port(names, a.port)
+        midi_in.open_port(index)
+        print(f"listening on {names[index]}")
     else:
         midi_in.open_virtual_port("streamdream")
         print("listening on the virtual port 'streamdream': connect your controller to it")

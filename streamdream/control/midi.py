@@ -83,6 +83,17 @@ def list_midi_ports() -> list[tuple[str, int, str]]:
     return ports
 
 
+def find_port(names: list[str], spec: str) -> int:
+    """--midi / --port by index or name substring (never our own virtual port); lists the ports if none fits."""
+    if spec.isdigit() and int(spec) < len(names):
+        return int(spec)
+    hits = [i for i, n in enumerate(names) if spec.lower() in n.lower() and VIRTUAL_PORT + ":" not in n]
+    if not hits:
+        listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
+        raise MidiPortError(f"no MIDI input port matches {spec!r}; ports: {listing}")
+    return hits[0]
+
+
 class MidiControl:
     """Maps incoming MIDI onto an engine (anything with `controls.set`, `params`, `set_params`)."""
 
@@ -215,17 +226,12 @@ class MidiControl:
         if port is not None:
             midi_in = rtmidi.MidiIn(api, name=f"{VIRTUAL_PORT}-in")
             names = midi_in.get_ports()
-            index = None
-            if port.isdigit() and int(port) < len(names):
-                index = int(port)
-            else:
-                hits = [i for i, n in enumerate(names) if port.lower() in n.lower() and VIRTUAL_PORT + ":" not in n]
-                index = hits[0] if hits else None
-            if index is None:
-                listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
+            try:
+                index = find_port(names, port)
+            except MidiPortError:
                 midi_in.delete()
                 self.close()
-                raise MidiPortError(f"no MIDI input port matches {port!r}; ports: {listing}")
+                raise
             midi_in.open_port(index)
             midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
             self._midi_in = midi_in

@@ -92,6 +92,13 @@ class Dreamer:
         self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
         self._build_loop(example_view)
 
+    def warm_up(self, runs: int = 2) -> "Dreamer":
+        """Dream a noise window a few times before audio starts: TorchScript optimises on its first runs."""
+        noise = (0.05 * np.random.default_rng(0).standard_normal((self.channels, self.window_frames)))
+        for _ in range(runs):
+            self.dream_window(noise.astype(np.float32), 0)
+        return self
+
     def _at_view_rate(self, frames: int) -> int:
         return frames if self.rate == self.sample_rate else int(round(frames * self.rate / self.sample_rate))
 

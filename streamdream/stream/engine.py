@@ -66,6 +66,7 @@ class Controls:
     def __init__(self, params: Params, sample_rate: int, max_block: int):
         self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
         self.current = self.target.copy()
+        self._gliding = False
         self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
         self.ramp_started_frame = -1
         # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
@@ -87,7 +88,7 @@ class Controls:
         if np.array_equal(self.current, target):
             self._gliding = False
             return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
-        if not getattr(self, "_gliding", False):
+        if not self._gliding:
             self._gliding = True
             self.ramp_started_at = time.perf_counter()
         # current -> target exponentially; snap once within float32 resolution so the settled path is exact

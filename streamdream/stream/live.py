@@ -128,14 +128,10 @@ def render_status(engine: Engine, snap: dict):
 
 
 def warm_dreamer(params: Params, sample_rate: int, window_frames: int):
-    """Build the first dreamer before audio starts and run it twice: TorchScript optimises on early runs."""
+    """The first dreamer, built and warmed up before audio starts."""
     from ..dreaming.dreamer import Dreamer
 
-    dreamer = Dreamer(params, sample_rate, CHANNELS, window_frames)
-    noise = (0.05 * np.random.default_rng(0).standard_normal((CHANNELS, window_frames))).astype(np.float32)
-    for _ in range(2):
-        dreamer.dream_window(noise, 0)
-    return dreamer
+    return Dreamer(params, sample_rate, CHANNELS, window_frames).warm_up()
 
 
 def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarray | None = None):
@@ -145,7 +141,6 @@ def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarra
         return devices.NullDevice(engine.process, rate, opts.blocksize, paced=paced, capture=capture,
                                   before_block=None if paced else engine.wait_for_dreams)
     index = devices.resolve_device(None if opts.device == "auto" else opts.device, need_input)
-    devices.check_settings(index, rate, need_input)
     return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input)
 
 

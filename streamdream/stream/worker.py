@@ -160,10 +160,7 @@ def process_main(spec: SharedSpec, window_s: float, crossfade_s: float, sample_r
         schedule = Schedule.from_seconds(sample_rate, window_s, crossfade_s)
         make = lambda p: Dreamer(p, sample_rate, channels, schedule.window)  # noqa: E731
         try:
-            first = make(params)
-            noise = (0.05 * np.random.default_rng(0).standard_normal((channels, schedule.window))).astype(np.float32)
-            for _ in range(2):  # TorchScript optimises during its first runs
-                first.dream_window(noise, 0)
+            first = make(params).warm_up()
         except Exception as exc:  # a user error (bad model...) goes back as one line
             conn.send(("error", f"{exc}"))
             return
