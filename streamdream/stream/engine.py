@@ -32,6 +32,7 @@ from .worker import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
 CALLBACK_HISTORY = 1 << 18   # callback durations kept for percentiles
+XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
 STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output")
 
 
@@ -106,6 +107,10 @@ class EngineStats:
         self.late_windows = 0
         self.warmup_windows = 0
         self.flags = {name: 0 for name in STATUS_FLAGS}
+        # when (time.perf_counter) the last XRUN_HISTORY flagged callbacks ran, so an xrun can be
+        # matched with what else happened on the machine at that moment
+        self.xrun_times = np.full(XRUN_HISTORY, np.nan)
+        self.xrun_events = 0
         self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
         self.callbacks = 0
         self.last_frames = 0
@@ -236,9 +241,14 @@ class Engine:
         began = time.perf_counter()
         stats = self.stats
         if status_flags is not None:
+            flagged = False
             for name in STATUS_FLAGS:
                 if getattr(status_flags, name, False):
                     stats.flags[name] += 1
+                    flagged = True
+            if flagged:
+                stats.xrun_times[stats.xrun_events % XRUN_HISTORY] = began
+                stats.xrun_events += 1
         block_in = self._in_buf[:, :frames]
         if self.source is not None:
             self.source.fill(block_in)

@@ -71,6 +71,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) ->
         "failed_windows": s.failed_windows,
         "warmup_windows": s.warmup_windows,
         "xruns": dict(s.flags),
+        "xrun_times": sorted(float(t) for t in s.xrun_times if t == t),  # time.perf_counter() of each
         "dream_seconds_per_window": dream,
         "real_time_factor": dream["mean"] / window_s if dream["mean"] is not None else None,
         "callback_seconds": pct,
