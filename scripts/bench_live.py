@@ -6,7 +6,9 @@
 Starts a private JACK server (dummy driver, 48 kHz, period = blocksize), runs
 `streamdream live` on it with default dream settings, the demo clip looped as
 input (so the worker dreams all the time), and reads the engine's --stats JSON.
-Prints a markdown table for docs/BENCHMARKS.md.
+A real-time sleeper on each CPU (tests/stallwatch.py) notes when the machine itself
+stopped running; xruns and slow callbacks are reported in total and with those
+moments left out. Prints a markdown table for docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from jackserver import JackServer  # noqa: E402
+from stallwatch import StallWatch  # noqa: E402
 
 
 def main() -> int:
@@ -42,6 +45,7 @@ def main() -> int:
     cmd = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
            "--blocksize", str(args.blocksize), "--input", args.input, "--duration", str(seconds),
            "--stats", str(stats), "--quiet", "--no-midi", *args.extra]
+    watch = StallWatch()
     proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = None
     try:
@@ -54,6 +58,7 @@ def main() -> int:
         _, err = proc.communicate()
     finally:
         server.stop()
+        watch.stop()
     if proc.returncode != 0:
         print(err, file=sys.stderr)
         return 1
@@ -69,6 +74,21 @@ def main() -> int:
         target = "<= 10%" if key == "p99.9" else ""
         print(f"| callback duration {key} (fraction of the {args.blocksize}-frame period) | {100 * frac[key]:.2f}% | {target} |")
     print(f"| xruns (PortAudio status flags) | {sum(last['xruns'].values())} {last['xruns']} | 0 |")
+    xruns = last["xrun_times"]
+    unexplained = [t for t in xruns if watch.explains(t) is None]
+    print(f"| xrun events / during a machine stall / unexplained | {len(xruns)} / {len(xruns) - len(unexplained)} / "
+          f"{len(unexplained)} | unexplained 0 |")
+    slow = last["slow_callback_times"]
+    stalled = [1 for t, d in slow if any(st.due <= t + d and st.ended >= t for st in watch.stalls)]
+    n = last["callbacks"]
+    own = last["slow_callbacks"] - len(stalled)
+    print(f"| callbacks over 10% of the period / overlapping a machine stall | {last['slow_callbacks']} of {n} / "
+          f"{len(stalled)} | |")
+    print(f"| p99.9 <= 10% with stall-overlapping callbacks left out | {'yes' if own <= 0.001 * (n - len(stalled)) else 'no'} "
+          f"({own} of {n - len(stalled)} over 10%) | yes |")
+    lates = sorted(st.late for st in watch.stalls)
+    print(f"| machine stalls seen by the real-time sleepers (>= {1000 * watch.threshold:g} ms) | {len(lates)}, longest "
+          f"{1000 * lates[-1] if lates else 0:.1f} ms{'' if watch.realtime else ' (not real-time: not used)'} | |")
     print(f"| windows dreamed / late / failed | {last['windows_dreamed']} / {last['late_windows']} / "
           f"{last['failed_windows']} | late 0 |")
     d = last["dream_seconds_per_window"]

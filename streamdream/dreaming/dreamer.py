@@ -8,6 +8,7 @@ from torch import nn
 
 from ..control.params import Params
 from ..errors import ParameterError
+from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
 from .model import LoadedModel, ModelInfo, convert, read_model_info
 from .views import SpectrogramView, build_view, needed_sample_rate, pad_for_view
@@ -68,6 +69,7 @@ class Dreamer:
     def __init__(self, params: Params, sample_rate: int, channels: int, window_frames: int,
                  info: ModelInfo | None = None):
         params.validate()
+        keep_freed_memory()  # every step reuses the same big tensors: see memory.py
         self.params = params
         self.sample_rate = sample_rate
         self.channels = channels

@@ -33,6 +33,8 @@ CHANNELS = 2                 # the live engine is stereo; mono sources are dupli
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
 CALLBACK_HISTORY = 1 << 18   # callback durations kept for percentiles
 XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
+SLOW_FRACTION = 0.10         # a callback using more than this share of its block's time counts as slow
+SLOW_HISTORY = 1024          # (start, duration) of the most recent slow callbacks
 STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output")
 
 
@@ -111,6 +113,8 @@ class EngineStats:
         # matched with what else happened on the machine at that moment
         self.xrun_times = np.full(XRUN_HISTORY, np.nan)
         self.xrun_events = 0
+        self.slow_callbacks = np.full((SLOW_HISTORY, 2), np.nan)
+        self.slow_events = 0
         self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
         self.callbacks = 0
         self.last_frames = 0
@@ -280,8 +284,12 @@ class Engine:
         stats.last_frames = frames
         stats.input_peak = max(stats.input_peak * 0.9, float(np.abs(block_in).max()))
         stats.output_peak = max(stats.output_peak * 0.9, float(np.abs(limited).max()))
-        stats.callback_seconds[stats.callbacks % CALLBACK_HISTORY] = time.perf_counter() - began
+        took = time.perf_counter() - began
+        stats.callback_seconds[stats.callbacks % CALLBACK_HISTORY] = took
         stats.callbacks += 1
+        if took > SLOW_FRACTION * frames / self.sample_rate:
+            stats.slow_callbacks[stats.slow_events % SLOW_HISTORY] = began, took
+            stats.slow_events += 1
 
     def _windows_touching(self, f0: int, frames: int) -> range:
         w, h = self.schedule.window, self.schedule.hop

@@ -16,6 +16,7 @@ from ..audio import devices
 from ..audio.files import read_audio
 from ..control.params import Params
 from ..errors import StreamDreamError
+from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
 
@@ -76,6 +77,9 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) ->
         "real_time_factor": dream["mean"] / window_s if dream["mean"] is not None else None,
         "callback_seconds": pct,
         "callback_fraction_of_block": ({k: v / period for k, v in pct.items()} if period and pct else {}),
+        "callbacks": s.callbacks,
+        "slow_callbacks": s.slow_events,  # over SLOW_FRACTION of their block's time
+        "slow_callback_times": [[float(t), float(d)] for t, d in s.slow_callbacks if t == t],
         "latency_s": engine.latency / engine.sample_rate,
         "latency_frames": engine.latency,
         "rss_bytes": rss_bytes(),
@@ -231,6 +235,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         check_output_path(opts.record_path, opts.record_format)
 
     window_frames = int(round(params.window_s * rate))
+    no_huge_pages()  # before the worker starts: it inherits the setting (see memory.py)
     threads = opts.threads or max(1, (os.cpu_count() or 2) - 1)
     factory = None
     if opts.worker == "thread":
