@@ -54,6 +54,8 @@ class TruePeakLimiter:
         self.lookahead = max(1, round(lookahead_ms * sample_rate / 1000.0))
         self.release_step = 1.0 / max(1.0, release_ms * sample_rate / 1000.0)
         self.filters = _interpolation_filters()
+        self.taps = self.filters.T[:, :, None, None].copy()  # (TAPS, phases, 1, 1): tap-major
+        self.bound = float(np.abs(self.filters).sum(axis=1).max())  # largest gain of an interpolator
         self.half = TAPS // 2
         self.latency = self.half + self.lookahead
         # Attack shape: reduction needed at i + j is applied from i with weight 1 - j/(L+1).
@@ -66,49 +68,110 @@ class TruePeakLimiter:
         self.r_hist = np.zeros(self.lookahead, dtype=np.float64)
         self.last_peak = 0.0
         self.env = 0.0
+        self._capacity = 0
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """block: (channels, n) float. Returns (channels, n) float32, delayed by `latency`."""
+    def _reserve(self, n: int) -> None:
+        """Work buffers for blocks of up to n frames: allocated on the first block, then reused, so the
+        audio callback allocates nothing."""
+        if n <= self._capacity:
+            return
+        c, k, lookahead = self.channels, self.history, self.lookahead
+        x = np.zeros((c, k + n))
+        x[:, :k] = self.x_hist
+        r = np.zeros(lookahead + n)
+        r[:lookahead] = self.r_hist
+        self._x, self._r = x, r
+        self.x_hist, self.r_hist = x[:, :k], r[:lookahead]
+        phases = OVERSAMPLE - 1
+        self._interp, self._term = np.empty((phases, c, n)), np.empty((phases, c, n))
+        self._abs = np.empty((c, n))
+        self._peak, self._phase_peak, self._both = np.empty(n), np.empty(n), np.empty(n)
+        self._need, self._attack, self._gain, self._env = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        self._quiet = np.empty(n, dtype=bool)
+        self._weighted = np.empty((n, lookahead + 1))
+        self._scaled = np.empty((c, n))
+        self._capacity = n
+
+    def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """block: (channels, n) float. Returns (channels, n) float32 (into `out` if given), `latency` late."""
         n = block.shape[1]
+        if out is None:
+            out = np.empty((self.channels, n), dtype=np.float32)
         if n == 0:
-            return np.zeros((self.channels, 0), dtype=np.float32)
-        x_all = np.concatenate([self.x_hist, block.astype(np.float64, copy=False)], axis=1)
+            return out
+        self._reserve(n)
         k = self.history
+        x_all = self._x[:, :k + n]
+        x_all[:, k:] = block
         first = k - self.half  # x_all index of the first sample whose peak is now computable
+        start = first - self.half + 1  # first sample any of this block's interpolation filters read
+        span = x_all[:, start:start + n + TAPS - 1]
+        # No interpolated point exceeds max|x| times the filters' largest absolute sum: when even
+        # that is under the threshold nothing needs reducing and the 4x interpolation is skipped.
+        loud = max(float(span.max()), -float(span.min())) * self.bound > self.threshold
+        need = self._need[:n]
+        need[:] = 0.0
+        if loud:
+            self._reduction_needed(x_all, first, start, n, need)
+        else:
+            self.last_peak = 0.0  # under the threshold: acts exactly as its true value would
 
-        # Peak of each sample interval [i, i+1): the sample and three interpolated points.
-        peak = np.abs(x_all[:, first:first + n]).max(axis=0)
-        for h in self.filters:
-            interp = np.zeros((self.channels, n))
-            start = first - self.half + 1
-            for tap in range(TAPS):
-                interp += h[tap] * x_all[:, start + tap:start + tap + n]
-            np.maximum(peak, np.abs(interp).max(axis=0), out=peak)
-        # A sample touches the intervals on both sides of it.
-        both = np.maximum(peak, np.concatenate([[self.last_peak], peak[:-1]]))
-        self.last_peak = float(peak[-1])
-        need = np.zeros(n)
-        over = both > self.threshold
-        need[over] = 1.0 - self.threshold / both[over]
-
-        r_all = np.concatenate([self.r_hist, need])
-        attack = np.zeros(n)
-        for j in range(self.lookahead + 1):
-            # output position o = (new r position) - lookahead; it sees r[o + j]
-            np.maximum(attack, r_all[j:j + n] * self.attack_weights[j], out=attack)
-        self.r_hist = r_all[n:]
+        lookahead = self.lookahead
+        r_all = self._r[:lookahead + n]
+        r_all[lookahead:] = need
+        attack = self._attack[:n]
+        if r_all.any():
+            # output position o sees the reduction needed at o + j with weight 1 - j/(L+1)
+            windows = np.lib.stride_tricks.sliding_window_view(r_all, lookahead + 1)
+            weighted = self._weighted[:n]
+            np.multiply(windows, self.attack_weights, out=weighted)
+            np.max(weighted, axis=1, out=attack)
+        else:
+            attack[:] = 0.0
+        r_all[:lookahead] = r_all[n:n + lookahead].copy() if n < lookahead else r_all[n:n + lookahead]
 
         env = self._release(attack)
-        delayed = x_all[:, first - self.lookahead:first - self.lookahead + n]
-        out = delayed if env is None else delayed * (1.0 - env)
-        self.x_hist = x_all[:, n:]
-        return out.astype(np.float32)
+        delayed = x_all[:, first - lookahead:first - lookahead + n]
+        if env is None:
+            out[:] = delayed
+        else:
+            gain = np.subtract(1.0, env, out=self._gain[:n])
+            out[:] = np.multiply(delayed, gain, out=self._scaled[:, :n])
+        x_all[:, :k] = x_all[:, n:n + k].copy() if n < k else x_all[:, n:n + k]
+        return out
+
+    def _reduction_needed(self, x_all: np.ndarray, first: int, start: int, n: int, need: np.ndarray) -> None:
+        """Fill `need` with the gain reduction each sample needs so its true peak meets the threshold."""
+        # Peak of each sample interval [i, i+1): the sample and three interpolated points.
+        peak = self._peak[:n]
+        np.max(np.abs(x_all[:, first:first + n], out=self._abs[:, :n]), axis=0, out=peak)
+        interp, term = self._interp[:, :, :n], self._term[:, :, :n]
+        np.multiply(self.taps[0], x_all[None, :, start:start + n], out=interp)
+        for tap in range(1, TAPS):  # all three phases per tap, each summed in tap order
+            np.multiply(self.taps[tap], x_all[None, :, start + tap:start + tap + n], out=term)
+            np.add(interp, term, out=interp)
+        np.abs(interp, out=interp)
+        phase_peak = self._phase_peak[:n]
+        np.max(interp, axis=(0, 1), out=phase_peak)
+        np.maximum(peak, phase_peak, out=peak)
+        # A sample touches the intervals on both sides of it.
+        both = self._both[:n]
+        both[0] = max(peak[0], self.last_peak)
+        np.maximum(peak[1:], peak[:-1], out=both[1:])
+        self.last_peak = float(peak[-1])
+        if both.max() <= self.threshold:
+            return
+        quiet = np.less_equal(both, self.threshold, out=self._quiet[:n])
+        np.maximum(both, 1e-30, out=both)  # changes only samples that are zeroed below
+        np.divide(self.threshold, both, out=need)
+        np.subtract(1.0, need, out=need)
+        need[quiet] = 0.0
 
     def _release(self, attack: np.ndarray):
         """Reduction envelope with a linear release; None when no reduction at all (gain exactly 1)."""
         if self.env == 0.0 and not attack.any():
             return None
-        env = np.empty_like(attack)
+        env = self._env[:attack.size]
         state, step = self.env, self.release_step
         for i, a in enumerate(attack.tolist()):
             state = state - step

@@ -205,6 +205,7 @@ class Engine:
         self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._dry = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._delta = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._limited = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._dreamer_factory = dreamer_factory
         self._ready = threading.Condition()
         self._stop = threading.Event()
@@ -273,7 +274,7 @@ class Engine:
 
         intensity, mix, gain = self.controls.block(frames)
         out = mix_output(dry, delta, intensity, mix, gain)
-        limited = self.limiter.process(out)
+        limited = self.limiter.process(out, self._limited[:, :frames])
         outdata[:, :CHANNELS] = limited.T
         if outdata.shape[1] > CHANNELS:
             outdata[:, CHANNELS:] = 0.0
