@@ -204,3 +204,14 @@ def test_first_sound_within_three_seconds_with_a_file_source(mel_model):
     assert first_sound / rate <= 3.0
     out = run_engine(engine, int(3.0 * rate), 512)
     assert np.abs(out[:, first_sound:]).max() > 0 and not out[:, :first_sound - 1].any()
+
+
+def test_callback_timing_percentiles_come_from_the_histogram_within_one_bin(mel_model):
+    engine = Engine(fast_params(mel_model, 16000), 16000, 512)
+    durations = [0.001] * 990 + [0.005] * 9 + [0.020]
+    for seconds in np.random.default_rng(0).permutation(durations):
+        engine.stats.count_callback(float(seconds))
+    pct = engine.stats.callback_percentiles()
+    assert 0.001 <= pct["p50"] <= 0.001 * 1.024 and 0.001 <= pct["p99"] <= 0.001 * 1.024
+    assert 0.005 <= pct["p99.9"] <= 0.005 * 1.024
+    assert pct["max"] == 0.020 and engine.stats.callbacks == 1000

@@ -83,3 +83,24 @@ def test_jack_server_vanishing_stops_cleanly_and_keeps_the_recording(jack, mel_m
     assert len(lines) == 1 and "device stopped" in lines[0] and str(record) in lines[0]
     audio, rate = sf.read(record)
     assert rate == 48000 and audio.shape[0] > 48000  # more than a second of what was played survived
+
+
+def test_the_audio_callback_thread_gets_real_time_scheduling_when_allowed(jack, mel_model, tmp_path):
+    import os
+    import resource
+    live, stats = start_live(jack, mel_model, tmp_path, "--duration", "60")
+    snap = json.loads(stats.read_text())
+    deadline = time.monotonic() + 10
+    while snap["audio_thread"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        snap = json.loads(stats.read_text())
+    classes = subprocess.run(["ps", "-L", "-o", "cls=", "-p", str(live.pid)], capture_output=True,
+                             text=True).stdout.split()  # the scheduling class of each of its threads
+    live.terminate()
+    live.wait(timeout=60)
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
+    if allowed:
+        assert snap["audio_thread"].startswith("real-time") and "FF" in classes
+    else:
+        assert snap["audio_thread"].startswith("normal: no permission") and "FF" not in classes
+    assert classes.count("FF") <= 1  # only the audio thread; the main and MIDI threads stay ordinary

@@ -4,6 +4,7 @@ Both drive the same callback signature, `process(indata, outdata, frames, status
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -90,15 +91,42 @@ def _input_channels(device: int | None) -> int:
     return min(2, int(info["max_input_channels"]))
 
 
+REALTIME_PRIORITY = 70  # SCHED_FIFO priority for the callback thread: above JACK's default clients (~10-60)
+
+
+def raise_thread_priority() -> str:
+    """Give the calling (audio) thread real-time scheduling if the system allows it; says what happened.
+
+    Without it, any ordinary task may take the CPU mid-callback: with a non-real-time JACK, a kernel
+    thread held the callback off its CPU for 1 ms (perf sched timehist). A thread the audio system
+    already made real-time (JACK in its real-time mode) is left as it is.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        return "normal (this system has no real-time scheduling call)"
+    policy = os.sched_getscheduler(0)
+    if policy in (os.SCHED_FIFO, os.SCHED_RR):
+        return f"real-time, priority {os.sched_getparam(0).sched_priority} (set by the audio system)"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+    except (PermissionError, OSError):
+        return ("normal: no permission for real-time scheduling (allow it with an rtprio limit, e.g. the "
+                "'audio' group in /etc/security/limits.d)")
+    return f"real-time, priority {REALTIME_PRIORITY}"
+
+
 class PortAudioStream:
     """A duplex (or output-only, when a file replaces capture) sounddevice stream around `process`."""
 
-    def __init__(self, process: Callable, device: int | None, samplerate: int, blocksize: int, need_input: bool):
+    def __init__(self, process: Callable, device: int | None, samplerate: int, blocksize: int, need_input: bool,
+                 realtime: bool = True):
         sd = _sd()
         self.failed: str | None = None
         self._process = process
+        self.priority: str | None = None if realtime else "left as the audio system set it (--no-realtime)"
 
         def callback(*args):
+            if self.priority is None:  # first block, on the audio thread itself
+                self.priority = raise_thread_priority()
             if need_input:
                 indata, outdata, frames, _time, status = args
             else:

@@ -31,7 +31,7 @@ from .worker import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
-CALLBACK_HISTORY = 1 << 18   # callback durations kept for percentiles
+TIMING_BINS_PER_DECADE = 100  # callback durations are counted in bins 2.3% wide, from 1 us to 1 s
 XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
 SLOW_FRACTION = 0.10         # a callback using more than this share of its block's time counts as slow
 SLOW_HISTORY = 1024          # (start, duration) of the most recent slow callbacks
@@ -115,7 +115,10 @@ class EngineStats:
         self.xrun_events = 0
         self.slow_callbacks = np.full((SLOW_HISTORY, 2), np.nan)
         self.slow_events = 0
-        self.callback_seconds = np.zeros(CALLBACK_HISTORY, dtype=np.float64)
+        # A histogram, not a list: percentiles of a long list took the main thread 10 ms with the
+        # GIL held, and the audio callback had to wait for it.
+        self.callback_bins = np.zeros(6 * TIMING_BINS_PER_DECADE + 1, dtype=np.int64)
+        self.callback_max = 0.0
         self.callbacks = 0
         self.last_frames = 0
         self.frames_out = 0
@@ -134,13 +137,23 @@ class EngineStats:
         return {"last": float(self.worker[W_LAST_S]), "mean": float(self.worker[W_SUM_S]) / n,
                 "max": float(self.worker[W_MAX_S])}
 
+    def count_callback(self, seconds: float) -> None:
+        b = int((math.log10(max(seconds, 1e-6)) + 6.0) * TIMING_BINS_PER_DECADE)
+        self.callback_bins[min(b, self.callback_bins.size - 1)] += 1
+        self.callback_max = max(self.callback_max, seconds)
+        self.callbacks += 1
+
     def callback_percentiles(self) -> dict:
-        n = min(self.callbacks, CALLBACK_HISTORY)
-        if n == 0:
+        """Seconds per callback since the start; each percentile is its bin's upper edge (<= 2.3% high)."""
+        if self.callbacks == 0:
             return {}
-        d = self.callback_seconds[:n]
-        return {"p50": float(np.percentile(d, 50)), "p99": float(np.percentile(d, 99)),
-                "p99.9": float(np.percentile(d, 99.9)), "max": float(d.max())}
+        ranks = np.cumsum(self.callback_bins)
+        out = {}
+        for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)):
+            b = int(np.searchsorted(ranks, q * self.callbacks))
+            out[name] = min(10.0 ** ((b + 1) / TIMING_BINS_PER_DECADE - 6.0), self.callback_max)
+        out["max"] = self.callback_max
+        return out
 
 
 class Engine:
@@ -283,11 +296,10 @@ class Engine:
         self.out_pos += frames
         stats.frames_out = self.out_pos
         stats.last_frames = frames
-        stats.input_peak = max(stats.input_peak * 0.9, float(np.abs(block_in).max()))
-        stats.output_peak = max(stats.output_peak * 0.9, float(np.abs(limited).max()))
+        stats.input_peak = max(stats.input_peak * 0.9, float(block_in.max()), -float(block_in.min()))
+        stats.output_peak = max(stats.output_peak * 0.9, float(limited.max()), -float(limited.min()))
         took = time.perf_counter() - began
-        stats.callback_seconds[stats.callbacks % CALLBACK_HISTORY] = took
-        stats.callbacks += 1
+        stats.count_callback(took)
         if took > SLOW_FRACTION * frames / self.sample_rate:
             stats.slow_callbacks[stats.slow_events % SLOW_HISTORY] = began, took
             stats.slow_events += 1

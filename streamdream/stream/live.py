@@ -58,7 +58,8 @@ def rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) -> dict:
+def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
+                   audio_thread: str | None = None) -> dict:
     s = engine.stats
     dream = s.dream_seconds()
     window_s = engine.schedule.window / engine.sample_rate
@@ -81,6 +82,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None) ->
         "slow_callbacks": s.slow_events,  # over SLOW_FRACTION of their block's time
         "slow_callback_times": [[float(t), float(d)] for t, d in s.slow_callbacks if t == t],
         "latency_s": engine.latency / engine.sample_rate,
+        "audio_thread": audio_thread,
         "latency_frames": engine.latency,
         "rss_bytes": rss_bytes(),
         "controls": {"intensity": float(engine.controls.target[0]), "mix": float(engine.controls.target[1]),
@@ -303,9 +305,13 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             live_display.start()
         last_stats = 0.0
         progress_frames, progress_time = -1, time.perf_counter()
+        priority_said = False
         while not stop.is_set():
             time.sleep(0.1)
             now = time.perf_counter()
+            if not priority_said and getattr(device, "priority", None):
+                console.print(f"audio thread: {device.priority}")
+                priority_said = True
             if max_frames is not None and engine.stats.frames_out >= max_frames:
                 break
             if device.failed or not device.active:
@@ -323,7 +329,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
                 break
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
-                snap = stats_snapshot(engine, started, opts.blocksize, midi)
+                snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
                 write_json_atomic(opts.stats_path, snap)
                 last_stats = now
             if live_display is not None:
@@ -343,7 +349,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             for sig, handler in zip(handled, previous):
                 signal.signal(sig, handler)
         sys.setswitchinterval(switch_interval)
-        snap = stats_snapshot(engine, started, opts.blocksize, midi)
+        snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
         if opts.stats_path:
             write_json_atomic(opts.stats_path, snap)
         if recorder:
