@@ -165,7 +165,7 @@ def cmd_live(a: argparse.Namespace) -> int:
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
-                       worker=a.worker)
+                       worker=a.worker, monitor=not a.no_monitor)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
     lv.add_argument("--presets", help="TOML presets file: program change N loads preset N")
     lv.add_argument("--no-midi", action="store_true", help="do not open any MIDI port")
+    lv.add_argument("--no-monitor", action="store_true",
+                    help="stay silent until the delayed stream starts (default: a live input is heard at once, "
+                         "fading out just before its delayed, dreamed stream begins)")
     lv.add_argument("--threads", type=int, help="torch threads for dreaming (default: all cores but one)")
     lv.add_argument("--worker", choices=["process", "thread"], default="process",
                     help="run the dream in its own process (default: keeps the audio callback off the GIL) "

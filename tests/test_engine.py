@@ -215,3 +215,26 @@ def test_callback_timing_percentiles_come_from_the_histogram_within_one_bin(mel_
     assert 0.001 <= pct["p50"] <= 0.001 * 1.024 and 0.001 <= pct["p99"] <= 0.001 * 1.024
     assert 0.005 <= pct["p99.9"] <= 0.005 * 1.024
     assert pct["max"] == 0.020 and engine.stats.callbacks == 1000
+
+
+def test_live_input_is_heard_at_once_and_hands_over_to_the_delayed_stream(mel_model):
+    rate, block = 16000, 256
+    params = Params(model=str(mel_model), backend="eager", intensity=0.0)  # default 9-s window and budget
+    capture = music_clip(rate, 16.0).T.copy()
+    monitored = Engine(params, rate, block, budget_s=LiveOptions().budget_s, lockstep=True, monitor=True)
+    plain = Engine(params, rate, block, budget_s=LiveOptions().budget_s, lockstep=True)
+    out = run_engine(monitored, capture.shape[0], block, capture)
+    silent_start = run_engine(plain, capture.shape[0], block, capture)
+    lim, d, fade = monitored.limiter.latency, monitored.delay, monitored.monitor_fade
+    assert not silent_start[:, :d + lim].any()
+    # heard at once: the input itself, one limiter lookahead late, until the fade before the handover
+    start = lim + monitored.capture_fade
+    assert np.array_equal(out[:, start:d - fade + lim], capture.T[:, start - lim:d - fade])
+    # the monitor fades out before the delayed stream begins ...
+    tail = np.abs(out[:, d - fade // 4 + lim:d + lim]).max()
+    assert tail < 0.5 * np.abs(capture.T[:, d - fade:d]).max() and np.abs(out[:, d - 2 + lim:d + lim]).max() < 1e-3
+    # ... and from then on the output is exactly what it is without a monitor, after its first 20 ms
+    after = d + lim + monitored.capture_fade
+    assert np.array_equal(out[:, after:], silent_start[:, after:])
+    ramp_in = out[:, d + lim:after]
+    assert np.all(np.abs(ramp_in) <= np.abs(silent_start[:, d + lim:after]) + 1e-7)

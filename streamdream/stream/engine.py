@@ -173,6 +173,9 @@ class Engine:
         Thread mode only.
     lockstep : bool
         For the unpaced null device: the clock waits for each dream instead of playing dry.
+    monitor : bool
+        Live capture only: until the delayed signal arrives (one latency after start), play the input
+        as it comes in, fading out just before the delayed stream begins; its first 20 ms fade in.
     worker : "thread" or "process"
         Where the dream worker runs (see worker.py for why live uses a process).
     threads : int
@@ -181,7 +184,7 @@ class Engine:
 
     def __init__(self, params: Params, sample_rate: int, blocksize: int = 512, budget_s: float = 3.0,
                  source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False,
-                 worker: str = "thread", threads: int = 1):
+                 worker: str = "thread", threads: int = 1, monitor: bool = False):
         self.params = params.validate()
         self.sample_rate = sample_rate
         self.schedule = Schedule.from_seconds(sample_rate, params.window_s, params.crossfade_s)
@@ -192,6 +195,13 @@ class Engine:
         self.max_block = blocksize if blocksize > 0 else 8192
         self.source = source
         self.preroll = self.schedule.window if source is not None else 0
+        # A capture starts silent for a whole latency (9 s window + budget); the monitor fills that
+        # time with the live input, gone (faded over the crossfade) before the delayed stream starts.
+        self.monitor = monitor and source is None
+        self.monitor_fade = max(1, min(self.schedule.crossfade, self.delay // 2))
+        self.capture_fade = max(1, int(round(0.020 * sample_rate)))  # the delayed stream starts with this
+        self._ramp = np.zeros(self.max_block, dtype=np.float32)
+        self._frame_index = np.arange(self.max_block, dtype=np.float32)
         self.lockstep = lockstep
         w, h = self.schedule.window, self.schedule.hop
         if worker not in ("thread", "process"):
@@ -276,6 +286,9 @@ class Engine:
             block_in[:] = indata[:, 0]
         else:
             block_in[:] = indata[:, :CHANNELS].T
+        monitoring = self.monitor and self.out_pos < self.delay
+        if monitoring:
+            self._start_monitor(block_in, frames)
         self.in_ring.write(block_in)
 
         f0 = self.input_frame_for_output(self.out_pos)
@@ -287,6 +300,10 @@ class Engine:
 
         intensity, mix, gain = self.controls.block(frames)
         out = mix_output(dry, delta, intensity, mix, gain)
+        if monitoring:
+            monitor_gain = self._monitor_gain(frames)
+            np.multiply(monitor_gain, gain, out=monitor_gain)
+            out += np.multiply(block_in, monitor_gain, out=delta)  # delta is spent: reuse its buffer
         limited = self.limiter.process(out, self._limited[:, :frames])
         outdata[:, :CHANNELS] = limited.T
         if outdata.shape[1] > CHANNELS:
@@ -303,6 +320,21 @@ class Engine:
         if took > SLOW_FRACTION * frames / self.sample_rate:
             stats.slow_callbacks[stats.slow_events % SLOW_HISTORY] = began, took
             stats.slow_events += 1
+
+    def _start_monitor(self, block_in: np.ndarray, frames: int) -> None:
+        """Fade in the very first capture frames: the delayed stream will start with them."""
+        captured = self.in_ring.written
+        if captured < self.capture_fade:
+            ramp = np.add(self._frame_index[:frames], captured + 1, out=self._ramp[:frames])
+            np.minimum(np.divide(ramp, self.capture_fade, out=ramp), 1.0, out=ramp)
+            block_in *= ramp
+
+    def _monitor_gain(self, frames: int) -> np.ndarray:
+        """1 until `monitor_fade` frames before the delayed stream starts, then an equal-power fade to 0."""
+        left = np.subtract(self.delay - self.out_pos, self._frame_index[:frames], out=self._ramp[:frames])
+        ramp = np.clip(np.divide(left, self.monitor_fade, out=left), 0.0, 1.0, out=left)  # left: frames to go
+        np.sin(ramp * (np.pi / 2), out=ramp)
+        return ramp
 
     def _windows_touching(self, f0: int, frames: int) -> range:
         w, h = self.schedule.window, self.schedule.hop

@@ -44,6 +44,7 @@ class LiveOptions:
     midi: bool = True             # open the 'streamdream' virtual MIDI port when a MIDI system exists
     threads: int | None = None    # torch threads for dreaming; default: all cores but one (the audio's)
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
+    monitor: bool = True          # live capture: play the input until the delayed stream starts
 
 
 def rss_bytes() -> int:
@@ -248,7 +249,8 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
     console.print(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=(opts.device == "null" and not opts.paced), worker=opts.worker, threads=threads)
+                    lockstep=(opts.device == "null" and not opts.paced), worker=opts.worker, threads=threads,
+                    monitor=opts.monitor)
     try:
         engine.start_worker()
     except BaseException:
