@@ -165,7 +165,7 @@ def cmd_live(a: argparse.Namespace) -> int:
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
-                       worker=a.worker, monitor=not a.no_monitor)
+                       worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
     lv.add_argument("--presets", help="TOML presets file: program change N loads preset N")
     lv.add_argument("--no-midi", action="store_true", help="do not open any MIDI port")
+    lv.add_argument("--realtime", action="store_true",
+                    help="ask for SCHED_FIFO for the audio callback thread (default: leave it as the audio "
+                         "system set it; on a non-real-time audio server this made the timing tail worse)")
     lv.add_argument("--no-monitor", action="store_true",
                     help="stay silent until the delayed stream starts (default: a live input is heard at once, "
                          "fading out just before its delayed, dreamed stream begins)")

@@ -85,10 +85,11 @@ def test_jack_server_vanishing_stops_cleanly_and_keeps_the_recording(jack, mel_m
     assert rate == 48000 and audio.shape[0] > 48000  # more than a second of what was played survived
 
 
-def test_the_audio_callback_thread_gets_real_time_scheduling_when_allowed(jack, mel_model, tmp_path):
+@pytest.mark.parametrize("ask", [True, False])
+def test_the_audio_callback_thread_is_real_time_only_when_asked_and_allowed(jack, mel_model, tmp_path, ask):
     import os
     import resource
-    live, stats = start_live(jack, mel_model, tmp_path, "--duration", "60")
+    live, stats = start_live(jack, mel_model, tmp_path, "--duration", "60", *(["--realtime"] if ask else []))
     snap = json.loads(stats.read_text())
     deadline = time.monotonic() + 10
     while snap["audio_thread"] is None and time.monotonic() < deadline:
@@ -99,7 +100,9 @@ def test_the_audio_callback_thread_gets_real_time_scheduling_when_allowed(jack, 
     live.terminate()
     live.wait(timeout=60)
     allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0
-    if allowed:
+    if not ask:  # this JACK runs --no-realtime, so nothing in the process may be real-time
+        assert snap["audio_thread"].startswith("as the audio system set it") and "FF" not in classes
+    elif allowed:
         assert snap["audio_thread"].startswith("real-time") and "FF" in classes
     else:
         assert snap["audio_thread"].startswith("normal: no permission") and "FF" not in classes

@@ -97,9 +97,11 @@ REALTIME_PRIORITY = 70  # SCHED_FIFO priority for the callback thread: above JAC
 def raise_thread_priority() -> str:
     """Give the calling (audio) thread real-time scheduling if the system allows it; says what happened.
 
-    Without it, any ordinary task may take the CPU mid-callback: with a non-real-time JACK, a kernel
-    thread held the callback off its CPU for 1 ms (perf sched timehist). A thread the audio system
-    already made real-time (JACK in its real-time mode) is left as it is.
+    Opt-in (`live --realtime`). Under a real-time audio server the callback thread is real-time
+    already and is left as it is. Under a non-real-time server (JACK --no-realtime on this VM) a
+    SCHED_FIFO callback had a worse tail, not a better one: p99.9 36-46% of the period against
+    16-17% without it (docs/BENCHMARKS.md), although a kernel thread had once held a normal
+    callback off its CPU for 1 ms.
     """
     if not hasattr(os, "sched_setscheduler"):
         return "normal (this system has no real-time scheduling call)"
@@ -118,11 +120,11 @@ class PortAudioStream:
     """A duplex (or output-only, when a file replaces capture) sounddevice stream around `process`."""
 
     def __init__(self, process: Callable, device: int | None, samplerate: int, blocksize: int, need_input: bool,
-                 realtime: bool = True):
+                 realtime: bool = False):
         sd = _sd()
         self.failed: str | None = None
         self._process = process
-        self.priority: str | None = None if realtime else "left as the audio system set it (--no-realtime)"
+        self.priority: str | None = None if realtime else "as the audio system set it (--realtime asks for more)"
 
         def callback(*args):
             if self.priority is None:  # first block, on the audio thread itself

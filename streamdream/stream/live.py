@@ -45,6 +45,7 @@ class LiveOptions:
     threads: int | None = None    # torch threads for dreaming; default: all cores but one (the audio's)
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
+    realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
 
 
 def rss_bytes() -> int:
@@ -149,7 +150,7 @@ def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarra
         return devices.NullDevice(engine.process, rate, opts.blocksize, paced=paced, capture=capture,
                                   before_block=None if paced else engine.wait_for_dreams)
     index = devices.resolve_device(None if opts.device == "auto" else opts.device, need_input)
-    return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input)
+    return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input, opts.realtime)
 
 
 def choose_device(opts: LiveOptions, console) -> LiveOptions:
