@@ -1,6 +1,8 @@
 """The live engine on the null device: streaming equals offline, latency to the sample, the grid, late windows."""
 import io
 import json
+import multiprocessing
+import threading
 import time
 
 import numpy as np
@@ -11,6 +13,7 @@ from rich.console import Console
 from conftest import music_clip
 from streamdream.control.params import Params
 from streamdream.dreaming.dreamer import Dreamer
+from streamdream.errors import StreamDreamError
 from streamdream.stream.engine import Engine, FileSource
 from streamdream.stream.live import LiveOptions, run_live
 from streamdream.stream.offline import render_array
@@ -169,6 +172,30 @@ def test_late_window_plays_dry_is_counted_and_the_worker_catches_up(mel_model):
     lo, hi = h + c, h + w - c
     assert np.array_equal(out[:, lag + lo:lag + hi], clip[:, lo:hi])
     assert np.all(np.isfinite(out))
+
+
+def test_a_dream_process_killed_while_starting_is_reported_at_once(mel_model):
+    """Out of memory while loading the model kills the worker without a word; the engine must not wait
+    out its start-up timeout, and must still close cleanly."""
+    engine = Engine(fast_params(mel_model, 16000), 16000, 256, budget_s=0.6, worker="process")
+
+    def kill_the_worker_when_it_appears():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                if child.name == "streamdream-dream":
+                    child.kill()  # long before it is ready: spawning and importing torch take seconds
+                    return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_the_worker_when_it_appears)
+    killer.start()
+    began = time.monotonic()
+    with pytest.raises(StreamDreamError, match="ended while starting"):
+        engine.start_worker(timeout=600)
+    killer.join()
+    assert time.monotonic() - began < 120  # the dead worker was noticed, not timed out
+    engine.close()
 
 
 def test_nan_dream_is_discarded_counted_and_dry_plays(mel_model):

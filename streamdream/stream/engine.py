@@ -377,14 +377,22 @@ class Engine:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that holds audio devices
         self._conn, child = ctx.Pipe()
         self._process_stop = ctx.Event()
-        self._worker = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
-                                   args=(self.buffers.spec(), self.params.window_s, self.params.crossfade_s,
-                                         self.sample_rate, CHANNELS, child, self._process_stop, self.lockstep,
-                                         self.threads))
-        self._worker.start()
+        process = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
+                              args=(self.buffers.spec(), self.params.window_s, self.params.crossfade_s,
+                                    self.sample_rate, CHANNELS, child, self._process_stop, self.lockstep,
+                                    self.threads))
+        process.start()
+        self._worker = process  # only a started process: stop_worker joins it
         self._conn.send((self.params_version, self.params))
-        if not self._conn.poll(timeout):
-            raise StreamDreamError(f"the dream worker did not start within {timeout:.0f} s")
+        deadline = time.monotonic() + timeout
+        while not self._conn.poll(0.1):
+            # a worker killed while loading (out of memory, a crash in a native library) sends nothing:
+            # say so at once rather than after the whole timeout
+            if not process.is_alive():
+                raise StreamDreamError(f"the dream worker process ended while starting (exit {process.exitcode}); "
+                                       "check free memory and that the model loads with `streamdream models info`")
+            if time.monotonic() > deadline:
+                raise StreamDreamError(f"the dream worker did not start within {timeout:.0f} s")
         kind, message = self._conn.recv()
         if kind == "error":
             self._worker.join(timeout=10)
