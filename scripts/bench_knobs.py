@@ -97,6 +97,11 @@ def main() -> int:
         engine.stop_worker()
         pump.stop()
         control.close()
+        sender.close_port()
+        del sender
+        # PortAudio's JACK host API asserts at exit if its server went first: let it go while JACK runs
+        import sounddevice
+        sounddevice._terminate()
         server.stop()
     period_ms = 1000 * args.blocksize / rate
     out_latency = stream.latency[1] if isinstance(stream.latency, tuple) else stream.latency
