@@ -16,7 +16,10 @@ class AudioRing:
                  counter: np.ndarray | None = None):
         self.channels = channels
         self.capacity = int(capacity)
-        self.data = data if data is not None else np.zeros((channels, self.capacity), dtype=np.float32)
+        if data is None:
+            data = np.empty((channels, self.capacity), dtype=np.float32)
+            data.fill(0.0)  # writes every page now (np.zeros would leave that to the audio callback)
+        self.data = data
         # absolute frame count, advanced by the producer only; an aligned int64 store is atomic
         self._count = counter if counter is not None else np.zeros(1, dtype=np.int64)
 

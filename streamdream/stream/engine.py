@@ -193,6 +193,7 @@ class Engine:
         self.limiter = TruePeakLimiter(sample_rate, CHANNELS, params.limit_db)
         self.latency = self.delay + self.limiter.latency
         self.max_block = blocksize if blocksize > 0 else 8192
+        self.limiter.reserve(self.max_block)
         self.source = source
         self.preroll = self.schedule.window if source is not None else 0
         # A capture starts silent for a whole latency (9 s window + budget); the monitor fills that

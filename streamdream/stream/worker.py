@@ -59,9 +59,12 @@ class Buffers:
             for name, shape, dtype in layout:
                 setattr(self, name, np.zeros(shape, dtype=dtype))
         if attach is None:
+            # Write every page now: a page of the ring or a slot is otherwise first touched by the audio
+            # callback, which then waits on the kernel for it (one fault per block for the first ~35 s
+            # of a live run, seen with perf; one such callback took 8.7 ms).
+            for name, _, _ in layout:
+                getattr(self, name).fill(0)
             self.slot_window[:] = -1
-            self.ring_count[0] = 0
-            self.counters[:] = 0
             self.counters[W_CURRENT] = -1
         self.in_ring = AudioRing(channels, ring_capacity, self.ring, self.ring_count)
 
