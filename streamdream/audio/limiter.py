@@ -79,9 +79,9 @@ class TruePeakLimiter:
 
     def reserve(self, n: int) -> None:
         """Work buffers for blocks of up to n frames, reused from then on (call it before the stream
-        starts; a larger block grows them once) so the audio callback allocates nothing. Every page is written here: the loud path's buffers are
-        otherwise first touched when a dream first gets loud, and that callback waited for ~120 page
-        faults (2.9 ms, seen with perf)."""
+        starts; a larger block grows them once) so the audio callback allocates nothing. Every page is
+        written here: the loud path's buffers were otherwise first touched when a dream first got loud,
+        and that callback waited for ~120 page faults (2.9 ms, seen with perf)."""
         if n <= self._capacity:
             return
         c, k, lookahead = self.channels, self.history, self.lookahead
