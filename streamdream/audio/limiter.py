@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import resident_zeros
+
 OVERSAMPLE = 4
 TAPS = 32                 # interpolation filter length per phase
 MARGIN_DB = 0.2           # the 4x interpolator is an estimate (measured up to 0.12 dB low); aim this far under
@@ -32,13 +34,6 @@ def _interpolation_filters() -> np.ndarray:
         h = np.sinc(t) * window
         filters.append(h / h.sum())
     return np.array(filters)
-
-
-def _written(shape, dtype=np.float64) -> np.ndarray:
-    """A zeroed array whose pages are all in memory (np.zeros leaves a large one to be faulted in later)."""
-    out = np.empty(shape, dtype=dtype)
-    out.fill(0)
-    return out
 
 
 class TruePeakLimiter:
@@ -79,26 +74,25 @@ class TruePeakLimiter:
 
     def reserve(self, n: int) -> None:
         """Work buffers for blocks of up to n frames, reused from then on (call it before the stream
-        starts; a larger block grows them once) so the audio callback allocates nothing. Every page is
-        written here: the loud path's buffers were otherwise first touched when a dream first got loud,
-        and that callback waited for ~120 page faults (2.9 ms, seen with perf)."""
+        starts; a larger block grows them once) so the audio callback allocates nothing, nor waits for
+        the kernel to supply the loud path's pages when a dream first gets loud."""
         if n <= self._capacity:
             return
         c, k, lookahead = self.channels, self.history, self.lookahead
-        x = _written((c, k + n))
+        x = resident_zeros((c, k + n))
         x[:, :k] = self.x_hist
-        r = _written(lookahead + n)
+        r = resident_zeros(lookahead + n)
         r[:lookahead] = self.r_hist
         self._x, self._r = x, r
         self.x_hist, self.r_hist = x[:, :k], r[:lookahead]
         phases = OVERSAMPLE - 1
-        self._interp, self._term = _written((phases, c, n)), _written((phases, c, n))
-        self._abs = _written((c, n))
-        self._peak, self._phase_peak, self._both = _written(n), _written(n), _written(n)
-        self._need, self._attack, self._gain, self._env = _written(n), _written(n), _written(n), _written(n)
-        self._quiet = _written(n, dtype=bool)
-        self._weighted = _written((n, lookahead + 1))
-        self._scaled = _written((c, n))
+        self._interp, self._term = resident_zeros((phases, c, n)), resident_zeros((phases, c, n))
+        self._abs = resident_zeros((c, n))
+        self._peak, self._phase_peak, self._both = (resident_zeros(n) for _ in range(3))
+        self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
+        self._quiet = resident_zeros(n, dtype=bool)
+        self._weighted = resident_zeros((n, lookahead + 1))
+        self._scaled = resident_zeros((c, n))
         self._capacity = n
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..memory import resident_zeros
+
 
 class AudioRing:
     """`data` and `counter` may be given (views of shared memory) so another process can read the ring."""
@@ -16,10 +18,7 @@ class AudioRing:
                  counter: np.ndarray | None = None):
         self.channels = channels
         self.capacity = int(capacity)
-        if data is None:
-            data = np.empty((channels, self.capacity), dtype=np.float32)
-            data.fill(0.0)  # writes every page now (np.zeros would leave that to the audio callback)
-        self.data = data
+        self.data = data if data is not None else resident_zeros((channels, self.capacity), np.float32)
         # absolute frame count, advanced by the producer only; an aligned int64 store is atomic
         self._count = counter if counter is not None else np.zeros(1, dtype=np.int64)
 

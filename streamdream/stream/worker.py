@@ -17,6 +17,7 @@ import numpy as np
 
 from ..audio.ring import AudioRing
 from ..control.params import Params
+from ..memory import resident_zeros
 from .schedule import Schedule, window_delta
 
 # Worker counters, one float64 each, shared with the engine (and its stats).
@@ -53,17 +54,14 @@ class Buffers:
             offset = 0
             for (name, shape, dtype), size in zip(layout, sizes):
                 view = np.ndarray(shape, dtype=dtype, buffer=self.shm.buf, offset=offset)
+                if attach is None:
+                    view.fill(0)  # every page written by the engine now, not first by the callback
                 setattr(self, name, view)
                 offset += -(-size // 64) * 64
         else:
             for name, shape, dtype in layout:
-                setattr(self, name, np.zeros(shape, dtype=dtype))
+                setattr(self, name, resident_zeros(shape, dtype))
         if attach is None:
-            # Write every page now: a page of the ring or a slot is otherwise first touched by the audio
-            # callback, which then waits on the kernel for it (one fault per block for the first ~35 s
-            # of a live run, seen with perf; one such callback took 8.7 ms).
-            for name, _, _ in layout:
-                getattr(self, name).fill(0)
             self.slot_window[:] = -1
             self.counters[W_CURRENT] = -1
         self.in_ring = AudioRing(channels, ring_capacity, self.ring, self.ring_count)
