@@ -75,8 +75,10 @@ class Params:
     crossfade_s: float = 1.0
 
     def validate(self) -> "Params":
-        checks = [(getattr(self, name) in span, f"{span.option} must be {span}") for name, span in RANGES.items()]
-        checks += [
+        for name, span in RANGES.items():
+            if not span.lo <= getattr(self, name) <= span.hi:
+                raise ParameterError(f"{span.option} must be {span}")
+        checks = [
             (0.0 <= self.crossfade_s <= self.window_s / 2, "--crossfade must be 0..window/2 s"),
             (self.reconstruct in RECONSTRUCT_MODES, f"--reconstruct must be one of {', '.join(RECONSTRUCT_MODES)}"),
             (self.reconstruct == "none" or self.view in (None, "stft"), "--reconstruct needs --view stft"),
