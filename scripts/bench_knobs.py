@@ -52,7 +52,7 @@ def main() -> int:
     params = Params()
     info = read_model_info()
     first = warm_dreamer(params, rate, int(params.window_s * rate))
-    clip = read_audio(ROOT / "models" / "demo.flac").audio
+    clip = read_audio(ROOT / "streamdream" / "data" / "demo.flac").audio
     window = int(params.window_s * rate)
     engine = Engine(params, rate, args.blocksize, 3.0, source=FileSource(clip),
                     dreamer_factory=lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window))

@@ -20,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
     d, r = Params(), RANGES
     g = p.add_argument_group("dream")
-    g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
+    g.add_argument("--model", help="ONNX model file (default: the shipped model, streamdream/data/default.onnx)")
     g.add_argument("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
     g.add_argument("--reconstruct", choices=RECONSTRUCT_MODES, default=d.reconstruct,
                    help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
@@ -159,6 +159,11 @@ def cmd_live(a: argparse.Namespace) -> int:
     from .stream.live import LiveOptions, run_live
 
     console = Console(stderr=True)
+    if a.demo:
+        if a.input:
+            raise ParameterError("--demo plays the shipped clip: give it or --input FILE, not both")
+        from .data import DEMO_CLIP, shipped_path
+        a.input = str(shipped_path(DEMO_CLIP))
     opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = sub.add_parser("live", help="dream live input (or a file played in real time) to the speakers")
     lv.add_argument("--input", help="play this file (looped) in place of the capture side")
+    lv.add_argument("--demo", action="store_true", help="play the shipped demo clip (looped) in place of the capture side")
     lv.add_argument("--no-loop", action="store_true", help="with --input: silence after the file ends")
     lv.add_argument("--device", dest="device_name", default="auto",
                     help="audio device index or name substring, 'null', or auto (default device, else null)")

@@ -62,6 +62,15 @@ def test_render_keeps_rate_length_channels_and_writes_a_plot(stereo_wav, mel_mod
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plot_without_matplotlib_says_how_to_get_it_before_dreaming(stereo_wav, mel_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the `plot` extra was not installed
+    out = tmp_path / "out.wav"
+    result = render(stereo_wav, out, mel_model, "--plot", tmp_path / "p.png", check=False)
+    assert result.returncode == 2
+    assert result.stderr == "streamdream: error: --plot needs matplotlib, an optional extra: pip install 'streamdream[plot]'\n"
+    assert not out.exists()
+
+
 def test_intensity_zero_is_the_input_sample_for_sample(stereo_wav, mel_model, tmp_path):
     out = tmp_path / "out.wav"
     render(stereo_wav, out, mel_model, "--intensity", "0")

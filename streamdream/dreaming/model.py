@@ -25,8 +25,6 @@ META_LAYERS = "streamdream.layers"  # JSON list of {"name": ONNX tensor, "descri
 META_DEFAULT_LAYER = "streamdream.default_layer"
 
 PARITY_TOLERANCE = 1e-4
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-DEFAULT_MODEL_NAME = "default.onnx"
 # Activations of these ops carry features worth dreaming on.
 DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
                  "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
@@ -34,8 +32,11 @@ DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", 
 
 
 def default_model_path() -> Path:
-    """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
-    return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The shipped default model (package data); `STREAMDREAM_MODEL` overrides it."""
+    from ..data import DEFAULT_MODEL, shipped_path
+
+    override = os.environ.get("STREAMDREAM_MODEL")
+    return Path(override) if override else shipped_path(DEFAULT_MODEL)
 
 
 @dataclass
