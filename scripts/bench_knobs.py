@@ -59,7 +59,7 @@ def main() -> int:
     control = MidiControl(engine, load_mapping(), info.labels, [layer.name for layer in info.recommended])
     control.open(None, virtual=True)
     pump = MidiPump(control)
-    stream = PortAudioStream(engine.process, 0, rate, args.blocksize, need_input=False)
+    stream = PortAudioStream(engine.process, None, 0, rate, args.blocksize, need_input=False)
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="performer")
     pump.start()
     engine.start_worker()

@@ -28,7 +28,7 @@ def fast_params(model, rate, **changes):
 
 
 def run_engine(engine: Engine, total_frames: int, block: int, capture=None) -> np.ndarray:
-    """Drive the engine's callback in lockstep (the unpaced null device) and collect the output."""
+    """Drive the engine's callback in lockstep (the null device in lockstep) and collect the output."""
     out = np.zeros((total_frames, 2), dtype=np.float32)
     buf = np.zeros((block, 2), dtype=np.float32)
     engine.start_worker()
@@ -60,9 +60,9 @@ def test_live_output_equals_offline_render_sample_for_sample(mel_model, tmp_path
     budget = 0.5
     import torch
     # the dream process gets this process's torch thread count: conv sums are ordered by threads
-    opts = LiveOptions(device="null", samplerate=rate, blocksize=100, input_file=str(src), loop_input=False,
+    opts = LiveOptions(output_device="null", samplerate=rate, blocksize=100, input_file=str(src), loop_input=False,
                        duration=6.0, record_path=str(rec), stats_path=str(stats), quiet=True, budget_s=budget,
-                       paced=False, threads=torch.get_num_threads(), midi=False)
+                       lockstep=True, threads=torch.get_num_threads(), midi=False)
     snap = run_live(params, opts, QUIET)
     live = sf.read(rec, dtype="float32", always_2d=True)[0].T
     offline = render_array(clip, rate, params)
@@ -149,7 +149,7 @@ def _paced_run(engine, seconds, block):
         engine.process(indata, outdata, frames, status)
         out.append(outdata.copy())
 
-    device = NullDevice(process, engine.sample_rate, block, paced=True, max_frames=int(seconds * engine.sample_rate))
+    device = NullDevice(process, engine.sample_rate, block, max_frames=int(seconds * engine.sample_rate))
     engine.start_worker()
     device.start()
     device.join(timeout=seconds * 3 + 30)

@@ -75,7 +75,7 @@ def test_installed_wheel_renders_with_the_shipped_model(wheel, tmp_path):
     assert np.max(np.abs(wet[:, 0] - dry)) > 1e-4  # the shipped model dreamed something
 
     # the README's first command: the shipped demo clip through the live engine (null device, no sound card)
-    proc = subprocess.run([str(exe), "live", "--demo", "--device", "null", "--unpaced", "--duration", "2", "--quiet",
+    proc = subprocess.run([str(exe), "live", "--demo", "--output-device", "null", "--lockstep", "--duration", "2", "--quiet",
                            "--budget", "0.5", "--record", "rec.wav", "--steps", "1", "--octaves", "1"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr

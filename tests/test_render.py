@@ -172,13 +172,13 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
     (["--layer", "nope"], "no tensor named 'nope'"),
     (["--reconstruct", "phase"], "--reconstruct needs"),
     (["--format", "8"], "unknown sample format"),
-    (["--device", "cuda"], "no CUDA GPU|"),
+    (["--torch-device", "cuda"], "no CUDA GPU|"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
-    if args[0] == "--device":
+    if args[0] == "--torch-device":
         import torch
         if torch.cuda.is_available():
-            pytest.skip("this machine has a GPU, so --device cuda is valid here")
+            pytest.skip("this machine has a GPU, so --torch-device cuda is valid here")
     out = tmp_path / "out.wav"
     proc = render(stereo_wav, out, mel_model, *args, check=False)
     assert proc.returncode == 2 and message.split("|")[0] in proc.stderr and "Traceback" not in proc.stderr
