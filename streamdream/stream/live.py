@@ -340,7 +340,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
             if engine.stats.frames_out != progress_frames:
                 progress_frames, progress_time = engine.stats.frames_out, now
-            elif now - progress_time > STALL_SECONDS:
+            elif not opts.lockstep and now - progress_time > STALL_SECONDS:  # lockstep waits for dreams by design
                 failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
                 break
             engine.poll_worker()
