@@ -90,7 +90,9 @@ def test_each_spectrogram_view_renders(stereo_wav, mel_model, stft_model, tmp_pa
 def test_raw_image_view_with_a_model_without_metadata(stereo_wav, image_model, tmp_path):
     out = tmp_path / "out.wav"
     render(stereo_wav, out, image_model, "--view", "raw-image", "--layer", "/features/features.3/Relu_output_0")
-    assert sf.read(out)[0].shape == sf.read(stereo_wav)[0].shape
+    wet, dry = sf.read(out)[0], sf.read(stereo_wav)[0]
+    assert wet.shape == dry.shape and np.all(np.isfinite(wet))
+    assert not np.allclose(wet, dry, atol=1e-4)  # the image model dreamed something
 
 
 @pytest.mark.parametrize("fmt,subtype,ext", [("16", "PCM_16", ".wav"), ("24", "PCM_24", ".flac"), ("float32", "FLOAT", ".wav")])
@@ -114,7 +116,8 @@ def test_short_file_is_padded_not_refused(mel_model, tmp_path):
     src, out = tmp_path / "in.wav", tmp_path / "out.wav"
     sf.write(src, music_clip(16000, 0.05).T, 16000, subtype="FLOAT")
     render(src, out, mel_model)
-    assert sf.read(out)[0].shape == (800, 2)
+    wet = sf.read(out)[0]
+    assert wet.shape == (800, 2) and np.all(np.isfinite(wet)) and np.abs(wet).max() > 0
 
 
 def test_nan_and_inf_are_replaced_and_reported(mel_model, tmp_path):
@@ -222,8 +225,11 @@ def test_target_label_raises_that_class_probability(mel_model):
 def test_python_api_keeps_1d_shape(mel_model):
     import streamdream
     x = music_clip(16000, 1.0, channels=1)[0]
-    out = streamdream.dream(x, 16000, model=str(mel_model), steps=1, octaves=1, window_s=1.5, crossfade_s=0.25)
+    settings = dict(model=str(mel_model), steps=1, octaves=1, window_s=1.5, crossfade_s=0.25)
+    out = streamdream.dream(x, 16000, **settings)
     assert out.shape == x.shape and out.dtype == np.float32
+    assert np.array_equal(out, streamdream.dream(x[None], 16000, **settings)[0])  # the same dream, as 1-D
+    assert not np.allclose(out, x, atol=1e-4)
 
 
 def test_python_api_rejects_integer_audio(mel_model):
