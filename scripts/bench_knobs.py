@@ -66,7 +66,7 @@ def main() -> int:
     stream.start()
     try:
         ports = sender.get_ports()
-        sender.open_port(ports.index("streamdream:streamdream"))
+        sender.open_port(ports.index("streamdream-midi:streamdream"))
         time.sleep(2.0)
         instant = []
         for turn in range(args.turns):

@@ -27,7 +27,7 @@ def connect_to_streamdream(jack):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ports = sender.get_ports()
-        hits = [i for i, p in enumerate(ports) if p == "streamdream:streamdream"]
+        hits = [i for i, p in enumerate(ports) if p == "streamdream-midi:streamdream"]
         if hits:
             sender.open_port(hits[0])
             return sender
