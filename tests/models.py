@@ -73,3 +73,42 @@ def make_image_model(path: Path) -> Path:
     torch.manual_seed(1)
     _export(TinyImageCNN(), torch.randn(1, 3, 64, 64), path, dynamic=False)
     return path
+
+
+WAVE_RATE = 16000
+WAVE_SAMPLES = 4000   # 0.25 s per model input
+
+
+class TinyWaveformNet(nn.Module):
+    """A waveform classifier as people export them: (batch, samples) or (batch, samples, channels) at
+    16 kHz in, a strided conv front end (a learned filterbank) inside the graph, (batch, frames, classes) out."""
+
+    def __init__(self, rank: int = 2, channels: int = 1):
+        super().__init__()
+        self.rank = rank
+        self.front = nn.Conv1d(channels, 16, 64, stride=32)
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv1d(16, 16, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(16, len(LABELS))
+
+    def forward(self, x):
+        x = x.unsqueeze(1) if self.rank == 2 else x.transpose(1, 2)   # (batch, channels, samples)
+        features = self.body(self.front(x))                            # (batch, 16, frames)
+        return self.head(features.transpose(1, 2))                     # (batch, frames, classes)
+
+
+def make_waveform_model(path: Path, rank: int = 2, channels: int = 1, annotated: bool = True,
+                        seed: int = 2) -> Path:
+    """A waveform model; `annotated=False` leaves it as a user's own export, without streamdream metadata."""
+    torch.manual_seed(seed)
+    shape = (1, WAVE_SAMPLES) if rank == 2 else (1, WAVE_SAMPLES, channels)
+    net = TinyWaveformNet(rank, channels).eval()
+    torch.onnx.export(net, (torch.randn(shape),), str(path), input_names=["audio"], output_names=["scores"],
+                      dynamic_axes={"audio": {0: "batch"}, "scores": {0: "batch"}}, opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    if annotated:
+        relus = relu_outputs(proto)
+        front = FrontEnd(rate_hz=WAVE_RATE, input_samples=WAVE_SAMPLES)
+        write_metadata(proto, "waveform", front, LABELS, [{"name": name} for name in relus],
+                       default_layer=relus[-1], class_axis=2)
+        onnx.save(proto, str(path))
+    return path

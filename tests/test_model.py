@@ -69,11 +69,20 @@ def test_missing_model_is_refused(tmp_path):
 
 
 def test_wrong_input_rank_is_refused(tmp_path):
+    conv = torch.nn.Conv3d(1, 4, 3)
+    path = tmp_path / "conv3d.onnx"
+    torch.onnx.export(conv, (torch.randn(1, 1, 8, 8, 8),), str(path), input_names=["input"], dynamo=False)
+    with pytest.raises(ModelError, match="has rank 5; streamdream takes a rank-4"):
+        read_model_info(path)
+
+
+def test_rank_3_input_is_a_waveform_for_a_spectrogram_view_it_is_refused(tmp_path):
     conv = torch.nn.Conv1d(1, 4, 3)
     path = tmp_path / "conv1d.onnx"
     torch.onnx.export(conv, (torch.randn(1, 1, 64),), str(path), input_names=["input"], dynamo=False)
-    with pytest.raises(ModelError, match="rank 3"):
-        read_model_info(path)
+    assert read_model_info(path).view is None  # readable: `models info` can describe it
+    with pytest.raises(ModelError, match="rank-3 input, not the rank-4 input of the mel view.*annotate"):
+        read_model_info(path, view="mel")
 
 
 def test_unsupported_operator_is_refused(tmp_path):
