@@ -23,13 +23,14 @@ class _Parser(argparse.ArgumentParser):
 def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
     d = Params()
     g = p.add_argument_group("dream")
-    g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
+    g.add_argument("--model", help="ONNX model file, or a shipped model by name: default (instruments), "
+                                        "pitch (piano keys: --target C4,E4,G4, MIDI notes play it)")
     g.add_argument("--view", choices=VIEW_NAMES, help="override the model's own view")
     g.add_argument("--reconstruct", choices=RECONSTRUCT_MODES, default=d.reconstruct,
                    help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
     g.add_argument("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
-    g.add_argument("--target", help="class label to dream toward")
-    g.add_argument("--away", help="class label to dream away from")
+    g.add_argument("--target", help="class label(s) to dream toward: LABEL, or A,B:0.5 for several with weights")
+    g.add_argument("--away", help="class label(s) to dream away from (same form as --target)")
     g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave (default {d.steps})")
     g.add_argument("--step-size", type=float, default=d.step_size,
                    help=f"step per iteration relative to the window's RMS (default {d.step_size})")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, ParameterError
+from .converters import check_convertible
 from .frontend import (FrontEnd, VIEW_NAMES, WAVEFORM_LAYOUTS, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT,
                        RAW_IMAGE_WIDTH)
 
@@ -40,6 +41,20 @@ DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", 
 def default_model_path() -> Path:
     """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
     return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+
+
+def model_path(spec: str | os.PathLike | None) -> Path:
+    """--model: an .onnx file, or the name of a shipped model ("default", "pitch"); None is the default."""
+    if spec is None:
+        return default_model_path()
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = MODELS_DIR / f"{spec}.onnx"
+    if shipped.exists():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx")))
+    raise ModelError(f"no model file {spec!r} and no shipped model of that name; shipped models: {names}")
 
 
 @dataclass
@@ -143,7 +158,7 @@ def _dims(value_info) -> list:
 def read_model_info(path: str | os.PathLike | None = None, view: str | None = None,
                     front_overrides: dict | None = None) -> ModelInfo:
     """Read and check an ONNX model's metadata and input; no torch conversion yet."""
-    path = Path(path) if path else default_model_path()
+    path = model_path(path)
     proto = _read_onnx(path)
     meta = {p.key: p.value for p in proto.metadata_props}
     initializers = {i.name for i in proto.graph.initializer}
@@ -330,6 +345,7 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
     if missing:
         raise ParameterError(f"{info.path.name} has no tensor named {missing[0]!r}; "
                              f"list them with: streamdream models info {info.path}")
+    check_convertible(proto, info.path.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
