@@ -7,7 +7,7 @@ import torch
 from onnx import TensorProto, helper
 
 from conftest import music_clip
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.dreaming.converters import register
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.dreaming.model import annotate, check_annotation, read_model_info

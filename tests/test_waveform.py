@@ -10,7 +10,7 @@ import torch
 
 from conftest import music_clip
 from models import LABELS, WAVE_RATE, WAVE_SAMPLES, make_waveform_model
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.dreaming.frontend import FrontEnd
 from streamdream.dreaming.loop import ObjectiveNet

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
+from ..windows import Schedule
 from .frontend import (RAW_IMAGE_FRAMES, RAW_IMAGE_FRAMES_PER_PLANE, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH,  # noqa: F401
                        VIEW_NAMES, FrontEnd, fft_size, frame_geometry, needed_sample_rate, pad_for_view, stft_bins)
 
@@ -144,8 +145,6 @@ class WaveformView(nn.Module):
 
     def __init__(self, front: FrontEnd, sample_rate: int, layout: str, model_channels: int):
         super().__init__()
-        from ..stream.schedule import Schedule
-
         self.rate = int(front.rate_hz) or sample_rate
         self.ratio = float(self.rate) / float(sample_rate)
         self.length = int(front.input_samples)
