@@ -16,12 +16,12 @@ LABELS = ["piano", "brass", "drums", "voice"]
 class TinyAudioCNN(nn.Module):
     """Three conv stages and a classifier over (batch, 1, bins, time); any time length."""
 
-    def __init__(self, zero_biases: bool = True):
+    def __init__(self, zero_biases: bool = True, classes: int = len(LABELS)):
         super().__init__()
         self.stage1 = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.stage2 = nn.Sequential(nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
         self.stage3 = nn.Sequential(nn.Conv2d(12, 12, 3, padding=1), nn.ReLU())
-        self.head = nn.Linear(12, len(LABELS))
+        self.head = nn.Linear(12, classes)
         if zero_biases:  # equal (12,) zero biases: torch.onnx.export dedups them through Identity nodes
             for stage in (self.stage1, self.stage2, self.stage3):
                 nn.init.zeros_(stage[0].bias)
@@ -57,14 +57,15 @@ def relu_outputs(proto) -> list[str]:
     return [node.output[0] for node in proto.graph.node if node.op_type == "Relu"]
 
 
-def make_audio_model(path: Path, front: FrontEnd | None = None, view: str = "mel", seed: int = 0) -> Path:
+def make_audio_model(path: Path, front: FrontEnd | None = None, view: str = "mel", seed: int = 0,
+                     labels: list[str] = LABELS) -> Path:
     torch.manual_seed(seed)
     front = front or FrontEnd(n_mels=32, fmax_hz=8000.0)
     bins = front.n_mels if view == "mel" else stft_bins(front)
-    proto = _export(TinyAudioCNN(), torch.randn(1, 1, bins, 50), path, dynamic=True)
+    proto = _export(TinyAudioCNN(classes=len(labels)), torch.randn(1, 1, bins, 50), path, dynamic=True)
     relus = relu_outputs(proto)
     layers = [{"name": name, "description": f"stage {i + 1}"} for i, name in enumerate(relus)]
-    write_metadata(proto, view, front, LABELS, layers, default_layer=relus[1])
+    write_metadata(proto, view, front, labels, layers, default_layer=relus[1])
     onnx.save(proto, str(path))
     return path
 
