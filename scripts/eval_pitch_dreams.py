@@ -137,7 +137,8 @@ def main():
         key = 48 + pc + 12 * int(rng.integers(0, 3))        # C3..B5 with the least-present pitch class
         out, noisy, change_db = dream(dry, note_name(key))
         rows.append([chroma_share(x, [pc]) for x in (dry, out, noisy)] + [yin_share(x, pc) for x in (dry, out, noisy)]
-                    + [change_db, yin_share(out - dry, pc), yin_share(noisy - dry, pc)])
+                    + [change_db, yin_share(out - dry, pc), yin_share(noisy - dry, pc),
+                       chroma_share(out - dry, [pc]), chroma_share(noisy - dry, [pc])])
         out, noisy, change_db = dream(dry, ",".join(note_name(k) for k in CHORD))
         chord_rows.append([chroma_share(x, [k % 12 for k in CHORD]) for x in (dry, out, noisy)] + [change_db])
         print(f"clip {i}: family {FAMILIES[i % len(FAMILIES)]}, target {note_name(key)}: chroma "
@@ -156,6 +157,8 @@ def main():
           f"{r[:, 5].mean():.3f} | {int((r[:, 4] > r[:, 5]).sum())}/{len(r)} clips |")
     print(f"| one key | YIN frames of the change alone on its pitch class | - | {r[:, 7].mean():.3f} | "
           f"{r[:, 8].mean():.3f} | {int((r[:, 7] > r[:, 8]).sum())}/{len(r)} clips |")
+    print(f"| one key | chroma share of the change alone (white noise: ~1/12) | - | {r[:, 9].mean():.3f} | "
+          f"{r[:, 10].mean():.3f} | {int((r[:, 9] > r[:, 10]).sum())}/{len(r)} clips |")
     print(f"| chord C4,E4,G4 | chroma share of C, E, G | {c[:, 0].mean():.3f} | {c[:, 1].mean():.3f} | "
           f"{c[:, 2].mean():.3f} | {int((c[:, 1] > c[:, 2]).sum())}/{len(c)} clips |")
 

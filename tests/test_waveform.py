@@ -211,3 +211,11 @@ def test_annotated_waveform_model_runs_live(bare_wave_model, stereo_wav, tmp_pat
     assert snap["windows_dreamed"] >= 2 and snap["dream"]["target"] == "voice"
     recorded, _ = sf.read(rec, always_2d=True)
     assert np.all(np.isfinite(recorded)) and np.abs(recorded).max() > 0
+
+
+def test_classify_a_stereo_frames_by_classes_model(wave_model_stereo, stereo_wav):
+    result = run_cli("models", "classify", stereo_wav, "--model", wave_model_stereo, "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+    probs = json.loads(result.stdout)["probabilities"]
+    assert set(probs) == set(LABELS) and abs(sum(probs.values()) - 1.0) < 1e-5
