@@ -112,13 +112,15 @@ def main():
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--step-size", type=float, default=0.05)
+    parser.add_argument("--octaves", type=int, default=3)
+    parser.add_argument("--jitter", type=float, default=30.0, help="ms")
     args = parser.parse_args()
     torch.set_num_threads(2)
     started = time.time()
     clips = render_clips(args.clips, args.seed)
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
-                  jitter_ms=30.0)
+                  jitter_ms=args.jitter, octaves=args.octaves)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
 
@@ -146,7 +148,8 @@ def main():
               f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; YIN of the change {rows[-1][7]:.3f} / {rows[-1][8]:.3f}; "
               f"change {change_db:.1f} dB", file=sys.stderr)
     r, c = np.array(rows), np.array(chord_rows)
-    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size}, one window "
+    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size} --octaves "
+          f"{args.octaves} --jitter {args.jitter:g}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
           f"{time.time() - started:.0f} s\n")
     print("| target | ear | dry | dream | noise control | dream > noise in |")
