@@ -201,6 +201,9 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
                     a.channel_axis, a.force)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
+    if not info.recommended and not info.default_layer:
+        print(f"no layer to dream by default: pass --layer or --target when dreaming, or annotate again with "
+              f"--layers (the dreamable ones: streamdream models info {info.path})")
     return 0
 
 
