@@ -92,6 +92,7 @@ class Dreamer:
             example_view = self.view(example_wave)
         self.view_shape = list(example_view.shape)
         self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
+        self.loaded.check_objective(self.objective)
         self._build_loop(example_view)
 
     def warm_up(self, runs: int = 2) -> "Dreamer":

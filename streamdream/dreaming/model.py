@@ -67,8 +67,8 @@ class ModelInfo:
         lowered = [name.lower() for name in self.labels]
         if label.lower() in lowered:
             return lowered.index(label.lower())
-        if label.isdigit() and int(label) < max(len(self.labels), 1_000_000):
-            return int(label)
+        if label.isdigit() and (not self.labels or int(label) < len(self.labels)):
+            return int(label)  # a model without labels: checked against its output width once loaded
         known = ", ".join(self.labels) if self.labels else "none (this model has no labels; use a class index)"
         raise ParameterError(f"unknown target label {label!r}; this model knows: {known}")
 
@@ -231,11 +231,25 @@ def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, second
 class LoadedModel:
     """A model converted to torch, with the outputs a dream needs, parity-checked against ONNX Runtime."""
 
-    def __init__(self, info: ModelInfo, outputs: list[str], module, parity_error: float):
+    def __init__(self, info: ModelInfo, outputs: list[str], module, parity_error: float,
+                 output_shapes: dict[str, tuple] | None = None):
         self.info = info
         self.outputs = outputs
         self.module = module
         self.parity_error = parity_error
+        self.output_shapes = output_shapes or {}  # each output's shape for one channel of a window
+
+    def check_objective(self, objective) -> None:
+        """Refuse a --layer NAME@CHANNEL or class index past what the model's tensors hold."""
+        for name, _, channel in objective.layers:
+            width = self.output_shapes[name][1] if len(self.output_shapes[name]) >= 2 else 1
+            if channel >= width:
+                raise ParameterError(f"layer {name!r} has {width} channels; pick a channel from 0 to {width - 1}")
+        logits = self.output_shapes.get(objective.logits)
+        classes = logits[1] if logits is not None and len(logits) >= 2 else None
+        for which, index in (("--target", objective.target), ("--away", objective.away)):
+            if classes is not None and index >= classes:
+                raise ParameterError(f"{which} {index} is past the model's {classes} classes; pick 0 to {classes - 1}")
 
 
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
@@ -278,14 +292,20 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
         got = module(torch.from_numpy(probe))
     got = list(got) if isinstance(got, (tuple, list)) else [got]
     worst = 0.0
+    shapes = {}
     for name, ref, ours in zip(outputs, expected, got):
         ours = ours.numpy()
         if ref.shape != ours.shape:
             raise ModelError(f"{info.path.name}: torch and ONNX Runtime disagree on the shape of {name!r}; "
                              "the conversion is wrong, re-export the model")
+        # NaN compares as neither close nor far: without this a model that outputs NaN passed as "exact"
+        if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(ours))):
+            raise ModelError(f"{info.path.name} outputs NaN or Inf in {name!r} for an ordinary input; "
+                             "it cannot be dreamed with, check or re-export the model")
+        shapes[name] = tuple(ours.shape)
         scale = max(float(np.abs(ref).max()), 1e-12)
         worst = max(worst, float(np.abs(ref - ours).max()) / scale)
     if not worst <= PARITY_TOLERANCE:
         raise ModelError(f"{info.path.name}: torch conversion differs from ONNX Runtime by {worst:.2e} "
                          f"(limit {PARITY_TOLERANCE:.0e}); streamdream refuses it, re-export with standard ops")
-    return LoadedModel(info, outputs, module, worst)
+    return LoadedModel(info, outputs, module, worst, shapes)
