@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .atomic import Terminated, raise_on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
     try:
         return args.func(args)
     except StreamDreamError as exc:
@@ -336,9 +340,17 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(EXIT_USAGE)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except OSError as exc:
+        # The system refused something a check could not foresee (a disk filled up, a file vanished):
+        # the user can act on it, so one line. Anything else is a bug and keeps its traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"streamdream: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
         print("streamdream: stopped", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,10 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ParameterError
 from .mapping import KNOBS, _table_lines
 from .params import Params
@@ -98,10 +97,7 @@ def save_preset(path: str | Path, preset: dict) -> int:
         text.append("[[preset]]")
         text += [f"{key} = {_toml_value(value)}" for key, value in p.items()]
         text.append("")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(text))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(text))
     return len(presets) - 1
 
 

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import devices
+from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..control.params import Params
 from ..errors import StreamDreamError
@@ -99,11 +99,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".stats.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def _meter(level: float) -> str:
