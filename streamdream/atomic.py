@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import AudioFileError
+from .errors import AudioFileError, StreamDreamError
 
 
 class Terminated(KeyboardInterrupt):
@@ -73,15 +73,15 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise AudioFileError(f"{what} {path} is a folder; give a file name inside it")
     if not folder.is_dir():
         raise AudioFileError(f"{what} folder {folder} does not exist; create it first")
-    discard(temp_beside(path))
     limit = os.pathconf(folder, "PC_NAME_MAX")
     if len(os.fsencode(path.name)) > limit:
         raise AudioFileError(f"{what} name {path.name[:40]}... is longer than this filesystem's "
                              f"{limit}-byte limit; choose a shorter name")
+    if path.is_dir():
+        raise AudioFileError(f"{what} {path} is a folder; give a file name inside it")
+    discard(temp_beside(path))
     return path
 
 
@@ -101,11 +101,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         try:
             yield tmp
+        except StreamDreamError:  # already one line (a nested write that failed says which file)
+            raise
         except OSError as exc:
             raise write_error(path, exc) from exc
-        except RuntimeError as exc:  # libsndfile reports a full disk as a RuntimeError
-            if "No space left" in str(exc) or "System error" in str(exc):
-                raise write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from exc
+        except RuntimeError as exc:  # libsndfile says only "System error." when the kernel refuses a write
+            if "System error" in str(exc):
+                raise AudioFileError(f"cannot write {path}: the system refused the write (disk full, or a file "
+                                     "size limit?); free some space or write elsewhere") from exc
             raise
         publish(tmp, path)
     finally:
@@ -123,6 +126,7 @@ def write_error(path: Path, exc: OSError) -> AudioFileError:
     reason = exc.strerror or str(exc)
     hint = {errno.ENOSPC: "free some space or write elsewhere",
             errno.EDQUOT: "free some space or write elsewhere",
+            errno.EFBIG: "free some space or write elsewhere",
             errno.EACCES: "choose a folder you can write to",
             errno.EROFS: "choose a folder you can write to",
             errno.ENAMETOOLONG: "choose a shorter name",

@@ -93,7 +93,8 @@ def cmd_render(a: argparse.Namespace) -> int:
 
         report = RenderReport()
         with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
-                      TimeRemainingColumn(), console=console, transient=True) as bar, \
+                      TimeRemainingColumn(), console=console, transient=True,
+                      disable=not console.is_terminal) as bar, \
                 audio_writer(a.output, rate, channels, a.format) as write_audio:
             task = bar.add_task("dream", total=schedule.count(reader.frames))
 
@@ -111,7 +112,7 @@ def cmd_render(a: argparse.Namespace) -> int:
     console.print(f"wrote {a.output}: {report.frames / rate:.1f} s, {channels} ch, {rate} Hz; {report.windows} window(s), "
                   f"{sum(report.dream_seconds):.1f} s dreaming"
                   + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -163,7 +164,11 @@ def cmd_models_classify(a: argparse.Namespace) -> int:
     from .audio.files import read_audio
     from .dreaming.classify import classify
 
+    if a.top < 1:
+        raise ParameterError("--top must be 1 or more (how many labels to list; --json lists them all)")
     loaded = read_audio(a.file)
+    for warning in loaded.warnings:
+        print(f"streamdream: warning: {warning}", file=sys.stderr)
     probs = classify(loaded.audio, loaded.sample_rate, a.model)
     ranked = sorted(probs.items(), key=lambda kv: -kv[1])
     if a.json:
@@ -185,8 +190,6 @@ def cmd_live(a: argparse.Namespace) -> int:
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime)
-    if a.duration is not None and a.duration <= 0:
-        raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
     return 0
 

@@ -180,18 +180,18 @@ def _promised_frames(path: Path, info) -> int:
     return 0
 
 
-def check_output_path(path: str | os.PathLike, subtype: str) -> tuple[Path, str, str]:
+def check_output_path(path: str | os.PathLike, subtype: str, what: str = "output") -> tuple[Path, str, str]:
     """Validate before any work is done: known extension, known sample format, writable folder."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise AudioFileError(f"output {path} must end in .wav or .flac")
+        raise AudioFileError(f"{what} {path} must end in .wav or .flac")
     if subtype not in SUBTYPES:
         raise ParameterError(f"unknown sample format {subtype!r}; choose float32, 16 or 24")
     sf_subtype = SUBTYPES[subtype]
     if fmt == "FLAC" and sf_subtype == "FLOAT":
         raise ParameterError("FLAC holds integer samples only; use --format 16 or 24, or write .wav for float32")
-    return check_writable(path), fmt, sf_subtype
+    return check_writable(path, what), fmt, sf_subtype
 
 
 @contextlib.contextmanager

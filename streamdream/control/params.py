@@ -45,6 +45,7 @@ class Params:
     def validate(self) -> "Params":
         checks = [
             (1 <= self.steps <= 1000, "--steps must be 1..1000"),
+            (0 <= self.seed < 2 ** 32, "--seed must be 0..4294967295"),
             (0.0 <= self.step_size <= 10.0, "--step-size must be 0..10 (relative to the window's RMS)"),
             (1 <= self.octaves <= 8, "--octaves must be 1..8"),
             (1.0 <= self.octave_scale <= 4.0, "--octave-scale must be 1..4"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from ..audio import devices
 from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..control.params import Params
-from ..errors import StreamDreamError
+from ..errors import ParameterError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
@@ -46,6 +47,32 @@ class LiveOptions:
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
+
+    def check(self) -> "LiveOptions":
+        """Every option and every file the run will need, checked before the model loads (which takes seconds)."""
+        from ..audio.files import check_output_path
+        from ..atomic import check_writable
+        from ..control.mapping import load_mapping
+        from ..control.presets import load_presets
+
+        if self.samplerate is not None and not 8000 <= self.samplerate <= 192000:
+            raise ParameterError(f"--samplerate {self.samplerate} is outside 8000-192000 Hz")
+        if not 0 <= self.blocksize <= 8192:
+            raise ParameterError("--blocksize must be 0 (let the device choose) to 8192 frames")
+        if not 0.1 <= self.budget_s <= 60.0:  # also refuses nan
+            raise ParameterError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
+        if self.duration is not None and not 0 < self.duration < math.inf:
+            raise ParameterError("--duration must be a positive, finite number of seconds (leave it out to run until stopped)")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ParameterError("--threads must be 1 or more (leave it out for all cores but one)")
+        if self.stats_path:
+            check_writable(self.stats_path, "--stats")
+        if self.record_path:
+            check_output_path(self.record_path, self.record_format, "--record")
+        load_mapping(self.midi_map)
+        if self.presets:
+            load_presets(self.presets)
+        return self
 
 
 def rss_bytes() -> int:
@@ -204,35 +231,25 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     import soxr
 
     params = params.validate()
+    opts.check()
     from ..dreaming.model import read_model_info
     read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
-    if not 0.1 <= opts.budget_s <= 60.0:
-        raise StreamDreamError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
-    if opts.stats_path:
-        folder = os.path.dirname(os.path.abspath(opts.stats_path))
-        if not os.path.isdir(folder):
-            raise StreamDreamError(f"--stats folder {folder} does not exist; create it first")
     opts = choose_device(opts, console)
     source = None
     rate = opts.samplerate
     if opts.input_file:
         loaded = read_audio(opts.input_file)
+        for warning in loaded.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         rate = rate or (48000 if opts.device != "null" else loaded.sample_rate)
         audio = loaded.audio
         if loaded.sample_rate != rate:
             audio = soxr.resample(audio.T, loaded.sample_rate, rate).T.astype(np.float32)
         source = FileSource(audio, loop=opts.loop_input)
     rate = rate or 48000
-    if not 8000 <= rate <= 192000:
-        raise StreamDreamError(f"--samplerate {rate} is outside 8000-192000 Hz")
-    if opts.blocksize < 0 or opts.blocksize > 8192:
-        raise StreamDreamError("--blocksize must be 0 (let the device choose) to 8192 frames")
     if opts.device not in ("null",):  # fail on device problems before spending time on the model
         devices.check_settings(devices.resolve_device(None if opts.device == "auto" else opts.device,
                                                       opts.input_file is None), rate, opts.input_file is None)
-    if opts.record_path:
-        from ..audio.files import check_output_path
-        check_output_path(opts.record_path, opts.record_format)
 
     window_frames = int(round(params.window_s * rate))
     no_huge_pages()  # before the worker starts: it inherits the setting (see memory.py)
