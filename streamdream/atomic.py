@@ -19,11 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .errors import AudioFileError, StreamDreamError
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: unwinds like Ctrl-C so temp files are cleaned up."""
+from .errors import FileWriteError, StreamDreamError, Terminated
 
 
 def _raise_terminated(signum, frame):
@@ -74,13 +70,13 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise AudioFileError(f"{what} folder {folder} does not exist; create it first")
+        raise FileWriteError(f"{what} folder {folder} does not exist; create it first")
     limit = os.pathconf(folder, "PC_NAME_MAX")
     if len(os.fsencode(path.name)) > limit:
-        raise AudioFileError(f"{what} name {path.name[:40]}... is longer than this filesystem's "
+        raise FileWriteError(f"{what} name {path.name[:40]}... is longer than this filesystem's "
                              f"{limit}-byte limit; choose a shorter name")
     if path.is_dir():
-        raise AudioFileError(f"{what} {path} is a folder; give a file name inside it")
+        raise FileWriteError(f"{what} {path} is a folder; give a file name inside it")
     discard(temp_beside(path))
     return path
 
@@ -94,7 +90,7 @@ def discard(tmp: str | os.PathLike) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path to write; on a clean exit it becomes `path`, on any exception it is removed.
 
-    An OSError raised inside (disk full, ...) comes out as one AudioFileError naming `path`.
+    An OSError raised inside (disk full, ...) comes out as one FileWriteError naming `path`.
     """
     path = Path(path)
     tmp = temp_beside(path)
@@ -107,7 +103,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise write_error(path, exc) from exc
         except RuntimeError as exc:  # libsndfile says only "System error." when the kernel refuses a write
             if "System error" in str(exc):
-                raise AudioFileError(f"cannot write {path}: the system refused the write (disk full, or a file "
+                raise FileWriteError(f"cannot write {path}: the system refused the write (disk full, or a file "
                                      "size limit?); free some space or write elsewhere") from exc
             raise
         publish(tmp, path)
@@ -121,7 +117,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_error(path: Path, exc: OSError) -> AudioFileError:
+def write_error(path: Path, exc: OSError) -> FileWriteError:
     """One line for a write that failed, with what to do about the common causes."""
     reason = exc.strerror or str(exc)
     hint = {errno.ENOSPC: "free some space or write elsewhere",
@@ -131,4 +127,4 @@ def write_error(path: Path, exc: OSError) -> AudioFileError:
             errno.EROFS: "choose a folder you can write to",
             errno.ENAMETOOLONG: "choose a shorter name",
             errno.EISDIR: "give a file name, not a folder"}.get(exc.errno, "check the path and the disk")
-    return AudioFileError(f"cannot write {path}: {reason}; {hint}")
+    return FileWriteError(f"cannot write {path}: {reason}; {hint}")

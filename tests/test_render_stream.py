@@ -5,9 +5,10 @@ import soundfile as sf
 
 from conftest import music_clip
 from streamdream.audio.limiter import TruePeakLimiter
-from streamdream.control.params import Params
+from streamdream.audio.mix import mix_output, window_delta
 from streamdream.dreaming.dreamer import Dreamer
-from streamdream.stream.schedule import Schedule, mix_output, window_delta
+from streamdream.params import Params
+from streamdream.windows import Schedule
 from test_render import run
 
 RATE = 16000
