@@ -59,3 +59,23 @@ def test_limiter_process_all_in_blocks_equals_one_call():
     whole = one.process(np.concatenate([x, np.zeros((2, one.latency))], axis=1))[:, one.latency:]
     for block in (1000, 4097, 65536, 10 ** 6):
         assert np.array_equal(TruePeakLimiter(48000, 2).process_all(x, block=block), whole)
+
+
+def test_plot_spectrogram_fed_in_blocks():
+    """--plot's spectrogram is built as the audio streams: any block sizes give the same picture, short
+    signals get one column per STFT frame (checked against a direct STFT), long ones at most 2000 columns."""
+    from streamdream.plot import Spectrogram
+    x = music_clip(RATE, 3.0)
+    whole = Spectrogram(x.shape[1])
+    whole.push(x)
+    pieces = Spectrogram(x.shape[1])
+    for at in range(0, x.shape[1], 777):
+        pieces.push(x[:, at:at + 777])
+    assert np.allclose(whole.db(), pieces.db())
+    mono, n_fft, hop = x.mean(axis=0), 2048, 512
+    frames = 1 + (x.shape[1] - n_fft) // hop
+    direct = np.array([np.abs(np.fft.rfft(mono[i * hop:i * hop + n_fft] * np.hanning(n_fft))) for i in range(frames)]).T
+    assert whole.db().shape == direct.shape
+    assert np.allclose(whole.db(), 20 * np.log10(direct + 1e-9), atol=1e-3)
+    long = Spectrogram(RATE * 3600)  # an hour: squeezed to the picture's width, not a frame matrix
+    assert long.power.shape == (n_fft // 2 + 1, 2000)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -13,6 +12,7 @@ import soundfile as sf
 
 from ..atomic import atomic_path, check_writable
 from ..errors import AudioFileError, ParameterError
+from ..native import quiet_native_stderr
 
 MIN_RATE, MAX_RATE = 8000, 192000
 SUBTYPES = {"float": "FLOAT", "float32": "FLOAT", "16": "PCM_16", "pcm16": "PCM_16", "24": "PCM_24", "pcm24": "PCM_24"}
@@ -64,7 +64,7 @@ class AudioReader:
         if path.is_dir():
             raise AudioFileError(f"input {path} is a directory; give an audio file")
         try:
-            with _decoder_quiet():
+            with quiet_native_stderr():
                 info = sf.info(str(path))
         except Exception as exc:
             raise AudioFileError(f"{path} is not an audio file libsndfile can read (WAV, FLAC, OGG, AIFF...): "
@@ -84,12 +84,12 @@ class AudioReader:
         self.replaced_nonfinite = 0
         self.peak = 0.0                         # largest |sample| read so far
         self.done = 0                           # frames read so far
-        with _decoder_quiet():
+        with quiet_native_stderr():
             self._file = sf.SoundFile(str(path))
 
     def read(self, n: int) -> np.ndarray:
         try:
-            with _decoder_quiet():
+            with quiet_native_stderr():
                 data = self._file.read(n, dtype="float32", always_2d=True)
         except Exception as exc:
             raise AudioFileError(f"{self.path} is damaged ({_first_line(exc)}) after "
@@ -144,20 +144,6 @@ def read_audio(path: str | os.PathLike) -> LoadedAudio:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def _decoder_quiet():
-    """Silence what libsndfile's decoders (mpg123) print to the process's stderr: the error we raise says it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _promised_frames(path: Path, info) -> int:

@@ -109,7 +109,8 @@ class TruePeakLimiter:
         self.reserve(n)
         k = self.history
         x_all = self._x[:, :k + n]
-        np.clip(block, -CLIP, CLIP, out=x_all[:, k:])
+        x_all[:, k:] = block
+        np.clip(x_all[:, k:], -CLIP, CLIP, out=x_all[:, k:])  # in place, float64: no temporaries
         first = k - self.half  # x_all index of the first sample whose peak is now computable
         start = first - self.half + 1  # first sample any of this block's interpolation filters read
         span = x_all[:, start:start + n + TAPS - 1]

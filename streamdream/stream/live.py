@@ -16,7 +16,7 @@ from ..audio import devices
 from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..params import Params
-from ..errors import DeviceError, MidiPortError, ParameterError, StreamDreamError
+from ..errors import DeviceError, FileWriteError, MidiPortError, ParameterError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
@@ -125,8 +125,23 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
     }
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    write_text_atomic(path, json.dumps(data, indent=1))
+class StatsFile:
+    """--stats: rewritten whole once a second. It is a side channel, so a write that fails mid-run
+    (disk full) is reported once and the audio goes on; the path itself was checked before the start."""
+
+    def __init__(self, path: str | None, console):
+        self.path, self.console, self.failed = path, console, False
+
+    def write(self, snap: dict) -> None:
+        if not self.path:
+            return
+        try:
+            write_text_atomic(self.path, json.dumps(snap, indent=1))
+            self.failed = False
+        except FileWriteError as exc:
+            if not self.failed:
+                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False)
+            self.failed = True
 
 
 def _meter(level: float) -> str:
@@ -312,6 +327,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         pump = MidiPump(midi, report=lambda text: console.print(f"[yellow]{text}[/]"))
         pump.start()
     device.start()
+    stats_file = StatsFile(opts.stats_path, console)
     live_display = None
     try:
         if not opts.quiet:
@@ -346,7 +362,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
                 snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-                write_json_atomic(opts.stats_path, snap)
+                stats_file.write(snap)
                 last_stats = now
             if live_display is not None:
                 live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
@@ -366,8 +382,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
                 signal.signal(sig, handler)
         sys.setswitchinterval(switch_interval)
         snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-        if opts.stats_path:
-            write_json_atomic(opts.stats_path, snap)
+        stats_file.write(snap)
         if recorder:
             path = recorder.close()
             console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
