@@ -31,7 +31,7 @@ def whole_array_render(audio, params, model):
         start = schedule.start(k)
         dry = padded[:, start:start + schedule.window]
         delta[:, start:start + schedule.window] += schedule.weights(k) * window_delta(
-            dry, dreamer.dream_window(dry, k), params.match_loudness)
+            dry, dreamer.dream_window(dry, k, params), params.match_loudness)
     out = mix_output(audio, delta[:, :total], np.float32(params.intensity), np.float32(params.mix),
                      np.float32(10.0 ** (params.gain_db / 20.0)))
     limiter = TruePeakLimiter(RATE, audio.shape[0], params.limit_db)

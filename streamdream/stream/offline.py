@@ -64,7 +64,7 @@ def render_stream(read: Reader, write: Writer, channels: int, sample_rate: int, 
         if k > 0 and total is not None and start >= total:
             break
         began = time.perf_counter()
-        dreamed = dreamer.dream_window(dry, k)
+        dreamed = dreamer.dream_window(dry, k, params)
         report.dream_seconds.append(time.perf_counter() - began)
         report.failed_windows += dreamed is None
         delta += schedule.weights(k) * window_delta(dry, dreamed, params.match_loudness)
