@@ -16,6 +16,7 @@ import errno
 import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -26,9 +27,12 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises `Terminated` in the main thread (call it from the main thread)."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+def raise_on_sigterm():
+    """From now on SIGTERM raises `Terminated` in the main thread. Returns the handler it replaced
+    (None when called from another thread, where signals cannot be handled and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def temp_beside(path: str | os.PathLike) -> Path:

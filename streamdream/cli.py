@@ -405,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .atomic import raise_on_sigterm
-    before = signal.getsignal(signal.SIGTERM)
-    raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
+    before = raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
     try:
         return args.func(args)
     except StreamDreamError as exc:
@@ -428,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         print("streamdream: stopped", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, before)
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

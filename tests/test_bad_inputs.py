@@ -3,7 +3,8 @@ leaves nothing behind (no temp file, no half-written output, the user's files un
 
 One line per case in CASES: what to make, the command, the exit code, a fragment of the message.
 Commands name files by placeholder: {tmp} the case's folder, {clip} a good 1-s stereo WAV, {model}
-the tiny test model, {layer} its default layer, {ro} a read-only folder, plus what the maker made.
+the tiny test model, {layer} its default layer, {ro} a read-only folder, {full} a folder on a full
+filesystem, plus what the maker made.
 """
 from __future__ import annotations
 
@@ -168,9 +169,8 @@ CASES = [
     Case("live --input with NaN/Inf is reported", wav("in.wav", WITH_NAN),
          [*LIVE, "--input", "{tmp}/in.wav", "--duration", "1", "--unpaced", *FAST], 0, "held 2 NaN/Inf samples; replaced with 0"),
     Case("live --stats on a full disk mid-run", wav("in.wav", music_clip(RATE, 1.0)),
-         [*LIVE, "--input", "{tmp}/in.wav", "--duration", "2", "--unpaced", "--stats", "{tmp}/s.json", *FAST], 0,
-         "cannot write {tmp}/s.json: File too large; free some space or write elsewhere; will keep trying",
-         limit_bytes=500),
+         [*LIVE, "--input", "{tmp}/in.wav", "--duration", "2", "--unpaced", "--stats", "{full}/s.json", *FAST], 0,
+         "cannot write {full}/s.json: No space left on device; free some space or write elsewhere; will keep trying"),
     Case("live --midi-map binary", text_file("m.toml", b"\xff\xfe\x00\x81" * 10), [*LIVE, "--midi-map", "{tmp}/m.toml"], 2,
          "MIDI mapping {tmp}/m.toml is not a text file"),
     Case("live --midi-map a folder", folder("m.toml"), [*LIVE, "--midi-map", "{tmp}/m.toml"], 2,
@@ -202,6 +202,24 @@ def read_only_dir(tmp_path_factory):
         path.chmod(0o755)
 
 
+@pytest.fixture(scope="module")
+def full_dir(tmp_path_factory):
+    """A folder on a filesystem with no space left: a small tmpfs filled up (mounting needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("a full filesystem needs a tmpfs mount, which needs root")
+    path = tmp_path_factory.mktemp("full")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True)
+    try:
+        with open(path / "filler", "wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    except OSError:
+        pass
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
 def run_limited(args: list[str], limit: int):
     """The CLI in a process whose files may not grow past `limit` bytes: the kernel refuses the write."""
     def limit_files():
@@ -218,10 +236,12 @@ def listing(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case, mel_model, read_only_dir, tmp_path):
+def test_bad_input(case, mel_model, read_only_dir, request, tmp_path):
     sf.write(tmp_path / "clip.wav", music_clip(RATE, 1.0).T, RATE, subtype="FLOAT")
     names = {"tmp": str(tmp_path), "clip": str(tmp_path / "clip.wav"), "model": str(mel_model),
              "ro": str(read_only_dir), "layer": "/stage2/stage2.1/Relu_output_0"}
+    if "{full}" in " ".join(case.command):
+        names["full"] = str(request.getfixturevalue("full_dir"))
     names.update(case.make(tmp_path, str(mel_model)))
     before = listing(tmp_path)
     args = [part.format(**names) for part in case.command]
@@ -240,6 +260,8 @@ def test_bad_input(case, mel_model, read_only_dir, tmp_path):
     assert not left, f"left behind: {left}"
     assert {p: after[p] for p in before} == before  # nothing the user had was touched
     assert not list(Path(read_only_dir).iterdir())
+    if "full" in names:
+        assert [p.name for p in Path(names["full"]).iterdir()] == ["filler"]
 
 
 def test_the_layer_name_in_the_table_is_the_models(mel_model):

@@ -140,7 +140,7 @@ class StatsFile:
             self.failed = False
         except FileWriteError as exc:
             if not self.failed:
-                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False)
+                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False, soft_wrap=True)
             self.failed = True
 
 
@@ -255,7 +255,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     if opts.input_file:
         loaded = read_audio(opts.input_file)
         for warning in loaded.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         rate = rate or (48000 if opts.device != "null" else loaded.sample_rate)
         audio = loaded.audio
         if loaded.sample_rate != rate:
