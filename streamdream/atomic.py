@@ -15,12 +15,17 @@ import contextlib
 import errno
 import os
 import signal
+import stat
 import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
 
 from .errors import FileWriteError, StreamDreamError, Terminated
+
+
+_UMASK = os.umask(0o022)  # read once, at import (reading it means setting it)
+os.umask(_UMASK)
 
 
 def _raise_terminated(signum, frame):
@@ -44,7 +49,10 @@ def temp_beside(path: str | os.PathLike) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:120]}.", suffix=".part" + path.suffix[:20], dir=folder)
     except OSError as exc:
         raise write_error(path, exc) from exc
-    os.close(fd)
+    try:  # mkstemp makes it private (0600); the file the user gets has the usual mode, or the old file's
+        os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode) if path.is_file() else 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
     return Path(tmp)
 
 

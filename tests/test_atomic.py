@@ -1,4 +1,5 @@
 """The one file-writing helper: a file appears whole or not at all, and its temp file never stays."""
+import os
 import resource
 import signal
 import subprocess
@@ -15,6 +16,12 @@ def test_a_write_lands_whole_and_leaves_nothing_else(tmp_path):
     write_text_atomic(target, "[[preset]]\nname = \"calm\"\n")
     assert target.read_text() == "[[preset]]\nname = \"calm\"\n"
     assert [p.name for p in tmp_path.iterdir()] == ["presets.toml"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    target.chmod(0o640)
+    write_text_atomic(target, "again")
+    assert target.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
 
 
 def test_a_failure_midway_keeps_the_old_file_and_removes_the_temp(tmp_path):

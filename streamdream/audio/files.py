@@ -188,9 +188,3 @@ def audio_writer(path: str | os.PathLike, sample_rate: int, channels: int,
     with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", sample_rate, channels, sf_subtype, format=fmt) as fh:
         yield lambda block: fh.write(np.ascontiguousarray(block.T))
 
-
-def write_audio_atomic(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "float32") -> Path:
-    """Write a whole (channels, frames) signal: never a half-written file."""
-    with audio_writer(path, sample_rate, audio.shape[0], subtype) as write:
-        write(audio)
-    return Path(path)
