@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, check_writable
-from .errors import AudioFileError
+from .errors import AudioFileError, ParameterError
 
 
 def check_plot_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise AudioFileError(f"--plot {path} must end in .png")
+    try:  # checked before the dream starts, not after minutes of work
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ParameterError("--plot needs matplotlib, an optional extra: pip install 'streamdream[plot]'") from None
     return check_writable(path, "--plot")
 
 
