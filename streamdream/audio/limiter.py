@@ -98,6 +98,7 @@ class TruePeakLimiter:
         self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
         self._quiet = resident_zeros(n, dtype=bool)
         self._weighted, self._scaled = resident_zeros(n), resident_zeros(n)
+        self._positive = resident_zeros(lookahead + n, dtype=bool)
         self._capacity = n
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -130,16 +131,22 @@ class TruePeakLimiter:
         r_all = self._r[:lookahead + n]
         r_all[lookahead:] = need
         attack = self._attack[:n]
+        attack[:] = 0.0
         if r_all.max() > 0.0:  # reductions are >= 0 (and .any() would allocate a cast buffer)
-            # output position o sees the reduction needed at o + j with weight 1 - j/(L+1)
-            # (one 1-D pass per j: a 2-D sliding-window product made numpy allocate in the callback)
-            weighted = self._weighted[:n]
-            np.multiply(r_all[:n], self.attack_weights[0], out=attack)
+            # Output position o sees the reduction needed at o + j with weight 1 - j/(L+1), one 1-D
+            # pass per j (a 2-D sliding-window product made numpy allocate in the callback), and only
+            # over the outputs that can see a reduction: those from L before the first to the last.
+            positive = self._positive[:lookahead + n]
+            np.greater(r_all, 0.0, out=positive)
+            first_needed = int(positive.argmax())
+            np.greater(r_all[::-1], 0.0, out=positive)
+            last_needed = lookahead + n - 1 - int(positive.argmax())
+            lo, hi = max(0, first_needed - lookahead), min(n, last_needed + 1)
+            span, weighted = attack[lo:hi], self._weighted[:hi - lo]
+            np.multiply(r_all[lo:hi], self.attack_weights[0], out=span)
             for j in range(1, lookahead + 1):
-                np.multiply(r_all[j:j + n], self.attack_weights[j], out=weighted)
-                np.maximum(attack, weighted, out=attack)
-        else:
-            attack[:] = 0.0
+                np.multiply(r_all[lo + j:hi + j], self.attack_weights[j], out=weighted)
+                np.maximum(span, weighted, out=span)
         r_all[:lookahead] = r_all[n:n + lookahead].copy() if n < lookahead else r_all[n:n + lookahead]
 
         env = self._release(attack)
@@ -202,13 +209,16 @@ class TruePeakLimiter:
             return None
         env = self._env[:attack.size]
         state, step = self.env, self.release_step
-        for i, a in enumerate(memoryview(attack)):  # Python floats one at a time, no list of them
+        # memoryviews: Python floats one at a time (no list of them), and stores without numpy's
+        # per-item overhead
+        written = memoryview(env)
+        for i, a in enumerate(memoryview(attack)):
             state = state - step
             if state < 0.0:
                 state = 0.0
             if a > state:
                 state = a
-            env[i] = state
+            written[i] = state
         self.env = state
         return env
 
