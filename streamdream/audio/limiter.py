@@ -18,6 +18,10 @@ from ..memory import resident_zeros
 
 OVERSAMPLE = 4
 TAPS = 32                 # interpolation filter length per phase
+# Input is clipped to +-CLIP before anything else: the gain 1 - (1 - threshold/peak) loses all its
+# precision in float64 once the peak passes ~1e16 and a 1e30 sample came out as digital silence.
+# 120 dB over full scale is far beyond any real signal, so nothing real is changed by it.
+CLIP = 1e6
 MARGIN_DB = 0.2           # the 4x interpolator is an estimate (measured up to 0.12 dB low); aim this far under
 
 
@@ -109,6 +113,7 @@ class TruePeakLimiter:
         k = self.history
         x_all = self._x[:, :k + n]
         x_all[:, k:] = block
+        np.clip(x_all[:, k:], -CLIP, CLIP, out=x_all[:, k:])  # in place, float64: no temporaries
         first = k - self.half  # x_all index of the first sample whose peak is now computable
         start = first - self.half + 1  # first sample any of this block's interpolation filters read
         span = x_all[:, start:start + n + TAPS - 1]
@@ -216,11 +221,23 @@ class TruePeakLimiter:
         self.env = state
         return env
 
-    def process_all(self, audio: np.ndarray) -> np.ndarray:
-        """Whole signal at once, latency removed. audio: (channels, n)."""
+    def process_all(self, audio: np.ndarray, block: int = 65536) -> np.ndarray:
+        """Whole signal, latency removed. audio: (channels, n).
+
+        Worked through in blocks so the work buffers stay one block's size; the output is the
+        same as from one call (see the module doc)."""
         self.reset()
-        out = self.process(np.concatenate([audio, np.zeros((self.channels, self.latency))], axis=1))
-        return out[:, self.latency:]
+        n, lag = audio.shape[1], self.latency
+        out = np.empty((self.channels, n), dtype=np.float32)
+        for at in range(0, n + lag, block):  # the input stream is the audio, then `lag` zeros
+            end = min(at + block, n + lag)
+            piece = audio[:, at:min(end, n)]
+            if end > n:
+                piece = np.concatenate([piece, np.zeros((self.channels, end - max(at, n)))], axis=1)
+            limited = self.process(piece)
+            keep = max(at, lag)  # stream frame j comes out as output frame j - lag
+            out[:, keep - lag:end - lag] = limited[:, keep - at:]
+        return out
 
 
 def true_peak(audio: np.ndarray) -> float:
