@@ -31,8 +31,6 @@ META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in eve
 META_MULTI_LABEL = "streamdream.multi_label"    # "1": several labels can be true at once (sigmoid, not softmax)
 
 PARITY_TOLERANCE = 1e-4
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-DEFAULT_MODEL_NAME = "default.onnx"
 # Activations of these ops carry features worth dreaming on.
 DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
                  "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
@@ -40,8 +38,11 @@ DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", 
 
 
 def default_model_path() -> Path:
-    """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
-    return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The shipped default model (package data); `STREAMDREAM_MODEL` overrides it."""
+    from ..data import DEFAULT_MODEL, shipped_path
+
+    override = os.environ.get("STREAMDREAM_MODEL")
+    return Path(override) if override else shipped_path(DEFAULT_MODEL)
 
 
 def model_path(spec: str | os.PathLike | None) -> Path:
@@ -51,10 +52,11 @@ def model_path(spec: str | os.PathLike | None) -> Path:
     path = Path(spec)
     if path.exists() or path.suffix or len(path.parts) > 1:
         return path
-    shipped = MODELS_DIR / f"{spec}.onnx"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx")))
+    from ..data import shipped_model_names, shipped_path
+
+    if str(spec) in shipped_model_names():
+        return shipped_path(f"{spec}.onnx")
+    names = ", ".join(shipped_model_names())
     raise ModelError(f"no model file {spec!r} and no shipped model of that name; shipped models: {names}")
 
 

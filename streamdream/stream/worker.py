@@ -21,7 +21,7 @@ from ..params import Params
 from ..windows import Schedule
 
 
-def dream_loop(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
+def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
                notify=lambda: None) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params)."""
     w, h = schedule.window, schedule.hop
@@ -131,7 +131,7 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
             return ready.get(dreamer_key(p)) or make(p)
 
         try:
-            dream_loop(buf, schedule, get_params, make_dreamer, stopped, lockstep)
+            dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep)
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
