@@ -38,6 +38,7 @@ from ..audio.ring import AudioRing
 from ..audio.shared import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, DreamExchange
 from ..control.store import Controls
 from ..errors import StreamDreamError
+from ..memory import resident_zeros
 from ..params import Params
 from ..windows import Schedule
 from .worker import dream_windows
@@ -191,7 +192,7 @@ class Engine:
         self.n_slots = math.ceil(self.delay / h) + 2
         # room for the delay, two windows for the worker to read, and the largest block
         self.exchange = DreamExchange(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block, self.n_slots, w,
-                               shared=worker == "process")
+                                      shared=worker == "process")
         self.in_ring = self.exchange.in_ring
         self.slots = self.exchange.slots
         self.slot_window = self.exchange.slot_window    # published window per slot (worker writes)
@@ -210,8 +211,8 @@ class Engine:
         self._dry = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._delta = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._limited = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
-        self._mixed = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
-        self._amount = np.zeros(self.max_block, dtype=np.float32)  # mix x intensity per frame, while gliding
+        self._mixed = resident_zeros((CHANNELS, self.max_block), np.float32)
+        self._amount = resident_zeros(self.max_block, np.float32)  # mix x intensity per frame, while gliding
         self._dreamer_factory = dreamer_factory
         self._ready = threading.Condition()
         self._stop = threading.Event()
