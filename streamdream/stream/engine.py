@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -35,6 +36,9 @@ TIMING_BINS_PER_DECADE = 100  # callback durations are counted in bins 2.3% wide
 XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
 SLOW_FRACTION = 0.10         # a callback using more than this share of its block's time counts as slow
 SLOW_HISTORY = 1024          # (start, duration) of the most recent slow callbacks
+# Knobs move for weeks: nothing the engine keeps per change or per window may grow without bound.
+VERSION_HISTORY = 4096       # Params versions kept for `heard` (MIDI applies every 20 ms: 80 s, far beyond the latency)
+HEARD_HISTORY = 1024         # the most recent windows heard, with their Params
 STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output")
 
 
@@ -218,8 +222,13 @@ class Engine:
         self.slot_ok = self.buffers.slot_ok
         self.slot_version = self.buffers.slot_version  # which Params version each window was dreamed with
         self.params_version = 0
-        self._versions = {0: self.params}
-        self.heard: list[tuple[int, float, object]] = []  # (window, perf_counter first heard, its Params)
+        # a ring: version v at v % VERSION_HISTORY; a window dreamed with a version since overwritten is
+        # heard with Params None (only measurements read these)
+        self._versions: list[tuple[int, Params] | None] = [None] * VERSION_HISTORY
+        self._versions[0] = (0, self.params)
+        # (window, perf_counter first heard, its Params) of the last HEARD_HISTORY windows; heard_total counts all
+        self.heard: deque[tuple[int, float, Params | None]] = deque(maxlen=HEARD_HISTORY)
+        self.heard_total = 0
         self.latched_window = [-1] * self.n_slots  # callback's decision per slot
         self.latched_use = [False] * self.n_slots
         self.controls = Controls(params, sample_rate, self.max_block)
@@ -249,11 +258,15 @@ class Engine:
         """
         self.params = params.validate()
         self.params_version += 1
-        self._versions[self.params_version] = self.params
+        self._versions[self.params_version % VERSION_HISTORY] = (self.params_version, self.params)
         if self._conn is not None:
             self._conn.send((self.params_version, self.params))
         if instant:
             self.controls.set(params.intensity, params.mix, params.gain_db)
+
+    def params_of_version(self, version: int) -> Params | None:
+        entry = self._versions[version % VERSION_HISTORY]
+        return entry[1] if entry is not None and entry[0] == version else None
 
     def input_frame_for_output(self, out_pos: int) -> int:
         return out_pos - self.delay + self.preroll
@@ -353,7 +366,8 @@ class Engine:
                 self.latched_window[s] = k
                 self.latched_use[s] = published and bool(self.slot_ok[s])
                 if self.latched_use[s]:
-                    self.heard.append((k, time.perf_counter(), self._versions.get(int(self.slot_version[s]))))
+                    self.heard.append((k, time.perf_counter(), self.params_of_version(int(self.slot_version[s]))))
+                    self.heard_total += 1
                 if not published:
                     if self.input_frame_for_output(0) > k * h:
                         self.stats.warmup_windows += 1

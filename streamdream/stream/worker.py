@@ -9,6 +9,7 @@ the same buffers; in process mode the buffers live in shared memory.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -167,12 +168,20 @@ def process_main(spec: SharedSpec, window_s: float, crossfade_s: float, sample_r
             return
         buf.counters[W_READY] = 1
         conn.send(("ready", None))
-        state = {"version": version, "params": params}
+        latest = [(version, params)]
+
+        def receive_params():
+            # Always reading, so the pipe never fills: MIDI sends a Params every 20 ms while a knob moves,
+            # and a sender blocked on a full pipe would hold up the engine's control thread.
+            try:
+                while True:
+                    latest[0] = conn.recv()
+            except (EOFError, OSError):
+                pass
+        threading.Thread(target=receive_params, name="streamdream-params", daemon=True).start()
 
         def get_params():
-            while conn.poll():
-                state["version"], state["params"] = conn.recv()
-            return state["version"], state["params"]
+            return latest[0]
 
         def make_dreamer(p):
             return first if dreamer_key(p) == dreamer_key(params) else make(p)
