@@ -6,10 +6,8 @@ import json
 import os
 import sys
 
-from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
-from .errors import ParameterError, StreamDreamError
-
-EXIT_USAGE = 2
+from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, StreamDreamError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
-    d = Params()
+    d, r = Params(), RANGES
     g = p.add_argument_group("dream")
     g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
     g.add_argument("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
@@ -29,20 +27,20 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     g.add_argument("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
     g.add_argument("--target", help="class label to dream toward")
     g.add_argument("--away", help="class label to dream away from")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave (default {d.steps})")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
     g.add_argument("--step-size", type=float, default=d.step_size,
-                   help=f"step per iteration relative to the window's RMS (default {d.step_size})")
-    g.add_argument("--octaves", type=int, default=d.octaves, help=f"default {d.octaves}")
-    g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"default {d.octave_scale}")
-    g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
+                   help=f"step per iteration relative to the window's RMS, {r['step_size'].lo:g}..{r['step_size'].hi:g} (default {d.step_size})")
+    g.add_argument("--octaves", type=int, default=d.octaves, help=f"{r['octaves']} (default {d.octaves})")
+    g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"{r['octave_scale']} (default {d.octave_scale})")
+    g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, {r['jitter_ms']} (default {d.jitter_ms:g})")
     g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--intensity", type=float, default=d.intensity, help="0..2 times the dreamed change (default 1)")
-    g.add_argument("--mix", type=float, default=d.mix, help="0 = dry only .. 1 = full dream (default 1)")
-    g.add_argument("--gain", type=float, default=d.gain_db, help="output gain in dB before the limiter")
+    g.add_argument("--intensity", type=float, default=d.intensity, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
+    g.add_argument("--mix", type=float, default=d.mix, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
+    g.add_argument("--gain", type=float, default=d.gain_db, help=f"output gain before the limiter, {r['gain_db']} (default {d.gain_db:g})")
     g.add_argument("--no-match-loudness", action="store_true", help="do not bring each dreamed window to the input's level")
-    g.add_argument("--limit", type=float, default=d.limit_db, help="true-peak ceiling, dBFS (default -1)")
-    g.add_argument("--window", type=float, default=d.window_s, help="window length, s (default 9)")
-    g.add_argument("--crossfade", type=float, default=d.crossfade_s, help="equal-power crossfade, s (default 1)")
+    g.add_argument("--limit", type=float, default=d.limit_db, help=f"true-peak ceiling, {r['limit_db']} (default {d.limit_db:g})")
+    g.add_argument("--window", type=float, default=d.window_s, help=f"window length, {r['window_s']} (default {d.window_s:g})")
+    g.add_argument("--crossfade", type=float, default=d.crossfade_s, help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend)
     # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
     flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
@@ -66,7 +64,7 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .dreaming.model import read_model_info
     from .plot import check_plot_path, save_comparison_plot
     from .stream.offline import RenderReport, render_array
-    from .stream.schedule import Schedule
+    from .windows import Schedule
 
     console = Console(stderr=True, quiet=a.quiet)
     params = params_from_args(a)
@@ -309,17 +307,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
-        from .audio.devices import DeviceError
         if isinstance(exc, DeviceError) and "sounddevice" in sys.modules:
             # After its server vanished, PortAudio's exit handler can hang or abort; everything
             # worth keeping (recording, stats) is already closed, so leave without it.
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(EXIT_USAGE)
-        return EXIT_USAGE
+            os._exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("streamdream: stopped", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
