@@ -8,7 +8,7 @@ import numpy as np
 from conftest import music_clip
 from streamdream.control.mapping import load_mapping
 from streamdream.control.midi import MidiControl
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.stream.engine import HEARD_HISTORY, VERSION_HISTORY, Engine, FileSource
 
 
