@@ -308,7 +308,7 @@ class Say:
         if self.screen:
             try:
                 self.console.print(f"[{style}]{text}[/]" if style else text)
-            except (OSError, ValueError):
+            except (OSError, ValueError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
                 self.screen = False
 
     def warn(self, text: str) -> None:
@@ -419,7 +419,7 @@ class Session:
                 try:
                     self.display.update(render_status(engine, snap or stats_snapshot(engine, self.started,
                                                                                       opts.blocksize)))
-                except (OSError, ValueError):
+                except (OSError, ValueError, SystemExit):
                     self.display = None  # the terminal went away; carry on without a display
 
     def snapshot(self) -> dict:
@@ -544,7 +544,7 @@ class Session:
         if self.display is not None:
             try:
                 self.display.stop()
-            except (OSError, ValueError):
+            except (OSError, ValueError, SystemExit):
                 pass
         snap = self.snapshot()
         if self.opts.stats_path:
