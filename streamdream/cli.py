@@ -222,7 +222,7 @@ def cmd_live(a: argparse.Namespace) -> int:
                        quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime,
-                       record_format=a.record_format)
+                       record_format=a.record_format, osc_port=a.osc_port)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     run_live(params_from_args(a), opts, console)
@@ -246,7 +246,7 @@ def piece_arg_defaults(argv: list[str]) -> dict | None:
     if "match_loudness" in piece.dream:
         defaults["no_match_loudness"] = not piece.dream["match_loudness"]
     for key in ("feedback", "evolve", "evolve_period_s", "record", "record_format", "samplerate", "blocksize",
-                "duration", "log", "stats"):
+                "duration", "log", "stats", "osc_port"):
         value = getattr(piece, key)
         if value is not None:
             defaults[key] = value
@@ -265,21 +265,40 @@ def cmd_loop(a: argparse.Namespace) -> int:
     piece = getattr(a, "_piece", None) or Piece()
     piece.files = a.files or piece.files
     piece.feedback, piece.evolve, piece.evolve_period_s = a.feedback, a.evolve, a.evolve_period_s
-    piece.seed, piece.log = a.evolve_seed, a.log
+    piece.seed, piece.log, piece.osc_port = a.evolve_seed, a.log, a.osc_port
     check_piece(piece, "loop")
     if not piece.files:
         raise ParameterError("loop needs audio files or a playlist (or a --config whose [piece] lists files)")
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
     params = params_from_args(a)
+    if a.watchdog:
+        from .stream.installation import run_watchdog, setup_log
+        from .stream.live import Say
+        setup_log(piece.log)
+        argv = [x for x in a._argv if x != "--watchdog"]
+        return run_watchdog(argv, a.stats, a.record, Say(Console(stderr=True)))
     budget = a.budget if a.budget is not None else params.window_s  # read ahead: a late window is unlikely
     console = Console(stderr=True)
     opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, duration=a.duration,
                        stats_path=a.stats, record_path=a.record, record_format=a.record_format, quiet=a.quiet,
                        budget_s=budget, paced=not a.unpaced, midi_port=a.midi, midi_map=a.midi_map,
                        presets=a.presets, midi=not a.no_midi, threads=a.threads, worker=a.worker,
-                       realtime=a.realtime, reopen_device=True)
+                       realtime=a.realtime, reopen_device=True, osc_port=a.osc_port)
     run_loop(piece, params, opts, console)
+    return 0
+
+
+def cmd_service(a: argparse.Namespace) -> int:
+    from .stream.installation import install_service, service_unit
+
+    if a.service_command == "unit":
+        print(service_unit(a.piece), end="")
+        return 0
+    path = install_service(a.piece, a.folder)
+    name = path.stem
+    print(f"wrote {path}\nstart it now and at every boot: systemctl {'--user ' if not a.folder else ''}daemon-reload && "
+          f"systemctl {'--user ' if not a.folder else ''}enable --now {name}")
     return 0
 
 
@@ -367,10 +386,23 @@ def build_parser(piece_defaults: dict | None = None) -> argparse.ArgumentParser:
     lp.add_argument("--evolve-period", dest="evolve_period_s", type=float, default=120.0,
                     help="seconds of audio between evolve steps (default 120)")
     lp.add_argument("--log", help="also log to this file (rotated at 5 MB, 10 kept)")
+    lp.add_argument("--watchdog", action="store_true",
+                    help="run the engine as a child and restart it if it dies or freezes (recordings of later "
+                         "starts are numbered: night-2.flac ...)")
     add_run_options(lp, budget=None)
     if piece_defaults:
         lp.set_defaults(**piece_defaults)
     lp.set_defaults(func=cmd_loop)
+
+    sv = sub.add_parser("service", help="run a piece as a systemd service (starts at boot, restarts on failure)")
+    svsub = sv.add_subparsers(dest="service_command", required=True, parser_class=_Parser)
+    su = svsub.add_parser("unit", help="print the systemd unit for a piece TOML")
+    su.add_argument("piece")
+    si = svsub.add_parser("install", help="write the unit to ~/.config/systemd/user (then: systemctl --user "
+                                          "enable --now streamdream-NAME)")
+    si.add_argument("piece")
+    si.add_argument("--folder", help="write the unit here instead (e.g. /etc/systemd/system)")
+    sv.set_defaults(func=cmd_service)
     _rest_of_parser(sub)
     return parser
 
@@ -389,6 +421,8 @@ def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
                          + ("(default 2.8: a file input starts sounding after 2.8 s)" if budget else
                             "(default: the window length; the material is known, so dreams are read ahead)"))
     lv.add_argument("--stats", help="write counters as JSON to this file once a second")
+    lv.add_argument("--osc-port", dest="osc_port", type=int,
+                    help="OSC control (the parameters MIDI reaches) and /streamdream/status on 127.0.0.1:PORT")
     lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac), safe on disk every second")
     lv.add_argument("--record-format", dest="record_format", choices=["float32", "16", "24"],
                     help="sample format of --record (default float32 in .wav, 24 in .flac)")
@@ -465,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser(piece_arg_defaults(argv))
         args = parser.parse_args(argv)
+        args._argv = argv  # the watchdog starts the same command as its child
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)

@@ -254,3 +254,31 @@ def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt,
     assert out.returncode == 0, out.stderr
     info = sf.info(str(tmp_path / name))
     assert info.subtype == subtype and info.frames == 3 * RATE
+
+
+def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel_model, tmp_path):
+    rec, stats, log = tmp_path / "night.wav", tmp_path / "stats.json", tmp_path / "piece.log"
+    proc = subprocess.Popen(_loop_cmd(mel_model, tmp_path, "--watchdog", "--record", rec, "--stats", stats,
+                                      "--log", log), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def engine_pid():
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
+            children = fh.read().split()
+        return int(children[0]) if children else None
+
+    def playing(more_than):
+        return stats.exists() and json.loads(stats.read_text())["seconds_out"] > more_than
+
+    deadline = time.monotonic() + 300
+    while not playing(2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first = engine_pid()
+    os.kill(first, signal.SIGKILL)  # the engine dies as in a native crash
+    while not (engine_pid() not in (None, first) and playing(2)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine_pid() not in (None, first)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    assert "watchdog: the engine ended (exit -9); restarting it" in log.read_text()
+    assert sf.info(str(tmp_path / "night-2.wav")).duration > 2  # the second start's recording, finished
+    assert list(tmp_path.glob("night.recording-*.wav"))  # the killed start's, readable up to its last flush

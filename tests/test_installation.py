@@ -200,3 +200,22 @@ def test_loop_refuses_a_missing_file_and_a_bad_feedback_before_starting(tmp_path
     assert out.returncode == 2 and "nope.wav does not exist" in out.stderr and out.stderr.count("\n") == 1
     out = cli("loop", two_files[0], "--feedback", "1.5", "--device", "null", timeout=120)
     assert out.returncode == 2 and "feedback must be 0..1" in out.stderr
+
+
+def test_the_service_unit_passes_systemd_analyze_verify(tmp_path, two_files):
+    piece = tmp_path / "gallery.toml"
+    piece.write_text(f'[piece]\nfiles = ["{two_files[0].name}"]\nfeedback = 0.3\nrecord = "night.flac"\n')
+    out = cli("service", "install", piece, "--folder", tmp_path / "units", timeout=120)
+    assert out.returncode == 0, out.stderr
+    unit = tmp_path / "units" / "streamdream-gallery.service"
+    text = unit.read_text()
+    assert f"loop --config {piece} --watchdog" in text and "Restart=on-failure" in text
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+
+
+def test_a_service_for_a_broken_piece_is_refused(tmp_path):
+    piece = tmp_path / "bad.toml"
+    piece.write_text("[piece]\nfeedback = 7\n")
+    out = cli("service", "unit", piece, timeout=120)
+    assert out.returncode == 2 and "feedback must be 0..1" in out.stderr and out.stdout == ""

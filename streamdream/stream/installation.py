@@ -295,3 +295,133 @@ class GuardTick:
         if seconds >= self.next_check:
             self.next_check = seconds + 1.0
             self.guard.check()
+
+
+# ---- the watchdog: a parent process that restarts a dead or frozen engine
+
+HEARTBEAT_S = 20.0        # the engine writes its --stats file every second; this long without one is a freeze
+STARTUP_GRACE_S = 300.0   # loading the model may take minutes on a small machine
+RESTART_BACKOFF_S = (2.0, 5.0, 15.0, 60.0)
+
+
+def numbered(path: str, n: int) -> str:
+    """night.flac -> night-2.flac for the engine's n-th start (a restart never overwrites a recording)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{n}{p.suffix}")) if n > 1 else path
+
+
+def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | None, say) -> int:
+    """Run `streamdream <argv>` as a child and restart it when it dies or its heartbeat (the stats file)
+    stops. Stop signals are passed on; exit 0 (done) and 2 (bad input) are final."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    if stats_path is None:
+        stats_path = os.path.join(tempfile.mkdtemp(prefix="streamdream-watchdog."), "stats.json")
+        argv = [*argv, "--stats", stats_path]
+    stopping = []
+    child = None
+
+    def forward(sig, _frame):
+        stopping.append(sig)
+        if child is not None and child.poll() is None:
+            child.send_signal(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    start = 0
+    while True:
+        start += 1
+        try:
+            os.unlink(stats_path)  # the heartbeat is this engine's, not a file left by an earlier one
+        except OSError:
+            pass
+        args = list(argv)
+        if record_path and start > 1:
+            args = [numbered(record_path, start) if a == record_path else a for a in args]
+        child = subprocess.Popen([sys.executable, "-m", "streamdream.cli", *args], preexec_fn=_die_with_parent)
+        began = time.monotonic()
+        while child.poll() is None:
+            time.sleep(1.0)
+            if stopping:
+                continue
+            try:
+                silent = time.time() - os.path.getmtime(stats_path)  # written every second while playing
+            except OSError:  # not yet: the engine is loading
+                silent = None
+            if silent is None and time.monotonic() - began > STARTUP_GRACE_S:
+                say.warn(f"watchdog: the engine did not start playing within {STARTUP_GRACE_S:.0f} s; killing it")
+                child.kill()
+            elif silent is not None and silent > HEARTBEAT_S:
+                say.warn(f"watchdog: no heartbeat from the engine for {silent:.0f} s; killing it")
+                child.kill()
+        code = child.wait()
+        if stopping or code in (0, 2):
+            return code
+        wait = RESTART_BACKOFF_S[min(start - 1, len(RESTART_BACKOFF_S) - 1)]
+        say.warn(f"watchdog: the engine ended (exit {code}); restarting it in {wait:g} s (start {start + 1})")
+        time.sleep(wait)
+        if stopping:
+            return 0
+
+
+def _die_with_parent() -> None:
+    """The engine stops (cleanly, SIGTERM) if its watchdog is killed, instead of playing on unsupervised."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+# ---- running it as a service
+
+def service_unit(piece_path: str) -> str:
+    """A systemd unit that starts the piece at boot and restarts it if it fails (the watchdog inside restarts
+    a dead or frozen engine sooner). SIGTERM finishes the recording; 120 s covers a worker still loading."""
+    import shlex
+    import sys
+
+    piece = Path(piece_path).resolve()
+    load_piece(str(piece))  # refuse a broken piece now, not at the venue's first boot
+    command = " ".join(shlex.quote(x) for x in (sys.executable, "-m", "streamdream.cli", "loop", "--config",
+                                                   str(piece), "--watchdog", "--quiet"))
+    return f"""[Unit]
+Description=streamdream installation {piece.stem}
+After=sound.target
+
+[Service]
+Type=simple
+WorkingDirectory={piece.parent}
+ExecStart={command}
+Restart=on-failure
+RestartSec=10
+KillSignal=SIGTERM
+TimeoutStopSec=120
+LimitRTPRIO=95
+LimitMEMLOCK=infinity
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def install_service(piece_path: str, folder: str | None = None) -> Path:
+    """Write the unit for the current user's systemd (or into `folder`); returns its path."""
+    import os
+    import tempfile
+
+    name = f"streamdream-{Path(piece_path).stem}.service"
+    target = Path(folder) if folder else Path.home() / ".config" / "systemd" / "user"
+    text = service_unit(piece_path)
+    target.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=target)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, target / name)
+    return target / name

@@ -48,6 +48,7 @@ class LiveOptions:
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
     reopen_device: bool = False   # installation mode: a lost device is reopened every few seconds, not fatal
+    osc_port: int | None = None   # OSC control and status on 127.0.0.1:PORT (control/osc.py)
 
 
 def rss_bytes() -> int:
@@ -318,7 +319,9 @@ class Say:
 WORKER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # waits before successive restarts of a failing worker
 WORKER_CALM_S = 600.0      # a worker that ran this long since its last restart starts the backoff afresh
 DEVICE_RETRY_S = 3.0       # installation mode: try to reopen a lost audio device this often
-HANG_FACTOR, HANG_FLOOR_S = 4.0, 10.0  # a window dreamed for longer than max(4 budgets, 10 s) is hung
+# A window dreamed for longer than max(8 budgets, 60 s) is hung. Generous: a new layer or target builds
+# and warms up a new dreamer first, which took 36 s on this 2-core machine under heavy load.
+HANG_FACTOR, HANG_FLOOR_S = 8.0, 60.0
 
 
 class Session:
@@ -332,12 +335,14 @@ class Session:
         self.recorder = (Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
                          if opts.record_path else None)
         self.pump = None
+        self.osc = None
         self.display = None
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self.device_lost_at: float | None = None
         self.device_reopens = 0
         self.next_restart_at: float | None = None
+        self.restarting: threading.Thread | None = None
         self.last_restart = 0.0
         self.failed_restarts = 0
         self.callback_errors_said = 0
@@ -367,6 +372,14 @@ class Session:
             from ..control.midi import MidiPump
             self.pump = MidiPump(self.midi, report=self.say.warn)
             self.pump.start()
+        if opts.osc_port is not None:
+            from ..control.osc import OscControl
+            from ..dreaming.model import read_model_info
+            info = read_model_info(engine.params.model, engine.params.view)
+            self.osc = OscControl(engine, opts.osc_port, info.labels, [layer.name for layer in info.recommended],
+                                  status=self.snapshot, report=self.say.warn)
+            self.osc.start()
+            self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
         self.device.start()
         try:
             if not opts.quiet:
@@ -479,6 +492,12 @@ class Session:
     def _check_worker(self, now: float) -> None:
         """A worker that raised, died or hangs past its budget is restarted with backoff; dry plays meanwhile."""
         worker, engine = self.engine.worker, self.engine
+        if self.restarting is not None:  # a new worker is loading (seconds): the watch carries on meanwhile
+            if self.restarting.is_alive():
+                return
+            self.restarting = None
+            if worker.error is None:
+                self.say(f"dream worker restarted ({worker.restarts} restart(s) so far)", "green")
         worker.poll()
         while worker.notices:
             self.say.warn(f"dream worker: {worker.notices.pop(0)}")
@@ -503,11 +522,15 @@ class Session:
         self.next_restart_at = None
         self.last_restart = now
         self.failed_restarts += 1
-        try:
-            worker.restart()
-            self.say(f"dream worker restarted ({worker.restarts} restart(s) so far)", "green")
-        except StreamDreamError as exc:
-            worker.error = exc  # picked up on the next pass: the backoff grows
+
+        def restart():
+            try:
+                worker.restart()
+            except StreamDreamError as exc:
+                worker.error = exc  # picked up on the next pass: the backoff grows
+
+        self.restarting = threading.Thread(target=restart, name="streamdream-restart", daemon=True)
+        self.restarting.start()
 
     def _check_callback(self) -> None:
         stats = self.engine.stats
@@ -527,6 +550,8 @@ class Session:
 
     def _finish(self) -> dict:
         engine = self.engine
+        if self.restarting is not None:
+            self.restarting.join(timeout=120)  # let a worker being started finish, then stop it as usual
         if _stop_with_timeout(self.device, self.failure is not None or self.device_lost_at is not None):
             engine.close()
         else:
@@ -539,6 +564,8 @@ class Session:
                 self.say.warn(f"finishing the recording failed: {exc}")
         if self.pump is not None:
             self.pump.stop()
+        if self.osc is not None:
+            self.osc.stop()
         if self.midi is not None:
             self.midi.close()
         if self.display is not None:

@@ -182,8 +182,12 @@ class DreamWorker:
         return self._stop.is_set()
 
     def send_params(self, version: int, params: Params) -> None:
-        if self._conn is not None:
-            self._conn.send((version, params))
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.send((version, params))
+            except (OSError, ValueError):
+                pass  # the worker died or is being restarted: a new one is sent the current Params at start
 
     def start(self, timeout: float = 300.0) -> None:
         self._stop = threading.Event()  # a fresh one: a hung thread left behind keeps its own, set
