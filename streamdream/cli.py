@@ -284,7 +284,7 @@ def cmd_loop(a: argparse.Namespace) -> int:
                        stats_path=a.stats, record_path=a.record, record_format=a.record_format, quiet=a.quiet,
                        budget_s=budget, paced=not a.unpaced, midi_port=a.midi, midi_map=a.midi_map,
                        presets=a.presets, midi=not a.no_midi, threads=a.threads, worker=a.worker,
-                       realtime=a.realtime, reopen_device=True, osc_port=a.osc_port)
+                       realtime=a.realtime, osc_port=a.osc_port)
     run_loop(piece, params, opts, console)
     return 0
 

@@ -112,13 +112,6 @@ def raise_thread_priority() -> str:
     return f"real-time, priority {REALTIME_PRIORITY}"
 
 
-def rescan() -> None:
-    """PortAudio lists devices once, when it starts: restart it so a server or card that came back is seen."""
-    sd = _sd()
-    sd._terminate()
-    sd._initialize()
-
-
 class PortAudioStream:
     """A duplex (or output-only, when a file replaces capture) sounddevice stream around `process`."""
 

@@ -302,6 +302,7 @@ class GuardTick:
 HEARTBEAT_S = 20.0        # the engine writes its --stats file every second; this long without one is a freeze
 STARTUP_GRACE_S = 300.0   # loading the model may take minutes on a small machine
 RESTART_BACKOFF_S = (2.0, 5.0, 15.0, 60.0)
+DEVICE_RETRY_S = 3.0      # an engine that could not start playing (device away) is tried again this often
 
 
 def numbered(path: str, n: int) -> str:
@@ -312,7 +313,9 @@ def numbered(path: str, n: int) -> str:
 
 def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | None, say) -> int:
     """Run `streamdream <argv>` as a child and restart it when it dies or its heartbeat (the stats file)
-    stops. Stop signals are passed on; exit 0 (done) and 2 (bad input) are final."""
+    stops. Stop signals are passed on; exit 0 (done) is final, and so is exit 2 (bad input) before the
+    piece ever played. A lost audio device ends the engine: it is started again every few seconds
+    (each attempt logged) until the device is back."""
     import os
     import signal
     import subprocess
@@ -333,7 +336,7 @@ def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | Non
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    start = 0
+    start, played, crashes = 0, False, 0
     while True:
         start += 1
         try:
@@ -344,7 +347,7 @@ def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | Non
         if record_path and start > 1:
             args = [numbered(record_path, start) if a == record_path else a for a in args]
         child = subprocess.Popen([sys.executable, "-m", "streamdream.cli", *args], preexec_fn=_die_with_parent)
-        began = time.monotonic()
+        began, this_played = time.monotonic(), False
         while child.poll() is None:
             time.sleep(1.0)
             if stopping:
@@ -356,13 +359,19 @@ def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | Non
             if silent is None and time.monotonic() - began > STARTUP_GRACE_S:
                 say.warn(f"watchdog: the engine did not start playing within {STARTUP_GRACE_S:.0f} s; killing it")
                 child.kill()
-            elif silent is not None and silent > HEARTBEAT_S:
+            this_played = this_played or silent is not None
+            if silent is not None and silent > HEARTBEAT_S:
                 say.warn(f"watchdog: no heartbeat from the engine for {silent:.0f} s; killing it")
                 child.kill()
         code = child.wait()
-        if stopping or code in (0, 2):
+        played = played or this_played
+        if stopping or code == 0 or (code == 2 and not played):
             return code
-        wait = RESTART_BACKOFF_S[min(start - 1, len(RESTART_BACKOFF_S) - 1)]
+        if this_played:  # it played, then died: back off, afresh after a long good run
+            crashes = 1 if time.monotonic() - began > 600 else crashes + 1
+            wait = RESTART_BACKOFF_S[min(crashes - 1, len(RESTART_BACKOFF_S) - 1)]
+        else:  # could not start playing (the device is still away): try again soon
+            wait = DEVICE_RETRY_S
         say.warn(f"watchdog: the engine ended (exit {code}); restarting it in {wait:g} s (start {start + 1})")
         time.sleep(wait)
         if stopping:

@@ -47,7 +47,6 @@ class LiveOptions:
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
-    reopen_device: bool = False   # installation mode: a lost device is reopened every few seconds, not fatal
     osc_port: int | None = None   # OSC control and status on 127.0.0.1:PORT (control/osc.py)
 
 
@@ -318,7 +317,6 @@ class Say:
 
 WORKER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # waits before successive restarts of a failing worker
 WORKER_CALM_S = 600.0      # a worker that ran this long since its last restart starts the backoff afresh
-DEVICE_RETRY_S = 3.0       # installation mode: try to reopen a lost audio device this often
 # A window dreamed for longer than max(8 budgets, 60 s) is hung. Generous: a new layer or target builds
 # and warms up a new dreamer first, which took 36 s on this 2-core machine under heavy load.
 HANG_FACTOR, HANG_FLOOR_S = 8.0, 60.0
@@ -339,8 +337,6 @@ class Session:
         self.display = None
         self.started = time.perf_counter()
         self.stop = threading.Event()
-        self.device_lost_at: float | None = None
-        self.device_reopens = 0
         self.next_restart_at: float | None = None
         self.restarting: threading.Thread | None = None
         self.last_restart = 0.0
@@ -439,7 +435,6 @@ class Session:
         snap = stats_snapshot(self.engine, self.started, self.opts.blocksize, self.midi,
                               getattr(self.device, "priority", None))
         snap.update(worker_restarts=self.engine.worker.restarts, callback_errors=self.engine.stats.callback_errors,
-                    device_reopens=self.device_reopens,
                     recorded_s=(self.recorder.frames_written / self.rate if self.recorder else None),
                     recording_error=(self.recorder.error if self.recorder else None))
         if self.engine.feedback is not None:
@@ -448,12 +443,9 @@ class Session:
 
     # ---- faults
     def _check_device(self, now: float) -> bool:
-        """False when the run must end. Installation mode reopens a lost device every few seconds instead."""
+        """False when the device is gone (loop --watchdog then starts a fresh engine until it is back:
+        PortAudio cannot be restarted reliably inside a process whose stream died with its server)."""
         engine = self.engine
-        if self.device_lost_at is not None:
-            if now - self.device_lost_at >= DEVICE_RETRY_S:
-                self._reopen_device(now)
-            return True
         failure = None
         if self.device.failed or not self.device.active:
             failure = self.device.failed or "the audio device stopped the stream (unplugged, or its server went away)"
@@ -466,28 +458,9 @@ class Session:
                 failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
         if failure is None:
             return True
-        if not self.opts.reopen_device:
-            self.failure = failure
-            return False
-        self.say.warn(f"{failure}; trying to reopen it every {DEVICE_RETRY_S:g} s")
-        _stop_with_timeout(self.device, failed=True)
-        self.device_lost_at = now
-        return True
-
-    def _reopen_device(self, now: float) -> None:
-        self.device_reopens += 1
-        try:
-            devices.rescan()
-            device = open_device(self.engine, self.opts, self.rate)
-            device.start()
-        except Exception as exc:
-            self.say.warn(f"reopening the audio device (attempt {self.device_reopens}): {str(exc).splitlines()[0]}")
-            self.device_lost_at = now
-            return
-        self.device, self.device_lost_at = device, None
-        self.progress = (-1, now)
-        self.say(f"audio device back after {self.device_reopens} attempt(s); playing on", "green")
-        self.device_reopens = 0
+        self.failure = failure
+        self.say.warn(failure)
+        return False
 
     def _check_worker(self, now: float) -> None:
         """A worker that raised, died or hangs past its budget is restarted with backoff; dry plays meanwhile."""
@@ -552,7 +525,7 @@ class Session:
         engine = self.engine
         if self.restarting is not None:
             self.restarting.join(timeout=120)  # let a worker being started finish, then stop it as usual
-        if _stop_with_timeout(self.device, self.failure is not None or self.device_lost_at is not None):
+        if _stop_with_timeout(self.device, self.failure is not None):
             engine.close()
         else:
             engine.stop_worker()  # the callback may still touch the buffers: leave them mapped
