@@ -11,7 +11,8 @@ Two ears, neither of them the pitch model:
 * chroma share: the fraction of spectral energy (55 Hz..5 kHz, a plain numpy STFT) whose bins
   fall on the target pitch class (+-50 cents);
 * YIN (de Cheveigne & Kawahara 2002, written below): the fraction of voiced 40-ms frames whose
-  f0 has the target pitch class.
+  f0 has the target pitch class, on the output (does the pitch become the dominant one?) and on
+  the change alone (out - dry: is what the dream added that pitch?).
 
 Control: the dry clip plus white noise with exactly the energy of the dream's change
 (out - dry). Prints a markdown table of before / dream / noise for both ears, and the chord case
@@ -136,12 +137,14 @@ def main():
         key = 48 + pc + 12 * int(rng.integers(0, 3))        # C3..B5 with the least-present pitch class
         out, noisy, change_db = dream(dry, note_name(key))
         rows.append([chroma_share(x, [pc]) for x in (dry, out, noisy)] + [yin_share(x, pc) for x in (dry, out, noisy)]
-                    + [change_db])
+                    + [change_db, yin_share(out - dry, pc), yin_share(noisy - dry, pc),
+                       chroma_share(out - dry, [pc]), chroma_share(noisy - dry, [pc])])
         out, noisy, change_db = dream(dry, ",".join(note_name(k) for k in CHORD))
         chord_rows.append([chroma_share(x, [k % 12 for k in CHORD]) for x in (dry, out, noisy)] + [change_db])
         print(f"clip {i}: family {FAMILIES[i % len(FAMILIES)]}, target {note_name(key)}: chroma "
               f"{rows[-1][0]:.3f} -> dream {rows[-1][1]:.3f} / noise {rows[-1][2]:.3f}; YIN {rows[-1][3]:.3f} -> "
-              f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; change {change_db:.1f} dB", file=sys.stderr)
+              f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; YIN of the change {rows[-1][7]:.3f} / {rows[-1][8]:.3f}; "
+              f"change {change_db:.1f} dB", file=sys.stderr)
     r, c = np.array(rows), np.array(chord_rows)
     print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
@@ -152,6 +155,10 @@ def main():
           f"{r[:, 1].mean():.3f} | {r[:, 2].mean():.3f} | {int((r[:, 1] > r[:, 2]).sum())}/{len(r)} clips |")
     print(f"| one key | YIN frames on its pitch class | {r[:, 3].mean():.3f} | {r[:, 4].mean():.3f} | "
           f"{r[:, 5].mean():.3f} | {int((r[:, 4] > r[:, 5]).sum())}/{len(r)} clips |")
+    print(f"| one key | YIN frames of the change alone on its pitch class | - | {r[:, 7].mean():.3f} | "
+          f"{r[:, 8].mean():.3f} | {int((r[:, 7] > r[:, 8]).sum())}/{len(r)} clips |")
+    print(f"| one key | chroma share of the change alone (white noise: ~1/12) | - | {r[:, 9].mean():.3f} | "
+          f"{r[:, 10].mean():.3f} | {int((r[:, 9] > r[:, 10]).sum())}/{len(r)} clips |")
     print(f"| chord C4,E4,G4 | chroma share of C, E, G | {c[:, 0].mean():.3f} | {c[:, 1].mean():.3f} | "
           f"{c[:, 2].mean():.3f} | {int((c[:, 1] > c[:, 2]).sum())}/{len(c)} clips |")
 

@@ -81,3 +81,13 @@ def test_held_chord_over_jack_midi_becomes_the_targets(jack, keyed_model, tmp_pa
     read_stats(stats, lambda s: s["windows_dreamed"] > dreamed, timeout=60)
     live.terminate()
     live.wait(timeout=30)
+
+
+def test_live_worker_prepares_the_key_playing_dreamer_for_keyboard_models():
+    from streamdream.stream.worker import dreamer_key, keyboard_params
+    params = Params(model="pitch")
+    played = keyboard_params(params, KEYS)
+    # any chord the performer plays later needs exactly this Dreamer: targets themselves are per window
+    assert dreamer_key(played) == dreamer_key(params.with_changes(target="C4:1,E4:0.504"))
+    assert keyboard_params(params, ["piano", "brass"]) is None
+    assert keyboard_params(params.with_changes(target="C4"), KEYS) is None

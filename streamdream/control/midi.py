@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..errors import MidiPortError, ParameterError, StreamDreamError
-from .mapping import KNOBS, Mapping, choose, note_name
+from .mapping import KNOBS, Mapping, choose, keyboard_keys
 from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
 
@@ -103,7 +103,7 @@ class MidiControl:
         self.labels = labels
         # A model whose labels are piano keys ("C4", "F#2": the pitch model) is played like an
         # instrument: each held key is a dream target, its velocity its weight.
-        self.keys = {n: note_name(n) for n in range(128) if note_name(n) in set(labels)}
+        self.keys = keyboard_keys(labels)
         self.held: dict[int, float] = {}      # note -> weight, in the order they were pressed
         self.layers = layers
         self.presets = presets or []

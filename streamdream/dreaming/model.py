@@ -87,6 +87,11 @@ class ModelInfo:
     layout: str = ""           # waveform view: how the input holds batch, samples and audio channels
 
     @property
+    def stereo_input(self) -> bool:
+        """Raw images and stereo waveform models take both channels at once (mono is given as L = R)."""
+        return self.view == "raw-image" or (self.view == "waveform" and self.model_channels == 2)
+
+    @property
     def model_channels(self) -> int:
         """Audio channels a waveform model takes in one input (1 or 2)."""
         if self.layout == "bs":
