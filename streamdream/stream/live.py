@@ -330,8 +330,7 @@ class Session:
         self.ticks = list(ticks)
         self.rate = engine.sample_rate
         self.failure: str | None = None
-        self.recorder = (Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
-                         if opts.record_path else None)
+        self.recorder: Recorder | None = None
         self.pump = None
         self.osc = None
         self.display = None
@@ -346,6 +345,18 @@ class Session:
     # ---- life
     def run(self) -> dict:
         engine, opts = self.engine, self.opts
+        try:
+            if opts.osc_port is not None:
+                self._open_osc()
+            if opts.record_path:
+                self.recorder = Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
+        except BaseException:
+            if self.osc is not None:
+                self.osc.stop()
+            self.engine.close()
+            if self.midi is not None:
+                self.midi.close()
+            raise
         # Python hands the GIL over every 5 ms by default; the audio callback should not wait that long.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.0005)
@@ -368,14 +379,6 @@ class Session:
             from ..control.midi import MidiPump
             self.pump = MidiPump(self.midi, report=self.say.warn)
             self.pump.start()
-        if opts.osc_port is not None:
-            from ..control.osc import OscControl
-            from ..dreaming.model import read_model_info
-            info = read_model_info(engine.params.model, engine.params.view)
-            self.osc = OscControl(engine, opts.osc_port, info.labels, [layer.name for layer in info.recommended],
-                                  status=self.snapshot, report=self.say.warn)
-            self.osc.start()
-            self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
         self.device.start()
         try:
             if not opts.quiet:
@@ -396,6 +399,15 @@ class Session:
         self.say(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                  f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
         return snap
+
+    def _open_osc(self) -> None:
+        from ..control.osc import OscControl
+        from ..dreaming.model import read_model_info
+        info = read_model_info(self.engine.params.model, self.engine.params.view)
+        self.osc = OscControl(self.engine, self.opts.osc_port, info.labels, [layer.name for layer in info.recommended],
+                              status=self.snapshot, report=self.say.warn)
+        self.osc.start()
+        self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
 
     def _watch(self) -> None:
         engine, opts = self.engine, self.opts
