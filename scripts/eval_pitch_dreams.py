@@ -112,18 +112,27 @@ def main():
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--step-size", type=float, default=0.05)
+    parser.add_argument("--octaves", type=int, default=3)
+    parser.add_argument("--jitter", type=float, default=30.0, help="ms")
+    parser.add_argument("--contrast", type=float, default=0.0,
+                        help="also dream away from every other key, with this total weight (spread evenly)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     started = time.time()
     clips = render_clips(args.clips, args.seed)
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
-                  jitter_ms=30.0)
+                  jitter_ms=args.jitter, octaves=args.octaves)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
 
     def dream(dry, target):
-        params = base.with_changes(target=target)
+        away = None
+        if args.contrast:
+            held = {part.split(":")[0] for part in target.split(",")}
+            others = [note_name(k) for k in range(21, 109) if note_name(k) not in held]
+            away = ",".join(f"{k}:{args.contrast / len(others):.4g}" for k in others)
+        params = base.with_changes(target=target, away=away)
         out = render_array(dry[None], RATE, params, dreamer)[0]
         noise = rng.standard_normal(len(dry)).astype(np.float32)
         change = out - dry
@@ -146,7 +155,8 @@ def main():
               f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; YIN of the change {rows[-1][7]:.3f} / {rows[-1][8]:.3f}; "
               f"change {change_db:.1f} dB", file=sys.stderr)
     r, c = np.array(rows), np.array(chord_rows)
-    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size}, one window "
+    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size} --octaves "
+          f"{args.octaves} --jitter {args.jitter:g} --contrast {args.contrast:g}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
           f"{time.time() - started:.0f} s\n")
     print("| target | ear | dry | dream | noise control | dream > noise in |")

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from .dreaming.frontend import VIEW_NAMES, WAVEFORM_LAYOUTS
 from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, StreamDreamError
+from .errors import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, DeviceError, ParameterError, RunError,
+                     StreamDreamError, Terminated)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -18,7 +20,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
 
 
-def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamdream")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def add_dream_options(p: argparse.ArgumentParser) -> None:
     d, r = Params(), RANGES
     g = p.add_argument_group("dream")
     g.add_argument("--model", help="ONNX model file, or a shipped model by name: default (instruments), "
@@ -44,9 +55,8 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     g.add_argument("--window", type=float, default=d.window_s, help=f"window length, {r['window_s']} (default {d.window_s:g})")
     g.add_argument("--crossfade", type=float, default=d.crossfade_s, help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
     g.add_argument("--backend", choices=BACKENDS, default=d.backend)
-    # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
-    flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
-    g.add_argument(*flags, dest="torch_device", default=d.device, help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    # one name per meaning in every command: --torch-device computes, --device/--input-device/--output-device sound
+    g.add_argument("--torch-device", default=d.device, help="torch device: auto (CUDA when present), cpu or cuda[:N]")
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
@@ -61,11 +71,11 @@ def cmd_render(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .audio.files import check_output_path, read_audio, write_audio_atomic
+    from .audio.files import AudioReader, audio_writer, check_output_path
     from .dreaming.dreamer import Dreamer
     from .dreaming.model import read_model_info
-    from .plot import check_plot_path, save_comparison_plot
-    from .stream.offline import RenderReport, render_array
+    from .plot import Spectrogram, check_plot_path, save_comparison_plot
+    from .stream.offline import RenderReport, render_stream
     from .windows import Schedule
 
     console = Console(stderr=True, quiet=a.quiet)
@@ -73,26 +83,45 @@ def cmd_render(a: argparse.Namespace) -> int:
     check_output_path(a.output, a.format)
     if a.plot:
         check_plot_path(a.plot)
+    if not a.overwrite and os.path.exists(a.input) and os.path.exists(a.output) \
+            and os.path.samefile(a.input, a.output):
+        raise ParameterError(f"{a.output} is the input file itself; write the dream elsewhere, "
+                             "or pass --overwrite to replace the input once the render has finished")
     info = read_model_info(params.model, params.view)
-    loaded = read_audio(a.input)
-    if loaded.replaced_nonfinite:
-        console.print(f"[yellow]warning:[/] {a.input} held {loaded.replaced_nonfinite} NaN/Inf samples; replaced with 0")
-    audio, rate = loaded.audio, loaded.sample_rate
-    schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
-    dreamer = Dreamer(params, rate, audio.shape[0], schedule.window, info=info)
-    report = RenderReport()
-    with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("dream", total=schedule.count(audio.shape[1]))
-        out = render_array(audio, rate, params, dreamer, lambda done, total: bar.update(task, completed=done),
-                           report)
-    write_audio_atomic(a.output, out, rate, a.format)
-    if a.plot:
-        save_comparison_plot(a.plot, audio, out, rate, title=f"{a.input} -> {a.output}")
-    seconds = audio.shape[1] / rate
-    console.print(f"wrote {a.output}: {seconds:.1f} s, {audio.shape[0]} ch, {rate} Hz; {report.windows} window(s), "
+    with AudioReader(a.input) as reader:
+        rate, channels = reader.sample_rate, reader.channels
+        schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
+        dreamer = Dreamer(params, rate, channels, schedule.window, info=info)
+        spectra = (Spectrogram(reader.frames), Spectrogram(reader.frames)) if a.plot else None
+
+        def read(n):
+            block = reader.read(n)
+            if spectra:
+                spectra[0].push(block)
+            return block
+
+        report = RenderReport()
+        with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
+                      TimeRemainingColumn(), console=console, transient=True,
+                      disable=not console.is_terminal) as bar, \
+                audio_writer(a.output, rate, channels, a.format) as write_audio:
+            task = bar.add_task("dream", total=schedule.count(reader.frames))
+
+            def write(block):
+                write_audio(block)
+                if spectra:
+                    spectra[1].push(block)
+
+            render_stream(read, write, channels, rate, params, dreamer,
+                          lambda done: bar.update(task, completed=done), report)
+            if a.plot:  # before the audio is renamed into place: a failed plot leaves no output
+                save_comparison_plot(a.plot, *spectra, report.frames / rate, rate, title=f"{a.input} -> {a.output}")
+    for warning in reader.warnings():  # even with --quiet: the data was not what it seemed
+        print(f"streamdream: warning: {warning}", file=sys.stderr)
+    console.print(f"wrote {a.output}: {report.frames / rate:.1f} s, {channels} ch, {rate} Hz; {report.windows} window(s), "
                   f"{sum(report.dream_seconds):.1f} s dreaming"
-                  + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""))
+                  + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""),
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -193,6 +222,9 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
                     a.channel_axis, a.force)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
+    if not info.recommended and not info.default_layer:
+        print(f"no layer to dream by default: pass --layer or --target when dreaming, or annotate again with "
+              f"--layers (the dreamable ones: streamdream models info {info.path})")
     return 0
 
 
@@ -200,7 +232,11 @@ def cmd_models_classify(a: argparse.Namespace) -> int:
     from .audio.files import read_audio
     from .dreaming.classify import classify
 
+    if a.top < 1:
+        raise ParameterError("--top must be 1 or more (how many labels to list; --json lists them all)")
     loaded = read_audio(a.file)
+    for warning in loaded.warnings:
+        print(f"streamdream: warning: {warning}", file=sys.stderr)
     probs = classify(loaded.audio, loaded.sample_rate, a.model)
     ranked = sorted(probs.items(), key=lambda kv: -kv[1])
     if a.json:
@@ -217,14 +253,23 @@ def cmd_live(a: argparse.Namespace) -> int:
     from .stream.live import LiveOptions, run_live
 
     console = Console(stderr=True)
-    opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
+    if a.demo:
+        if a.input:
+            raise ParameterError("--demo plays the shipped clip: give it or --input FILE, not both")
+        from .data import DEMO_CLIP, shipped_path
+        a.input = str(shipped_path(DEMO_CLIP))
+    if a.input and (a.input_device or a.input_channels):
+        raise ParameterError("--input FILE replaces the capture device: drop --input-device/--input-channels")
+    opts = LiveOptions(output_device=a.output_device or a.device or "auto", input_device=a.input_device or a.device,
+                       input_channels=a.input_channels, name=a.name, samplerate=a.samplerate,
+                       blocksize=a.blocksize, input_file=a.input,
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
-                       quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
+                       quiet=a.quiet, budget_s=a.budget, lockstep=a.lockstep, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime,
                        record_format=a.record_format, osc_port=a.osc_port)
-    if a.duration is not None and a.duration <= 0:
-        raise ParameterError("--duration must be positive seconds")
+    if a.device == "null" and a.input_device:
+        raise ParameterError("--device null has no capture side; play a file with --input FILE")
     run_live(params_from_args(a), opts, console)
     return 0
 
@@ -250,7 +295,7 @@ def piece_arg_defaults(argv: list[str]) -> dict | None:
         value = getattr(piece, key)
         if value is not None:
             defaults[key] = value
-    defaults.update(evolve_seed=piece.seed, device_name=piece.device, _piece=piece)
+    defaults.update(evolve_seed=piece.seed, device=piece.device, _piece=piece)
     if piece.budget_s is not None:
         defaults["budget"] = piece.budget_s
     return defaults
@@ -280,9 +325,10 @@ def cmd_loop(a: argparse.Namespace) -> int:
         return run_watchdog(argv, a.stats, a.record, Say(Console(stderr=True)))
     budget = a.budget if a.budget is not None else params.window_s  # read ahead: a late window is unlikely
     console = Console(stderr=True)
-    opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, duration=a.duration,
+    opts = LiveOptions(output_device=a.output_device or a.device or "auto", input_device=None, name=a.name,
+                       samplerate=a.samplerate, blocksize=a.blocksize, duration=a.duration,
                        stats_path=a.stats, record_path=a.record, record_format=a.record_format, quiet=a.quiet,
-                       budget_s=budget, paced=not a.unpaced, midi_port=a.midi, midi_map=a.midi_map,
+                       budget_s=budget, lockstep=a.lockstep, midi_port=a.midi, midi_map=a.midi_map,
                        presets=a.presets, midi=not a.no_midi, threads=a.threads, worker=a.worker,
                        realtime=a.realtime, osc_port=a.osc_port)
     run_loop(piece, params, opts, console)
@@ -306,16 +352,21 @@ def cmd_devices(a: argparse.Namespace) -> int:
     from .audio.devices import list_devices
     from .control.midi import list_midi_ports
 
-    print("audio devices (PortAudio):")
     found = list_devices()
+    ports = list_midi_ports()
+    if a.json:
+        print(json.dumps({"audio": found, "midi": [{"api": api, "index": index, "name": name}
+                                                   for api, index, name in ports]}, indent=1))
+        return 0
+    print("audio devices (PortAudio; > default input, < default output):")
     for d in found:
-        print(f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / {d['outputs']} out, "
+        mark = (">" if d["default_input"] else " ") + ("<" if d["default_output"] else " ")
+        print(f"{mark}{d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / {d['outputs']} out, "
               f"{d['default_samplerate']:.0f} Hz")
     if not found:
-        print("  none (use --device null, or --input FILE with --device null)")
+        print("  none (use --output-device null, with --input FILE)")
     print("  null  clock-driven null device (no sound; --record still works)")
     print("MIDI input ports (rtmidi):")
-    ports = list_midi_ports()
     for api, index, name in ports:
         print(f"  {index:>3}  {name}  [{api}]")
     if not ports:
@@ -330,6 +381,8 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
     from .control.mapping import describe
     from .control.midi import available_apis, find_port
 
+    if hasattr(sys.stdout, "reconfigure"):  # an interactive dialogue, even through a pipe
+        sys.stdout.reconfigure(line_buffering=True)
     if os.path.exists(a.out) and not a.force:
         raise ParameterError(f"{a.out} exists; pass --force to replace it, or choose another --out")
     params = a.params.split(",") if a.params else LEARN_ORDER
@@ -358,6 +411,7 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
 
 def build_parser(piece_defaults: dict | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("render", help="dream a file offline")
@@ -366,11 +420,13 @@ def build_parser(piece_defaults: dict | None = None) -> argparse.ArgumentParser:
     r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
     r.add_argument("--plot", help="write input/output/difference spectrograms to this .png")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--overwrite", action="store_true", help="allow the output to be the input file itself")
     add_dream_options(r)
     r.set_defaults(func=cmd_render)
 
     lv = sub.add_parser("live", help="dream live input (or a file played in real time) to the speakers")
     lv.add_argument("--input", help="play this file (looped) in place of the capture side")
+    lv.add_argument("--demo", action="store_true", help="play the shipped demo clip (looped) in place of the capture side")
     lv.add_argument("--no-loop", action="store_true", help="with --input: silence after the file ends")
     add_run_options(lv, budget=2.8)
     lv.set_defaults(func=cmd_live)
@@ -409,8 +465,13 @@ def build_parser(piece_defaults: dict | None = None) -> argparse.ArgumentParser:
 
 def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
     """Options of a real-time run, shared by live and loop."""
-    lv.add_argument("--device", dest="device_name", default="auto",
-                    help="audio device index or name substring, 'null', or auto (default device, else null)")
+    lv.add_argument("--device", help="sound device for both sides (index or part of its name, see `streamdream "
+                                     "devices`), or null: a clock, no sound (default: the system's defaults, else null)")
+    lv.add_argument("--output-device", help="sound device to play to (overrides --device for output), or null")
+    lv.add_argument("--input-device", help="sound device to capture from (overrides --device for input)")
+    lv.add_argument("--input-channels", help="capture channels, from 1: one (mono) or two, e.g. 3,4 (default 1,2)")
+    lv.add_argument("--name", default="streamdream",
+                    help="JACK client name: ports appear as NAME:in_N / NAME:out_N (default streamdream)")
     lv.add_argument("--samplerate", type=int, help="default: 48000 (or the file's rate on the null device)")
     lv.add_argument("--blocksize", type=int, default=0,
                     help="frames per callback; 0 (default) lets the host choose, which on JACK adds no "
@@ -427,8 +488,10 @@ def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
     lv.add_argument("--record-format", dest="record_format", choices=["float32", "16", "24"],
                     help="sample format of --record (default float32 in .wav, 24 in .flac)")
     lv.add_argument("--quiet", action="store_true", help="no live display")
-    lv.add_argument("--unpaced", action="store_true",
-                    help="null device only: run as fast as dreams allow, every window dreamed (tests, offline)")
+    lv.add_argument("--lockstep", action="store_true",
+                    help="null device only: the clock waits for each dream, so every window is dreamed, "
+                         "as fast as dreams allow (tests, offline)")
+    lv.add_argument("--unpaced", dest="lockstep", action="store_true", help=argparse.SUPPRESS)  # the old name
     lv.add_argument("--midi", help="MIDI input port (index or name substring); a virtual port 'streamdream' "
                                    "is opened too")
     lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
@@ -444,7 +507,7 @@ def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
     lv.add_argument("--worker", choices=["process", "thread"], default="process",
                     help="run the dream in its own process (default: keeps the audio callback off the GIL) "
                          "or in a thread")
-    add_dream_options(lv, audio_device_flag=True)
+    add_dream_options(lv)
 
 
 def _rest_of_parser(sub) -> None:
@@ -458,7 +521,8 @@ def _rest_of_parser(sub) -> None:
     ml.add_argument("--timeout", type=float, help="skip a parameter after this many seconds without a knob")
     ml.set_defaults(func=cmd_midi_learn)
 
-    dv = sub.add_parser("devices", help="list audio devices and MIDI ports")
+    dv = sub.add_parser("devices", help="list audio devices (marking the defaults) and MIDI ports")
+    dv.add_argument("--json", action="store_true", help="as JSON: {audio: [...], midi: [...]}")
     dv.set_defaults(func=cmd_devices)
 
     m = sub.add_parser("models", help="inspect models")
@@ -496,6 +560,8 @@ def _rest_of_parser(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from .atomic import raise_on_sigterm
+    before = raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
     try:
         parser = build_parser(piece_arg_defaults(argv))
         args = parser.parse_args(argv)
@@ -503,16 +569,25 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
-        if isinstance(exc, DeviceError) and "sounddevice" in sys.modules:
+        if isinstance(exc, (DeviceError, RunError)) and "sounddevice" in sys.modules:
             # After its server vanished, PortAudio's exit handler can hang or abort; everything
             # worth keeping (recording, stats) is already closed, so leave without it.
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(exc.exit_code)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except OSError as exc:
+        # The system refused something a check could not foresee (a disk filled up, a file vanished):
+        # the user can act on it, so one line. Anything else is a bug and keeps its traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"streamdream: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
         print("streamdream: stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

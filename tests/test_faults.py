@@ -210,11 +210,11 @@ def test_a_closed_terminal_or_a_stop_signal_finishes_the_recording(mel_model, tm
     proc.stdout.close()
     proc.stderr.close()  # nobody reads the screen any more
     proc.send_signal(sig)
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) == (130 if sig == signal.SIGINT else 0)  # 130: Ctrl-C, as in every command
     recorded = sf.info(str(rec))
     snap = json.loads(stats.read_text())
     assert recorded.subtype == "PCM_24" and recorded.frames == round(snap["seconds_out"] * RATE) and recorded.frames > 3 * RATE
-    assert not list(tmp_path.glob("rec.recording-*"))
+    assert not list(tmp_path.glob(".rec.flac.*"))
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
@@ -230,7 +230,7 @@ def test_after_sigkill_everything_up_to_the_last_flush_is_readable(mel_model, tm
     proc.wait(timeout=60)
     for child in multiprocessing.active_children():
         child.kill()
-    partial = list(tmp_path.glob(f"rec.recording-*{suffix}"))
+    partial = list(tmp_path.glob(f".rec{suffix}.*.part{suffix}"))
     assert len(partial) == 1 and not rec.exists()
     # sox (libFLAC) as a user would; a killed FLAC's header does not know its length, which libsndfile dislikes
     stat = subprocess.run(["sox", str(partial[0]), "-n", "stat"], capture_output=True, text=True, timeout=60).stderr
@@ -281,4 +281,4 @@ def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel
     assert proc.wait(timeout=120) == 0
     assert "watchdog: the engine ended (exit -9); restarting it" in log.read_text()
     assert sf.info(str(tmp_path / "night-2.wav")).duration > 2  # the second start's recording, finished
-    assert list(tmp_path.glob("night.recording-*.wav"))  # the killed start's, readable up to its last flush
+    assert list(tmp_path.glob(".night.wav.*.part.wav"))  # the killed start's, readable up to its last flush

@@ -153,6 +153,7 @@ def test_annotated_model_renders_and_is_described(bare_wave_model, stereo_wav, t
     result = run_cli("models", "annotate", bare_wave_model, out, "--view", "waveform", "--rate", WAVE_RATE,
                      "--labels-file", labels)
     assert result.returncode == 0, result.stderr
+    assert "no layer to dream by default: pass --layer or --target" in result.stdout
     info = read_model_info(out)
     assert (info.view, info.front.rate_hz, info.front.input_samples, info.labels) == \
         ("waveform", WAVE_RATE, WAVE_SAMPLES, LABELS)

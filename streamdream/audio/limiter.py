@@ -18,6 +18,10 @@ from ..memory import resident_zeros
 
 OVERSAMPLE = 4
 TAPS = 32                 # interpolation filter length per phase
+# Input is clipped to +-CLIP before anything else: the gain 1 - (1 - threshold/peak) loses all its
+# precision in float64 once the peak passes ~1e16 and a 1e30 sample came out as digital silence.
+# 120 dB over full scale is far beyond any real signal, so nothing real is changed by it.
+CLIP = 1e6
 MARGIN_DB = 0.2           # the 4x interpolator is an estimate (measured up to 0.12 dB low); aim this far under
 
 
@@ -56,7 +60,10 @@ class TruePeakLimiter:
         self.lookahead = max(1, round(lookahead_ms * sample_rate / 1000.0))
         self.release_step = 1.0 / max(1.0, release_ms * sample_rate / 1000.0)
         self.filters = _interpolation_filters()
-        self.taps = self.filters.T[:, :, None, None].copy()  # (TAPS, phases, 1, 1): tap-major
+        # tap k of the three phases as a (1, phases, 1) column: column @ (channels, 1, n) samples gives
+        # every phase's and channel's products in one batched matrix product (a broadcast multiply
+        # would make numpy allocate work buffers in the audio callback)
+        self.taps = [np.ascontiguousarray(self.filters[None, :, tap:tap + 1]) for tap in range(TAPS)]
         self.bound = float(np.abs(self.filters).sum(axis=1).max())  # largest gain of an interpolator
         self.half = TAPS // 2
         self.latency = self.half + self.lookahead
@@ -86,13 +93,13 @@ class TruePeakLimiter:
         self._x, self._r = x, r
         self.x_hist, self.r_hist = x[:, :k], r[:lookahead]
         phases = OVERSAMPLE - 1
-        self._interp, self._term = resident_zeros((phases, c, n)), resident_zeros((phases, c, n))
+        self._interp, self._term = resident_zeros(c * phases * n), resident_zeros(c * phases * n)
         self._abs = resident_zeros((c, n))
         self._peak, self._phase_peak, self._both = (resident_zeros(n) for _ in range(3))
         self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
         self._quiet = resident_zeros(n, dtype=bool)
-        self._weighted = resident_zeros((n, lookahead + 1))
-        self._scaled = resident_zeros((c, n))
+        self._weighted, self._scaled = resident_zeros(n), resident_zeros(n)
+        self._positive = resident_zeros(lookahead + n, dtype=bool)
         self._capacity = n
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -106,12 +113,14 @@ class TruePeakLimiter:
         k = self.history
         x_all = self._x[:, :k + n]
         x_all[:, k:] = block
+        np.clip(x_all[:, k:], -CLIP, CLIP, out=x_all[:, k:])  # in place, float64: no temporaries
         first = k - self.half  # x_all index of the first sample whose peak is now computable
         start = first - self.half + 1  # first sample any of this block's interpolation filters read
         span = x_all[:, start:start + n + TAPS - 1]
         # No interpolated point exceeds max|x| times the filters' largest absolute sum: when even
         # that is under the threshold nothing needs reducing and the 4x interpolation is skipped.
-        loud = max(float(span.max()), -float(span.min())) * self.bound > self.threshold
+        top = max(max(float(row.max()), -float(row.min())) for row in span)
+        loud = top * self.bound > self.threshold
         need = self._need[:n]
         need[:] = 0.0
         if loud:
@@ -123,14 +132,22 @@ class TruePeakLimiter:
         r_all = self._r[:lookahead + n]
         r_all[lookahead:] = need
         attack = self._attack[:n]
-        if r_all.any():
-            # output position o sees the reduction needed at o + j with weight 1 - j/(L+1)
-            windows = np.lib.stride_tricks.sliding_window_view(r_all, lookahead + 1)
-            weighted = self._weighted[:n]
-            np.multiply(windows, self.attack_weights, out=weighted)
-            np.max(weighted, axis=1, out=attack)
-        else:
-            attack[:] = 0.0
+        attack[:] = 0.0
+        if r_all.max() > 0.0:  # reductions are >= 0 (and .any() would allocate a cast buffer)
+            # Output position o sees the reduction needed at o + j with weight 1 - j/(L+1), one 1-D
+            # pass per j (a 2-D sliding-window product made numpy allocate in the callback), and only
+            # over the outputs that can see a reduction: those from L before the first to the last.
+            positive = self._positive[:lookahead + n]
+            np.greater(r_all, 0.0, out=positive)
+            first_needed = int(positive.argmax())
+            np.greater(r_all[::-1], 0.0, out=positive)
+            last_needed = lookahead + n - 1 - int(positive.argmax())
+            lo, hi = max(0, first_needed - lookahead), min(n, last_needed + 1)
+            span, weighted = attack[lo:hi], self._weighted[:hi - lo]
+            np.multiply(r_all[lo:hi], self.attack_weights[0], out=span)
+            for j in range(1, lookahead + 1):
+                np.multiply(r_all[lo + j:hi + j], self.attack_weights[j], out=weighted)
+                np.maximum(span, weighted, out=span)
         r_all[:lookahead] = r_all[n:n + lookahead].copy() if n < lookahead else r_all[n:n + lookahead]
 
         env = self._release(attack)
@@ -139,23 +156,38 @@ class TruePeakLimiter:
             out[:] = delayed
         else:
             gain = np.subtract(1.0, env, out=self._gain[:n])
-            out[:] = np.multiply(delayed, gain, out=self._scaled[:, :n])
+            scaled = self._scaled[:n]
+            for c in range(self.channels):  # row by row: a broadcast would allocate
+                out[c] = np.multiply(delayed[c], gain, out=scaled)
         x_all[:, :k] = x_all[:, n:n + k].copy() if n < k else x_all[:, n:n + k]
         return out
 
     def _reduction_needed(self, x_all: np.ndarray, first: int, start: int, n: int, need: np.ndarray) -> None:
         """Fill `need` with the gain reduction each sample needs so its true peak meets the threshold."""
         # Peak of each sample interval [i, i+1): the sample and three interpolated points.
+        # (every operation here is 1-D or a plain matrix product: numpy allocates work buffers for
+        # broadcasts and multi-axis reductions, and this runs in the audio callback)
         peak = self._peak[:n]
-        np.max(np.abs(x_all[:, first:first + n], out=self._abs[:, :n]), axis=0, out=peak)
-        interp, term = self._interp[:, :, :n], self._term[:, :, :n]
-        np.multiply(self.taps[0], x_all[None, :, start:start + n], out=interp)
-        for tap in range(1, TAPS):  # all three phases per tap, each summed in tap order
-            np.multiply(self.taps[tap], x_all[None, :, start + tap:start + tap + n], out=term)
+        for c in range(self.channels):
+            magnitude = np.abs(x_all[c, first:first + n], out=self._abs[c, :n])
+            if c == 0:
+                np.copyto(peak, magnitude)
+            else:
+                np.maximum(peak, magnitude, out=peak)
+        shape = (self.channels, OVERSAMPLE - 1, n)
+        size = shape[0] * shape[1] * n
+        interp, term = self._interp[:size].reshape(shape), self._term[:size].reshape(shape)
+        x = x_all[:, None, :]  # (channels, 1, samples)
+        np.matmul(self.taps[0], x[:, :, start:start + n], out=interp)
+        for tap in range(1, TAPS):  # every phase and channel per tap, each summed in tap order
+            np.matmul(self.taps[tap], x[:, :, start + tap:start + tap + n], out=term)
             np.add(interp, term, out=interp)
         np.abs(interp, out=interp)
         phase_peak = self._phase_peak[:n]
-        np.max(interp, axis=(0, 1), out=phase_peak)
+        np.copyto(phase_peak, interp[0, 0])
+        for c in range(shape[0]):
+            for p in range(shape[1]):
+                np.maximum(phase_peak, interp[c, p], out=phase_peak)
         np.maximum(peak, phase_peak, out=peak)
         # A sample touches the intervals on both sides of it.
         both = self._both[:n]
@@ -168,29 +200,44 @@ class TruePeakLimiter:
         np.maximum(both, 1e-30, out=both)  # changes only samples that are zeroed below
         np.divide(self.threshold, both, out=need)
         np.subtract(1.0, need, out=need)
-        need[quiet] = 0.0
+        np.copyto(need, 0.0, where=quiet)
 
     def _release(self, attack: np.ndarray):
         """Reduction envelope with a linear release; None when no reduction at all (gain exactly 1)."""
-        if self.env == 0.0 and not attack.any():
+        if self.env == 0.0 and not attack.max() > 0.0:
             return None
         env = self._env[:attack.size]
         state, step = self.env, self.release_step
-        for i, a in enumerate(attack.tolist()):
+        # memoryviews: Python floats one at a time (no list of them), and stores without numpy's
+        # per-item overhead
+        written = memoryview(env)
+        for i, a in enumerate(memoryview(attack)):
             state = state - step
             if state < 0.0:
                 state = 0.0
             if a > state:
                 state = a
-            env[i] = state
+            written[i] = state
         self.env = state
         return env
 
-    def process_all(self, audio: np.ndarray) -> np.ndarray:
-        """Whole signal at once, latency removed. audio: (channels, n)."""
+    def process_all(self, audio: np.ndarray, block: int = 65536) -> np.ndarray:
+        """Whole signal, latency removed. audio: (channels, n).
+
+        Worked through in blocks so the work buffers stay one block's size; the output is the
+        same as from one call (see the module doc)."""
         self.reset()
-        out = self.process(np.concatenate([audio, np.zeros((self.channels, self.latency))], axis=1))
-        return out[:, self.latency:]
+        n, lag = audio.shape[1], self.latency
+        out = np.empty((self.channels, n), dtype=np.float32)
+        for at in range(0, n + lag, block):  # the input stream is the audio, then `lag` zeros
+            end = min(at + block, n + lag)
+            piece = audio[:, at:min(end, n)]
+            if end > n:
+                piece = np.concatenate([piece, np.zeros((self.channels, end - max(at, n)))], axis=1)
+            limited = self.process(piece)
+            keep = max(at, lag)  # stream frame j comes out as output frame j - lag
+            out[:, keep - lag:end - lag] = limited[:, keep - at:]
+        return out
 
 
 def true_peak(audio: np.ndarray) -> float:

@@ -13,38 +13,26 @@ xruns; one wake-up per millisecond handles the same flood in batches.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sys
 import threading
 import time
 
 from ..errors import MidiPortError, ParameterError, StreamDreamError
+from ..native import quiet_native_stderr
 from .mapping import KNOBS, Mapping, choose, keyboard_keys
 from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
 
 VIRTUAL_PORT = "streamdream"
+# The virtual port's client: on JACK the audio client is already "streamdream" (live --name), and a
+# second client of that name would be renamed "streamdream-01" behind the user's back.
+VIRTUAL_CLIENT = "streamdream-midi"
 
 
 def _rtmidi():
     import rtmidi
     return rtmidi
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """libjack and alsa-lib print to fd 2 when their server is absent; a probe should not."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def available_apis() -> list[int]:
@@ -57,7 +45,7 @@ def available_apis() -> list[int]:
         if api not in compiled or (api == rtmidi.API_LINUX_ALSA and not os.path.exists("/dev/snd/seq")):
             continue
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 probe = rtmidi.MidiIn(api, name="streamdream-probe")
                 probe.get_ports()
                 probe.delete()
@@ -83,7 +71,7 @@ def find_port(names: list[str], spec: str) -> int:
     """--midi / --port by index or name substring (never our own virtual port); lists the ports if none fits."""
     if spec.isdigit() and int(spec) < len(names):
         return int(spec)
-    hits = [i for i, n in enumerate(names) if spec.lower() in n.lower() and VIRTUAL_PORT + ":" not in n]
+    hits = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not n.startswith(VIRTUAL_CLIENT)]
     if not hits:
         listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
         raise MidiPortError(f"no MIDI input port matches {spec!r}; ports: {listing}")
@@ -239,7 +227,7 @@ class MidiControl:
             raise MidiPortError("no MIDI system found (start JACK, or load the ALSA sequencer: modprobe snd-seq)")
         api = apis[0]
         if virtual:
-            self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_PORT)
+            self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_CLIENT)
             self._virtual.open_virtual_port(VIRTUAL_PORT)
             self._virtual.ignore_types(sysex=True, timing=True, active_sense=True)
         if port is not None:

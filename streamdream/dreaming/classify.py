@@ -8,7 +8,7 @@ import torch
 from ..errors import ParameterError
 from ..windows import Schedule
 from .model import ModelInfo, convert, read_model_info
-from .views import build_view, needed_sample_rate, pad_for_view
+from .views import build_view, needed_sample_rate, padded_frames
 
 
 def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info: ModelInfo | None = None,
@@ -23,7 +23,7 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
     # A file shorter than a window is classified whole: zero padding would dilute the global pooling.
     window_s = max(0.5, min(window_s, audio.shape[1] / rate))
     schedule = Schedule.from_seconds(rate, window_s, 0.0)
-    frames = pad_for_view(info.view, schedule.window)
+    frames = padded_frames(info.view, schedule.window)
     view = build_view(info.view, info.front, rate, info.image_hw, info.layout, info.model_channels)
     total = audio.shape[1]
     count = schedule.count(total)

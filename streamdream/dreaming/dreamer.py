@@ -11,14 +11,14 @@ from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
 from .model import LoadedModel, ModelInfo, convert, read_model_info
-from .views import SpectrogramView, build_view, needed_sample_rate, pad_for_view
+from .views import SpectrogramView, build_view, needed_sample_rate, padded_frames
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ParameterError("--device cuda asked for, but torch sees no CUDA GPU here; use --device cpu")
+        raise ParameterError("--torch-device cuda asked for, but torch sees no CUDA GPU here; use --torch-device cpu")
     return torch.device(name)
 
 
@@ -117,7 +117,7 @@ class Dreamer:
         self.device = pick_device(params.device)
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
-        self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
+        self.view_frames = padded_frames(self.view_name, self._at_view_rate(window_frames))
         self.view = build_view(self.view_name, self.info.front, self.rate, self.info.image_hw, self.info.layout,
                                self.info.model_channels)
         self.stereo_input = self.info.stereo_input  # mono is then dreamed as L = R, and the change averaged
@@ -129,6 +129,7 @@ class Dreamer:
         self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
         self.n_classes = (self.loaded.output_shapes[self.objective.logits][self.info.class_axis]
                           if self.objective.logits else 0)
+        self.loaded.check_channels(self.objective)
         self._build_loop(example_view)
 
     def warm_up(self, runs: int = 2) -> "Dreamer":

@@ -54,6 +54,13 @@ class FrontEnd:
         unknown = set(data) - known
         if unknown:
             raise ParameterError(f"unknown front-end parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        for name, value in data.items():
+            default = cls.__dataclass_fields__[name].default
+            numbers = value if isinstance(value, list) else [value]
+            # a string or a bool where a number belongs would fail later, deep in the view, as a traceback
+            if isinstance(default, (int, float)) or name in ("image_mean", "image_std"):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                    raise ParameterError(f"front-end parameter {name} must be a number, not {value!r}")
         return cls(**data)
 
     def validate(self) -> None:
@@ -99,8 +106,8 @@ def needed_sample_rate(view: str, front: FrontEnd, sample_rate: int) -> int:
     return sample_rate
 
 
-def pad_for_view(view: str, frames: int) -> int:
-    """How many frames the view needs the window padded to."""
+def padded_frames(view: str, frames: int) -> int:
+    """The length (frames) a window of `frames` is padded to for the view: whole images for raw-image."""
     if view == "raw-image":
         return -(-frames // RAW_IMAGE_FRAMES) * RAW_IMAGE_FRAMES
     return frames

@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ModelError, ParameterError
 from .converters import check_convertible
 from .frontend import (FrontEnd, VIEW_NAMES, WAVEFORM_LAYOUTS, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT,
@@ -30,8 +30,6 @@ META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the firs
 META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
 
 PARITY_TOLERANCE = 1e-4
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-DEFAULT_MODEL_NAME = "default.onnx"
 # Activations of these ops carry features worth dreaming on.
 DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
                  "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
@@ -39,8 +37,11 @@ DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", 
 
 
 def default_model_path() -> Path:
-    """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
-    return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The shipped default model (package data); `STREAMDREAM_MODEL` overrides it."""
+    from ..data import DEFAULT_MODEL, shipped_path
+
+    override = os.environ.get("STREAMDREAM_MODEL")
+    return Path(override) if override else shipped_path(DEFAULT_MODEL)
 
 
 def model_path(spec: str | os.PathLike | None) -> Path:
@@ -50,10 +51,11 @@ def model_path(spec: str | os.PathLike | None) -> Path:
     path = Path(spec)
     if path.exists() or path.suffix or len(path.parts) > 1:
         return path
-    shipped = MODELS_DIR / f"{spec}.onnx"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx")))
+    from ..data import shipped_model_names, shipped_path
+
+    if str(spec) in shipped_model_names():
+        return shipped_path(f"{spec}.onnx")
+    names = ", ".join(shipped_model_names())
     raise ModelError(f"no model file {spec!r} and no shipped model of that name; shipped models: {names}")
 
 
@@ -103,8 +105,8 @@ class ModelInfo:
         lowered = [name.lower() for name in self.labels]
         if label.lower() in lowered:
             return lowered.index(label.lower())
-        if label.isdigit() and int(label) < max(len(self.labels), 1_000_000):
-            return int(label)
+        if label.isdigit() and (not self.labels or int(label) < len(self.labels)):
+            return int(label)  # a model without labels: checked against its output width once loaded
         known = ", ".join(self.labels) if self.labels else "none (this model has no labels; use a class index)"
         raise ParameterError(f"unknown target label {label!r}; this model knows: {known}")
 
@@ -336,6 +338,14 @@ class LoadedModel:
         self.parity_error = parity_error
         self.output_shapes = output_shapes or {}  # for the parity probe (batch 1)
 
+    def check_channels(self, objective) -> None:
+        """Refuse a --layer NAME@CHANNEL past the layer's width (tracing would fail with an IndexError)."""
+        for name, _, channel, axis in objective.layers:
+            shape = self.output_shapes[name]
+            width = shape[axis] if -len(shape) <= axis < len(shape) else 1
+            if channel >= width:
+                raise ParameterError(f"layer {name!r} has {width} channels; pick a channel from 0 to {width - 1}")
+
 
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
     """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
@@ -383,6 +393,10 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
         if ref.shape != ours.shape:
             raise ModelError(f"{info.path.name}: torch and ONNX Runtime disagree on the shape of {name!r}; "
                              "the conversion is wrong, re-export the model")
+        # NaN compares as neither close nor far: without this a model that outputs NaN passed as "exact"
+        if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(ours))):
+            raise ModelError(f"{info.path.name} outputs NaN or Inf in {name!r} for an ordinary input; "
+                             "it cannot be dreamed with, check or re-export the model")
         scale = max(float(np.abs(ref).max()), 1e-12)
         worst = max(worst, float(np.abs(ref - ours).max()) / scale)
     if not worst <= PARITY_TOLERANCE:
@@ -420,18 +434,12 @@ def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, fron
                    class_axis if class_axis is not None else int(meta.get(META_CLASS_AXIS, -1)),
                    channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part.onnx", dir=dest.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
+    with atomic_path(dest) as tmp:
+        onnx.save(proto, str(tmp))
         info = read_model_info(tmp)
         info.path = source  # errors name the file the user gave
         check_annotation(info)
-        os.replace(tmp, dest)
-        info.path = dest
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    info.path = dest
     return info
 
 

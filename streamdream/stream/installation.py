@@ -266,7 +266,7 @@ def run_loop(piece: Piece, params: Params, opts, console, ticks=()) -> dict:
     check_piece(piece)
     setup_log(piece.log)
     # the loop is made once at the rate the device will run (the null device: the material's own rate)
-    audio, rate = load_loop(read_playlist(piece.files), opts.samplerate or (None if opts.device == "null" else 48000))
+    audio, rate = load_loop(read_playlist(piece.files), opts.samplerate or (None if opts.output_device == "null" else 48000))
     ticks = list(ticks)
     if piece.evolve:
         info = read_model_info(params.model, params.view)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -14,20 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import devices
+from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..params import Params
-from ..errors import DeviceError, MidiPortError, StreamDreamError
+from ..errors import FileWriteError, MidiPortError, ParameterError, RunError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder, default_format
 
 
 STALL_SECONDS = 2.0  # no audio callback for this long means the device is gone
+# --stats JSON layout, documented key by key in docs/STATS.md: raise it when a key changes meaning or goes
+STATS_SCHEMA_VERSION = 1
 
 
 @dataclass
 class LiveOptions:
-    device: str = "auto"          # "auto" (default device, else null), "null", an index or a name substring
+    output_device: str = "auto"   # "auto" (default device, else null), "null", an index or a name (part)
+    input_device: str | None = None  # capture device (index or name part); None: the default input
+    input_channels: str | None = None  # capture channels, 1-based "1,2" or "3"; default the first two
+    name: str = "streamdream"     # JACK client name (its ports are NAME:in_N / NAME:out_N)
     samplerate: int | None = None
     blocksize: int = 0            # 0: the host's own block size
     input_file: str | None = None
@@ -38,7 +44,7 @@ class LiveOptions:
     record_format: str | None = None  # float32, 16 or 24; default float32 in .wav, 24 in .flac
     quiet: bool = False
     budget_s: float = 2.8          # dream time measured 1.6 s mean, 2.3 s max per 9-s window here
-    paced: bool = True            # null device only: False runs as fast as the dreams allow, in lockstep
+    lockstep: bool = False        # null device only: the clock waits for each dream (every window dreamed)
     midi_port: str | None = None  # --midi: index or name substring of a controller's port
     midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
     presets: str | None = None    # --presets TOML: program change loads, saves go here
@@ -48,6 +54,32 @@ class LiveOptions:
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
     osc_port: int | None = None   # OSC control and status on 127.0.0.1:PORT (control/osc.py)
+
+    def check(self) -> "LiveOptions":
+        """Every option and every file the run will need, checked before the model loads (which takes seconds)."""
+        from ..audio.files import check_output_path
+        from ..atomic import check_writable
+        from ..control.mapping import load_mapping
+        from ..control.presets import load_presets
+
+        if self.samplerate is not None and not 8000 <= self.samplerate <= 192000:
+            raise ParameterError(f"--samplerate {self.samplerate} is outside 8000-192000 Hz")
+        if not 0 <= self.blocksize <= 8192:
+            raise ParameterError("--blocksize must be 0 (let the device choose) to 8192 frames")
+        if not 0.1 <= self.budget_s <= 60.0:  # also refuses nan
+            raise ParameterError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
+        if self.duration is not None and not 0 < self.duration < math.inf:
+            raise ParameterError("--duration must be a positive, finite number of seconds (leave it out to run until stopped)")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ParameterError("--threads must be 1 or more (leave it out for all cores but one)")
+        if self.stats_path:
+            check_writable(self.stats_path, "--stats")
+        if self.record_path:
+            check_output_path(self.record_path, default_format(self.record_path, self.record_format), "--record")
+        load_mapping(self.midi_map)
+        if self.presets:
+            load_presets(self.presets)
+        return self
 
 
 def rss_bytes() -> int:
@@ -70,6 +102,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
     period = (blocksize or s.last_frames) / engine.sample_rate if (blocksize or s.last_frames) else None
     pct = s.callback_percentiles()
     return {
+        "schema_version": STATS_SCHEMA_VERSION,
         "elapsed_s": round(time.perf_counter() - started, 3),
         "seconds_out": s.frames_out / engine.sample_rate,
         "windows_dreamed": s.windows_dreamed,
@@ -100,12 +133,23 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
     }
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".stats.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+class StatsFile:
+    """--stats: rewritten whole once a second. It is a side channel, so a write that fails mid-run
+    (disk full) is reported once and the audio goes on; the path itself was checked before the start."""
+
+    def __init__(self, path: str | None, console):
+        self.path, self.console, self.failed = path, console, False
+
+    def write(self, snap: dict) -> None:
+        if not self.path:
+            return
+        try:
+            write_text_atomic(self.path, json.dumps(snap, indent=1))
+            self.failed = False
+        except FileWriteError as exc:
+            if not self.failed:
+                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False, soft_wrap=True)
+            self.failed = True
 
 
 def _meter(level: float) -> str:
@@ -147,24 +191,29 @@ def warm_dreamer(params: Params, sample_rate: int, window_frames: int):
 
 def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarray | None = None):
     need_input = opts.input_file is None
-    if opts.device == "null":
-        paced = opts.paced
-        return devices.NullDevice(engine.process, rate, opts.blocksize, paced=paced, capture=capture,
-                                  before_block=None if paced else engine.wait_for_dreams)
-    index = devices.resolve_device(None if opts.device == "auto" else opts.device, need_input)
-    return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input, opts.realtime)
+    if opts.output_device == "null":
+        return devices.NullDevice(engine.process, rate, opts.blocksize, capture=capture,
+                                  lockstep=engine.wait_for_dreams if opts.lockstep else None)
+    return devices.PortAudioStream(engine.process, *_device_indices(opts), rate, opts.blocksize,
+                                   opts.input_channels, need_input, opts.realtime)
+
+
+def _device_indices(opts: LiveOptions) -> tuple[int | None, int | None]:
+    need_input = opts.input_file is None
+    return (devices.find_device(opts.input_device, "input") if need_input else None,
+            devices.find_device(opts.output_device, "output"))
 
 
 def choose_device(opts: LiveOptions, console) -> LiveOptions:
-    """--device auto: the default sound device when there is one, else the null device (said out loud)."""
-    if opts.device != "auto":
+    """--output-device auto: the default sound device when there is one, else the null device (said out loud)."""
+    if opts.output_device != "auto":
         return opts
     try:
-        devices.resolve_device(None, need_input=opts.input_file is None)
+        _device_indices(opts)
         return opts
     except StreamDreamError as exc:
         console.print(f"[yellow]{exc}[/]; using the null device (no sound, --record still works)")
-        opts.device = "null"
+        opts.output_device = "null"
         return opts
 
 
@@ -207,13 +256,16 @@ def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
 
 def run_live(params: Params, opts: LiveOptions, console, source_audio: tuple[np.ndarray, int] | None = None,
              ticks=(), feedback: float | None = None) -> dict:
-    """Run until --duration, a stop signal, or (live only) the device fails. Returns the final stats snapshot.
+    """Run until --duration, a stop signal, or the device fails. Returns the final stats snapshot.
 
     source_audio (audio, rate) replaces --input; `ticks` are objects with tick(engine, seconds, say) called
-    about ten times a second (installation mode's guard, evolution, schedule, OSC); feedback is the share
-    of the output fed back into the input (None: no feedback path)."""
+    about ten times a second (installation mode's guard, evolution, schedule); feedback is the share of
+    the output fed back into the input (None: no feedback path)."""
     params = params.validate()
-    source, rate = _prepare(params, opts, console, source_audio)
+    opts.check()
+    from ..dreaming.model import read_model_info
+    read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
+    source, rate = _prepare(opts, console, source_audio)
     say = Say(console)
     engine = _start_engine(params, opts, rate, source, feedback, say)
     try:
@@ -227,22 +279,14 @@ def run_live(params: Params, opts: LiveOptions, console, source_audio: tuple[np.
     say(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
         f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
         + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
-        + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.device}")
+        + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.output_device}")
     return Session(engine, device, midi, opts, say, ticks).run()
 
 
-def _prepare(params: Params, opts: LiveOptions, console, source_audio) -> tuple[FileSource | None, int]:
-    """Check everything a user can get wrong before any audio or model work; returns (source, rate)."""
+def _prepare(opts: LiveOptions, console, source_audio) -> tuple[FileSource | None, int]:
+    """The source and the rate; device problems found before any time goes into the model."""
     import soxr
 
-    from ..dreaming.model import read_model_info
-    read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
-    if not 0.1 <= opts.budget_s <= 60.0:
-        raise StreamDreamError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
-    if opts.stats_path:
-        folder = os.path.dirname(os.path.abspath(opts.stats_path))
-        if not os.path.isdir(folder):
-            raise StreamDreamError(f"--stats folder {folder} does not exist; create it first")
     if source_audio is not None:
         opts.input_file = opts.input_file or "<loop>"  # a file-like source: no capture side
     opts = choose_device(opts, console)
@@ -251,23 +295,23 @@ def _prepare(params: Params, opts: LiveOptions, console, source_audio) -> tuple[
     if source_audio is not None or opts.input_file:
         if source_audio is None:
             loaded = read_audio(opts.input_file)
+            for warning in loaded.warnings:
+                console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
             source_audio = loaded.audio, loaded.sample_rate
         audio, file_rate = source_audio
-        rate = rate or (48000 if opts.device != "null" else file_rate)
+        rate = rate or (48000 if opts.output_device != "null" else file_rate)
         if file_rate != rate:
             audio = soxr.resample(audio.T, file_rate, rate).T.astype(np.float32)
         source = FileSource(audio, loop=opts.loop_input)
     rate = rate or 48000
-    if not 8000 <= rate <= 192000:
-        raise StreamDreamError(f"--samplerate {rate} is outside 8000-192000 Hz")
-    if opts.blocksize < 0 or opts.blocksize > 8192:
-        raise StreamDreamError("--blocksize must be 0 (let the device choose) to 8192 frames")
-    if opts.device not in ("null",):  # fail on device problems before spending time on the model
-        devices.check_settings(devices.resolve_device(None if opts.device == "auto" else opts.device,
-                                                      opts.input_file is None), rate, opts.input_file is None)
-    if opts.record_path:
-        from ..audio.files import check_output_path
-        check_output_path(opts.record_path, default_format(opts.record_path, opts.record_format))
+    if opts.lockstep and opts.output_device != "null":
+        raise StreamDreamError("--lockstep runs on the null device only (--output-device null)")
+    if opts.output_device != "null":  # fail on device problems before spending time on the model
+        devices.set_jack_client_name(opts.name)
+        input_index, output_index = _device_indices(opts)
+        channels = (devices.input_channel_slice(opts.input_channels, input_index)[0]
+                    if opts.input_file is None else None)
+        devices.check_settings(input_index, output_index, rate, channels)
     return source, rate
 
 
@@ -284,8 +328,8 @@ def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
     say(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=(opts.device == "null" and not opts.paced), worker=opts.worker, threads=threads,
-                    monitor=opts.monitor, feedback=feedback)
+                    lockstep=opts.lockstep, worker=opts.worker, threads=threads, monitor=opts.monitor,
+                    feedback=feedback)
     try:
         engine.start_worker()
     except BaseException:
@@ -336,6 +380,8 @@ class Session:
         self.display = None
         self.started = time.perf_counter()
         self.stop = threading.Event()
+        self.stopped_by: list[int] = []
+        self.stats_file = StatsFile(opts.stats_path, say.console)
         self.next_restart_at: float | None = None
         self.restarting: threading.Thread | None = None
         self.last_restart = 0.0
@@ -366,7 +412,7 @@ class Session:
                     if threading.current_thread() is threading.main_thread() else None)
         if previous is not None:
             for sig in handled:
-                signal.signal(sig, lambda *_: self.stop.set())
+                signal.signal(sig, lambda signum, _frame: (self.stopped_by.append(signum), self.stop.set()))
         if self.recorder:
             engine.record_ring = self.recorder.ring
             self.recorder.start()
@@ -395,9 +441,11 @@ class Session:
             sys.setswitchinterval(switch_interval)
         if self.failure:
             kept = f"; the recording so far is in {opts.record_path}" if self.recorder else ""
-            raise DeviceError(f"{self.failure}{kept}")
+            raise RunError(f"{self.failure}{kept}")
         self.say(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                  f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
+        if signal.SIGINT in self.stopped_by:
+            raise KeyboardInterrupt  # cleaned up; the CLI exits 130 as for Ctrl-C in any command
         return snap
 
     def _open_osc(self) -> None:
@@ -434,7 +482,7 @@ class Session:
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
                 snap = self.snapshot()
-                write_json_atomic(opts.stats_path, snap)
+                self.stats_file.write(snap)
                 last_stats = now
             if self.display is not None:
                 try:
@@ -559,8 +607,7 @@ class Session:
             except (OSError, ValueError, SystemExit):
                 pass
         snap = self.snapshot()
-        if self.opts.stats_path:
-            write_json_atomic(self.opts.stats_path, snap)
+        self.stats_file.write(snap)
         if path is not None:
             self.say(f"recorded {snap['recorded_s']:.1f} s to {path}")
         return snap

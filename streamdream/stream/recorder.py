@@ -8,19 +8,19 @@ Built for nights unattended:
   (a float32 stereo night at 48 kHz is about 13 GB);
 * a full disk (or any write error) stops the recording with a message; the audio plays on.
 
-While recording, the audio grows in a visible "NAME.recording-XXXX.EXT" beside the target; it takes
-the target's name when the run ends.
+While recording, the audio grows in a hidden ".NAME.XXXX.part.EXT" beside the target (atomic.temp_beside);
+it takes the target's name when the run ends.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import soundfile as sf
 
+from ..atomic import publish, temp_beside
 from ..audio.files import check_output_path
 from ..audio.ring import AudioRing
 
@@ -42,9 +42,7 @@ class Recorder:
                  seconds_buffered: float = 20.0):
         self.path, fmt, sf_subtype = check_output_path(path, default_format(path, subtype))
         self.ring = AudioRing(channels, int(seconds_buffered * sample_rate))
-        fd, self.tmp = tempfile.mkstemp(prefix=f"{self.path.stem}.recording-", suffix=self.path.suffix,
-                                        dir=self.path.parent)
-        os.close(fd)
+        self.tmp = temp_beside(self.path)
         self.file = sf.SoundFile(self.tmp, "w", sample_rate, channels, sf_subtype,
                                  format="RF64" if fmt == "WAV" else fmt)
         if fmt == "WAV":
@@ -110,7 +108,7 @@ class Recorder:
             self.file.close()
         except Exception as exc:
             self.error = self.error or _describe(exc)
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
         return self.path
 
 

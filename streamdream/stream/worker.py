@@ -28,8 +28,8 @@ def gpu_failure(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "CUDA" in str(exc) or "cuda" in str(exc)
 
 
-def dream_loop(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
-               notify=lambda: None, say=lambda text: None) -> None:
+def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
+                  notify=lambda: None, say=lambda text: None) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params).
 
     A GPU that fails (CUDA error, out of memory) is given up for the rest of the run: the window plays
@@ -161,8 +161,8 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
             return ready.get(dreamer_key(p)) or make(p)
 
         try:
-            dream_loop(buf, schedule, get_params, make_dreamer, stopped, lockstep,
-                       say=lambda text: conn.send(("notice", text)))
+            dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep,
+                          say=lambda text: conn.send(("notice", text)))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -172,7 +172,7 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
 class DreamWorker:
     """The dream worker's lifecycle for one engine: start, report, stop, and restart after a failure.
 
-    mode "thread" runs dream_loop beside the callback (tests, custom dreamers); "process" runs it in a
+    mode "thread" runs dream_windows beside the callback (tests, custom dreamers); "process" runs it in a
     spawned process over the engine's shared DreamExchange (live). A failed worker leaves the slots
     unpublished, so the callback simply plays dry until a restarted one catches up.
     """
@@ -297,8 +297,8 @@ class DreamWorker:
                 self.ready.notify_all()
 
         try:
-            dream_loop(e.exchange, e.schedule, lambda: (e.params_version, e.params), factory,
-                       stop.is_set, e.lockstep, notify, self.notices.append)
+            dream_windows(e.exchange, e.schedule, lambda: (e.params_version, e.params), factory,
+                          stop.is_set, e.lockstep, notify, self.notices.append)
         except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
             if not stop.is_set():
                 self.error = exc
