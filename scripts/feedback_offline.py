@@ -3,7 +3,7 @@
 
     python scripts/feedback_offline.py [--minutes 120] [--feedback 1.0] [--model tiny|default|FILE]
 
-Runs `streamdream loop` on the null device unpaced (every window dreamed, as fast as the dreams allow,
+Runs `streamdream loop` on the null device in lockstep (every window dreamed, as fast as the dreams allow,
 the real loop path: feedback, normalisation, limiter, guard) over the demo clip, records it, then reads
 the recording back in 10-s pieces and reports level and spectral shape against the source's, per
 tenth of the run, and the guard's pull-backs. `tiny` (default) is the test suite's small random CNN, so
@@ -35,9 +35,11 @@ def main() -> int:
     parser.add_argument("--feedback", type=float, default=1.0)
     parser.add_argument("--intensity", type=float, default=2.0)
     parser.add_argument("--model", default="tiny")
+    parser.add_argument("--recording", help="analyse this earlier run's recording instead of running again")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedback_offline."))
-    demo = next(p for p in (ROOT / "streamdream" / "data" / "demo.flac", ROOT / "models" / "demo.flac") if p.exists())
+    from streamdream.data import DEMO_CLIP, shipped_path
+    demo = shipped_path(DEMO_CLIP)
     dream = []
     if args.model == "tiny":
         from models import make_audio_model
@@ -47,11 +49,14 @@ def main() -> int:
         dream = ["--model", args.model]
     rec, log = work / "out.wav", work / "run.log"
     cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(demo), *dream, "--intensity", str(args.intensity),
-           "--feedback", str(args.feedback), "--device", "null", "--unpaced", "--samplerate", "16000",
+           "--feedback", str(args.feedback), "--device", "null", "--lockstep", "--samplerate", "16000",
            "--duration", str(args.minutes * 60), "--record", str(rec), "--record-format", "16", "--log", str(log),
            "--quiet", "--no-midi"]
     began = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if args.recording:
+        rec, log = Path(args.recording), Path(args.recording).with_name("run.log")
+    else:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     took = time.monotonic() - began
     source, rate = load_loop([demo], 16000)
     src_flat, src_tonal = spectral_shape(source)

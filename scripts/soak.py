@@ -29,19 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from jackserver import JackServer  # noqa: E402
+from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
 
 RSS_GROWTH_LIMIT = 0.02
 SAMPLE_EVERY_S = 5.0
-
-
-def demo_clip() -> Path:
-    for candidate in (ROOT / "streamdream" / "data" / "demo.flac", ROOT / "models" / "demo.flac"):
-        if candidate.exists():
-            return candidate
-    raise SystemExit("no demo clip found")
 
 
 def descendants(pid: int) -> list[int]:
@@ -92,7 +87,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="soak."))
     stats, rec = work / "stats.json", work / "soak.flac"
     seconds = args.minutes * 60
-    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(demo_clip()), "--device", "system",
+    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(shipped_path(DEMO_CLIP)), "--device", "system",
            "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), "--evolve",
            "--evolve-period", "30", "--record", str(rec), "--stats", str(stats), "--log", str(work / "soak.log"),
            "--quiet", *args.extra]

@@ -583,7 +583,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamdream: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print("streamdream: stopped", file=sys.stderr)
+        try:
+            print("streamdream: stopped", file=sys.stderr)
+        except OSError:
+            pass  # the terminal is gone (closed window, SIGHUP): the exit code still says why
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
         if before is not None:

@@ -56,7 +56,7 @@ def run_session(engine, seconds, monkeypatch=None, **opts):
         engine.process(indata, outdata, frames, status)
         out.append(outdata.T.copy())
 
-    device = NullDevice(process, engine.sample_rate, BLOCK, paced=True, max_frames=int(seconds * engine.sample_rate))
+    device = NullDevice(process, engine.sample_rate, BLOCK, max_frames=int(seconds * engine.sample_rate))
     text = io.StringIO()
     engine.start_worker()
     session = Session(engine, device, None, LiveOptions(duration=seconds, quiet=True, **opts), Say(Console(file=text)))
@@ -186,7 +186,7 @@ def test_a_full_disk_stops_the_recording_with_a_message_and_the_audio_plays_on(m
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     # a thread worker: the process worker's shared memory is a file the size limit would refuse too
-    out = subprocess.run(_loop_cmd(mel_model, tmp_path, "--unpaced", "--duration", 30, "--record", rec,
+    out = subprocess.run(_loop_cmd(mel_model, tmp_path, "--lockstep", "--duration", 30, "--record", rec,
                                    "--stats", stats, "--worker", "thread"), preexec_fn=small_disk, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr
@@ -247,7 +247,7 @@ def test_after_sigkill_everything_up_to_the_last_flush_is_readable(mel_model, tm
 def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt, subtype):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 3.0).T, RATE)
-    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--unpaced",
+    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
            "--duration", "3", "--blocksize", "500", "--record", str(tmp_path / name), "--quiet", "--no-midi", "--model", str(mel_model),
            "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "1", "--octaves", "1"]
     out = subprocess.run(cmd + (["--record-format", fmt] if fmt else []), capture_output=True, text=True, timeout=600)

@@ -102,7 +102,7 @@ def test_long_feedback_run_stays_bounded_in_level_and_spectrum(mel_model, two_fi
     rec, stats = tmp_path / "long.wav", tmp_path / "stats.json"
     seconds = 240
     out = cli("loop", *two_files, *tiny_dream(mel_model), "--intensity", "2", "--feedback", "1.0", "--device",
-              "null", "--unpaced", "--duration", seconds, "--record", rec, "--stats", stats, "--quiet", "--no-midi")
+              "null", "--lockstep", "--duration", seconds, "--record", rec, "--stats", stats, "--quiet", "--no-midi")
     assert out.returncode == 0, out.stderr
     audio, rate = sf.read(rec, dtype="float32", always_2d=True)
     audio = audio.T
@@ -167,7 +167,7 @@ fade_s = 0
 """)
     loaded = load_piece(str(piece))
     assert loaded.files == [str(tmp_path / "a.wav"), str(tmp_path / "b.flac")] and loaded.feedback == 0.3
-    out = cli("loop", "--config", piece, "--duration", "12", "--quiet", "--no-midi", "--unpaced")
+    out = cli("loop", "--config", piece, "--duration", "12", "--quiet", "--no-midi", "--lockstep")
     assert out.returncode == 0, out.stderr
     recorded = sf.info(str(tmp_path / "night.flac"))
     assert recorded.duration == pytest.approx(12.0) and recorded.subtype == "PCM_24"
