@@ -104,7 +104,7 @@ def cmd_render(a: argparse.Namespace) -> int:
         with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
                       TimeRemainingColumn(), console=console, transient=True,
                       disable=not console.is_terminal) as bar, \
-                audio_writer(a.output, rate, channels, a.format) as write_audio:
+                audio_writer(a.output, rate, channels, a.format, reader.frames) as write_audio:
             task = bar.add_task("dream", total=schedule.count(reader.frames))
 
             def write(block):
@@ -167,7 +167,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print("sample rates: any; 3 x 103,000 stereo frames per image "
                       f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
     console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none")
-                  + (f" (on axis {info.class_axis} of {info.output_names[0]})" if info.labels else ""))
+                  + (f" (on axis {info.class_axis} of {info.output_names[0]}"
+                     + (", multi-label)" if info.multi_label else ")") if info.labels else ""))
     title = "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"
     table = Table(title=f"dreamable layers (shape for {title})")
     for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
@@ -219,7 +220,7 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
             raise ParameterError(f"cannot read --labels-file {a.labels_file}: {exc.strerror}") from None
     layers = a.layers.split(",") if a.layers else None
     info = annotate(a.input, a.output, a.view, front, labels, layers, a.default_layer, a.class_axis,
-                    a.channel_axis, a.force)
+                    a.channel_axis, True if a.multi_label else None, a.force)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
     if not info.recommended and not info.default_layer:
@@ -546,6 +547,8 @@ def _rest_of_parser(sub) -> None:
     an.add_argument("--labels-file", help="class labels, one per line")
     an.add_argument("--class-axis", type=int, help="axis of the classes in the first output (default -1, the last)")
     an.add_argument("--channel-axis", type=int, help="axis NAME@CH picks a channel from (default 1)")
+    an.add_argument("--multi-label", action="store_true",
+                    help="several labels can be true at once (classify reports each by sigmoid, not softmax)")
     an.add_argument("--layers", help="comma-separated recommended layers (ONNX tensor names)")
     an.add_argument("--default-layer", help="layer dreamed when no --layer or --target is given")
     an.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
