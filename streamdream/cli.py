@@ -104,7 +104,7 @@ def cmd_render(a: argparse.Namespace) -> int:
         with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
                       TimeRemainingColumn(), console=console, transient=True,
                       disable=not console.is_terminal) as bar, \
-                audio_writer(a.output, rate, channels, a.format) as write_audio:
+                audio_writer(a.output, rate, channels, a.format, reader.frames) as write_audio:
             task = bar.add_task("dream", total=schedule.count(reader.frames))
 
             def write(block):
