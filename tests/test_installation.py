@@ -1,8 +1,6 @@
 """Installation mode: `streamdream loop`, its piece file, feedback and its guard, evolution, the schedule."""
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
