@@ -64,7 +64,8 @@ def step_cost(dreamer: Dreamer, window: np.ndarray, repeats: int) -> tuple[float
 
     def one_step():
         xr = x.clone().requires_grad_(True)
-        net(dreamer.view(xr)).backward()  # (FlopCounterMode cannot follow autograd.grad)
+        # (FlopCounterMode cannot follow autograd.grad)
+        net(dreamer.view(xr), dreamer.target_weights(dreamer.params)).backward()
 
     one_step()
     counter = FlopCounterMode(display=False)

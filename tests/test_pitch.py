@@ -35,7 +35,7 @@ def test_a_chord_target_pushes_each_key_by_its_weight(keyed_model):
     window = music_clip(RATE, 2.0)
     params = Params(model=str(keyed_model), target="C4,E4:0.5,G4", steps=4, octaves=1, jitter_ms=0.0)
     dreamer = Dreamer(params, RATE, 2, window.shape[1])
-    weights = dreamer._class_weights(params).numpy()
+    weights = dreamer.target_weights(params).numpy()
     chord = [KEYS.index(k) for k in ("C4", "E4", "G4")]
     assert weights[chord].tolist() == [1.0, 0.5, 1.0] and weights.sum() == 2.5
     before, after = key_scores(dreamer, window), key_scores(dreamer, dreamer.dream_window(window, 0))

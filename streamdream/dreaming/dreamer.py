@@ -150,12 +150,13 @@ class Dreamer:
         view = view.to(self.device)
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device),
-                                            self._class_weights(self.params))
+                                            self.target_weights(self.params))
             self.loop = script_loop(DreamLoop(view, objective_net))
         else:
             self.loop = DreamLoop(view, ObjectiveNet(net, self.objective))
 
-    def _class_weights(self, p: Params) -> torch.Tensor:
+    def target_weights(self, p: Params) -> torch.Tensor:
+        """The class weights `p` asks for (--target/--away), as the objective takes them per window."""
         if not self.objective.logits:
             return torch.zeros(1, device=self.device)
         return torch.from_numpy(class_weights(p, self.info, self.n_classes)).to(self.device)
@@ -196,7 +197,7 @@ class Dreamer:
             dreamed = self._dream_spectrum(x, p, index)
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self._class_weights(p))
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p))
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.stereo_input and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
@@ -220,7 +221,7 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms), self._class_weights(p))
+                                self._shifts(p, index, frames_per_ms), self.target_weights(p))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)
