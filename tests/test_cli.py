@@ -128,7 +128,7 @@ def test_live_ctrl_c_exits_130_and_finishes_the_recording(mel_model, tmp_path):
         documented.update(re.findall(r"`([a-z_0-9.]+)`", cell))
     snap = json.loads(stats.read_text())
     assert snap["schema_version"] == 1
-    assert set(snap) == documented - {"midi"}  # --no-midi: the one optional key is absent
+    assert set(snap) == documented - {"midi", "feedback"}  # --no-midi, no loop --feedback: the optional keys
 
 
 def test_midi_learn_ctrl_c_exits_130(jack, tmp_path):
