@@ -60,3 +60,15 @@ def test_leaf_modules_import_only_errors():
     for leaf in ("streamdream.windows", "streamdream.params", "streamdream.audio.mix"):
         assert graph[leaf] <= {"streamdream.errors"}, (leaf, graph[leaf])
     assert graph["streamdream.errors"] == set()
+
+
+def test_the_audio_process_side_does_not_import_torch():
+    # the live engine's audio process reads model metadata only; torch would add ~500 MB and
+    # import-time work to the process that runs the audio callback
+    import subprocess
+    import sys
+    code = ("import sys, streamdream.stream.live, streamdream.dreaming.model, streamdream.stream.engine; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -94,7 +94,7 @@ def test_onnx2torch_is_pinned_below_its_next_minor_and_the_installed_one_fits():
 def test_no_dependency_that_nothing_imports():
     # every runtime dependency is imported somewhere in the package (scipy was declared and never used)
     source = "\n".join(p.read_text() for p in (REPO / "streamdream").rglob("*.py"))
-    import_names = {"python-rtmidi": "rtmidi"}
+    import_names = {"python-rtmidi": "rtmidi", "python-osc": "pythonosc"}
     indirect = {"torchvision"}  # onnx2torch imports it; declared so pip takes the release matched to torch
     for dep in PYPROJECT["project"]["dependencies"]:
         name = re.match(r"[A-Za-z0-9_.-]+", dep).group(0)

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import ModelError, ParameterError
-from .converters import check_convertible
 from .frontend import (FrontEnd, VIEW_NAMES, WAVEFORM_LAYOUTS, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT,
                        RAW_IMAGE_WIDTH)
 
@@ -355,6 +354,8 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
     """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
     import onnxruntime as ort
     import torch
+
+    from .converters import check_convertible  # imports torch: only the dreaming side may pay for it
 
     _check_input_fits(info, check_shape, info.view or "mel")
     proto = with_outputs(info.proto, outputs)
