@@ -36,6 +36,11 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"default {d.octave_scale}")
     g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
     g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--top-db", type=float, default=d.top_db,
+                   help="the view ignores what lies this many dB under each frame's peak (0 = off; default: the "
+                        "model's own)")
+    g.add_argument("--shape", type=float, default=d.shape,
+                   help=f"shape each step by the input's spectrum: 0 = off, 1 = in proportion (default {d.shape:g})")
     g.add_argument("--intensity", type=float, default=d.intensity, help="0..2 times the dreamed change (default 1)")
     g.add_argument("--mix", type=float, default=d.mix, help="0 = dry only .. 1 = full dream (default 1)")
     g.add_argument("--gain", type=float, default=d.gain_db, help="output gain in dB before the limiter")
@@ -52,7 +57,7 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
 def params_from_args(a: argparse.Namespace) -> Params:
     return Params(model=a.model, view=a.view, reconstruct=a.reconstruct, layer=a.layer, target=a.target,
                   away=a.away, steps=a.steps, step_size=a.step_size, octaves=a.octaves, octave_scale=a.octave_scale,
-                  jitter_ms=a.jitter, seed=a.seed, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
+                  jitter_ms=a.jitter, seed=a.seed, top_db=a.top_db, shape=a.shape, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
                   match_loudness=not a.no_match_loudness, limit_db=a.limit, window_s=a.window,
                   crossfade_s=a.crossfade, backend=a.backend, device=a.torch_device).validate()
 

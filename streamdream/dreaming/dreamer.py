@@ -1,6 +1,8 @@
 """Dreamer: one model, one view, one objective, ready to dream window after window."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import soxr
 import torch
@@ -11,7 +13,7 @@ from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
 from .model import LoadedModel, ModelInfo, convert, read_model_info
-from .views import SpectrogramView, build_view, needed_sample_rate, pad_for_view
+from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, pad_for_view
 
 
 def pick_device(name: str) -> torch.device:
@@ -85,7 +87,8 @@ class Dreamer:
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
         self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
-        self.view = build_view(self.view_name, self.info.front, self.rate, self.info.image_hw)
+        self.front = self.info.front if params.top_db is None else replace(self.info.front, top_db=params.top_db)
+        self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw)
         batch = 2 if self.view_name == "raw-image" else channels
         example_wave = torch.zeros(batch, self.view_frames)
         with torch.no_grad():
@@ -112,9 +115,14 @@ class Dreamer:
         view = view.to(self.device)
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device))
-            self.loop = script_loop(DreamLoop(view, objective_net))
+            self.loop = script_loop(DreamLoop(view, objective_net, self._shape_fft()).to(self.device))
         else:
-            self.loop = DreamLoop(view, ObjectiveNet(net, self.objective))
+            self.loop = DreamLoop(view, ObjectiveNet(net, self.objective), self._shape_fft()).to(self.device)
+
+    def _shape_fft(self) -> int:
+        """FFT size for shaping the update: the power of two at or above 40 ms (2048 points at 44.1 and 48 kHz)."""
+        return fft_size(round(0.04 * self.rate))
+
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
 
@@ -151,7 +159,7 @@ class Dreamer:
             dreamed = self._dream_spectrum(x, p, index)
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, p.shape)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.view_name == "raw-image" and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
