@@ -66,7 +66,7 @@ def ear_features(wave: torch.Tensor) -> torch.Tensor:
 class EarNet(nn.Module):
     """Dilated 1-D convolutions over time, bands as channels; mean and max over time; linear."""
 
-    def __init__(self, n_classes: int, width: int = 128):
+    def __init__(self, n_classes: int, width: int = 64):
         super().__init__()
         self.norm = nn.BatchNorm1d(BANDS)  # per-band standardisation, learned from the training data
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -20,46 +21,54 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
+    """Dream options. None has a parser default: what is not given comes from --preset (default: live)."""
+    from .control.presets import BUILTIN_PRESETS
+
     d = Params()
     g = p.add_argument_group("dream")
-    g.add_argument("--model", help="ONNX model file (default: the shipped models/default.onnx)")
-    g.add_argument("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
-    g.add_argument("--reconstruct", choices=RECONSTRUCT_MODES, default=d.reconstruct,
-                   help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
-    g.add_argument("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
-    g.add_argument("--target", help="class label to dream toward")
-    g.add_argument("--away", help="class label to dream away from")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave (default {d.steps})")
-    g.add_argument("--step-size", type=float, default=d.step_size,
-                   help=f"step per iteration relative to the window's RMS (default {d.step_size})")
-    g.add_argument("--octaves", type=int, default=d.octaves, help=f"default {d.octaves}")
-    g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"default {d.octave_scale}")
-    g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--top-db", type=float, default=d.top_db,
-                   help="the view ignores what lies this many dB under each frame's peak (0 = off; default: the "
-                        "model's own)")
-    g.add_argument("--shape", type=float, default=d.shape,
-                   help=f"shape each step by the input's spectrum: 0 = off, 1 = in proportion (default {d.shape:g})")
-    g.add_argument("--intensity", type=float, default=d.intensity, help="0..2 times the dreamed change (default 1)")
-    g.add_argument("--mix", type=float, default=d.mix, help="0 = dry only .. 1 = full dream (default 1)")
-    g.add_argument("--gain", type=float, default=d.gain_db, help="output gain in dB before the limiter")
-    g.add_argument("--no-match-loudness", action="store_true", help="do not bring each dreamed window to the input's level")
-    g.add_argument("--limit", type=float, default=d.limit_db, help="true-peak ceiling, dBFS (default -1)")
-    g.add_argument("--window", type=float, default=d.window_s, help="window length, s (default 9)")
-    g.add_argument("--crossfade", type=float, default=d.crossfade_s, help="equal-power crossfade, s (default 1)")
-    g.add_argument("--backend", choices=BACKENDS, default=d.backend)
+    add = functools.partial(g.add_argument, default=argparse.SUPPRESS)
+    add("--preset", choices=list(BUILTIN_PRESETS),
+        help="a named set of the options below; options given too override it (default: live, "
+             "the settings listed as defaults here; see docs/DREAMS.md)")
+    add("--model", help="ONNX model file (default: the shipped models/default.onnx)")
+    add("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
+    add("--reconstruct", choices=RECONSTRUCT_MODES,
+        help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
+    add("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
+    add("--target", help="class label to dream toward")
+    add("--away", help="class label to dream away from")
+    add("--steps", type=int, help=f"gradient steps per octave (default {d.steps})")
+    add("--step-size", type=float, help=f"step per iteration relative to the window's RMS (default {d.step_size})")
+    add("--octaves", type=int, help=f"default {d.octaves}")
+    add("--octave-scale", type=float, help=f"default {d.octave_scale}")
+    add("--jitter", dest="jitter_ms", type=float, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
+    add("--seed", type=int, help=f"default {d.seed}")
+    add("--top-db", type=float, help="the view ignores what lies this many dB under each frame's loudest band "
+                                     f"(0 = the model's own: none for the shipped model; default {d.top_db:g})")
+    add("--shape", type=float, help="shape each step by the input's spectrum so the change grows where the music "
+                                    f"has energy: 0 = off, 1 = in proportion (default {d.shape:g})")
+    add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow: "
+                                  f"0 = off, 1 = full (default {d.eot:g})")
+    add("--intensity", type=float, help=f"0..2 times the dreamed change (default {d.intensity:g})")
+    add("--mix", type=float, help="0 = dry only .. 1 = full dream (default 1)")
+    add("--gain", dest="gain_db", type=float, help="output gain in dB before the limiter")
+    add("--no-match-loudness", dest="match_loudness", action="store_false",
+        help="do not bring each dreamed window to the input's level")
+    add("--limit", dest="limit_db", type=float, help="true-peak ceiling, dBFS (default -1)")
+    add("--window", dest="window_s", type=float, help="window length, s (default 9)")
+    add("--crossfade", dest="crossfade_s", type=float, help="equal-power crossfade, s (default 1)")
+    add("--backend", choices=BACKENDS, help=f"default {d.backend}")
     # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
     flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
-    g.add_argument(*flags, dest="torch_device", default=d.device, help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    add(*flags, dest="device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
-    return Params(model=a.model, view=a.view, reconstruct=a.reconstruct, layer=a.layer, target=a.target,
-                  away=a.away, steps=a.steps, step_size=a.step_size, octaves=a.octaves, octave_scale=a.octave_scale,
-                  jitter_ms=a.jitter, seed=a.seed, top_db=a.top_db, shape=a.shape, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
-                  match_loudness=not a.no_match_loudness, limit_db=a.limit, window_s=a.window,
-                  crossfade_s=a.crossfade, backend=a.backend, device=a.torch_device).validate()
+    """The --preset (default: live), with every dream option given on the command line on top."""
+    from .control.presets import builtin_preset
+
+    given = {name: value for name, value in vars(a).items() if name in Params.__dataclass_fields__}
+    return builtin_preset(getattr(a, "preset", "live")).with_changes(**given)
 
 
 def cmd_render(a: argparse.Namespace) -> int:

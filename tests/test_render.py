@@ -164,6 +164,8 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
     (["--reconstruct", "phase"], "--reconstruct needs"),
     (["--format", "8"], "unknown sample format"),
     (["--device", "cuda"], "no CUDA GPU|"),
+    (["--shape", "-1"], "--shape must be 0..4"),
+    (["--preset", "loud"], "invalid choice: 'loud'"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
     if args[0] == "--device":
@@ -221,3 +223,21 @@ def test_python_api_rejects_integer_audio(mel_model):
     import streamdream
     with pytest.raises(streamdream.ParameterError, match="floating point"):
         streamdream.dream(np.zeros(100, dtype=np.int16), 16000, model=str(mel_model))
+
+
+def test_preset_sets_the_dream_and_given_options_override_it():
+    from streamdream.cli import build_parser, params_from_args
+    from streamdream.control.params import Params
+    from streamdream.control.presets import BUILTIN_PRESETS
+
+    def params(*argv):
+        return params_from_args(build_parser().parse_args(["render", "in.wav", "out.wav", *argv]))
+
+    assert params() == Params()                      # no preset: the live defaults
+    assert params("--preset", "live") == Params()
+    legacy = params("--preset", "legacy")
+    assert (legacy.top_db, legacy.shape, legacy.eot) == (0.0, 0.0, 0.0)
+    mixed = params("--preset", "legacy", "--shape", "0.5", "--no-match-loudness", "--jitter", "5")
+    assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (0.0, 0.5, False, 5.0)
+    for name, values in BUILTIN_PRESETS.items():     # every preset is a valid set of knobs
+        assert params("--preset", name) == Params().with_changes(**values)

@@ -29,8 +29,9 @@ class Params:
     octave_scale: float = 1.4
     jitter_ms: float = 30.0         # maximum circular shift per step
     seed: int = 0
-    top_db: float | None = None     # view's log floor under each frame's peak, dB; None = the model's own, 0 = off
+    top_db: float = 0.0             # view's log floor under each frame's loudest band, dB; 0 = the model's own
     shape: float = 0.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
+    eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"
     device: str = "auto"
@@ -51,8 +52,9 @@ class Params:
             (1 <= self.octaves <= 8, "--octaves must be 1..8"),
             (1.0 <= self.octave_scale <= 4.0, "--octave-scale must be 1..4"),
             (0.0 <= self.jitter_ms <= 2000.0, "--jitter must be 0..2000 ms"),
-            (self.top_db is None or 0.0 <= self.top_db <= 200.0, "--top-db must be 0..200 dB (0 = no floor)"),
+            (0.0 <= self.top_db <= 200.0, "--top-db must be 0..200 dB (0 = the model's own floor)"),
             (0.0 <= self.shape <= 4.0, "--shape must be 0..4 (0 = off)"),
+            (0.0 <= self.eot <= 2.0, "--eot must be 0..2 (0 = off)"),
             (0.0 <= self.intensity <= 2.0, "--intensity must be 0..2"),
             (0.0 <= self.mix <= 1.0, "--mix must be 0..1"),
             (-60.0 <= self.gain_db <= 24.0, "--gain must be -60..24 dB"),

@@ -22,6 +22,20 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
               "layer", "target", "freeze")
 
 
+# Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
+# "live" is Params() itself: the defaults of render, live and the Python API.
+BUILTIN_PRESETS: dict[str, dict] = {
+    "live": {},
+    "legacy": {"top_db": 0.0, "shape": 0.0, "eot": 0.0},  # the settings before docs/DREAMS.md: for comparison
+}
+
+
+def builtin_preset(name: str) -> Params:
+    if name not in BUILTIN_PRESETS:
+        raise ParameterError(f"unknown preset {name!r}; choose one of {', '.join(BUILTIN_PRESETS)}")
+    return Params().with_changes(**BUILTIN_PRESETS[name])
+
+
 def _check_value(key: str, value, where: str):
     knob = KNOBS[key]
     if key in ("layer", "target"):

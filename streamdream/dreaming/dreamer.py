@@ -87,7 +87,7 @@ class Dreamer:
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
         self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
-        self.front = self.info.front if params.top_db is None else replace(self.info.front, top_db=params.top_db)
+        self.front = replace(self.info.front, top_db=params.top_db) if params.top_db > 0 else self.info.front
         self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw)
         batch = 2 if self.view_name == "raw-image" else channels
         example_wave = torch.zeros(batch, self.view_frames)
@@ -135,6 +135,23 @@ class Dreamer:
             return [0] * count
         return rng.integers(-limit, limit + 1, size=count).tolist()
 
+    def _transforms(self, p: Params, index: int, rms: float, x: torch.Tensor) -> tuple[list[list[float]], torch.Tensor]:
+        """Expectation over transformation: one random gain, EQ tilt and noise per step, scaled by p.eot.
+
+        At eot = 1: gain within +-6 dB, a first-order tilt of up to +5 / -14 dB at the top of the
+        band, white noise 20-40 dB under the window's RMS. Seeded like the jitter.
+        """
+        if p.eot <= 0.0:
+            return [], x.new_zeros(0)
+        rng = np.random.default_rng([p.seed, index, 1])
+        count = p.steps * p.octaves
+        gains = 10 ** (p.eot * rng.uniform(-6, 6, count) / 20)
+        tilts = p.eot * rng.uniform(-0.4, 0.4, count)
+        levels = p.eot * rms * 10 ** (-rng.uniform(20, 40, count) / 20)
+        noise_shifts = rng.integers(0, x.shape[-1], count)
+        noise = torch.from_numpy(rng.standard_normal(tuple(x.shape)).astype(np.float32)).to(x.device)
+        return [[float(g), float(t), float(v), float(n)] for g, t, v, n in zip(gains, tilts, levels, noise_shifts)], noise
+
     def dream_window(self, window: np.ndarray, index: int = 0, params: Params | None = None) -> np.ndarray | None:
         """window: (channels, window_frames) float32 -> dreamed window, or None if the dream went non-finite.
 
@@ -159,7 +176,8 @@ class Dreamer:
             dreamed = self._dream_spectrum(x, p, index)
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, p.shape)
+            transforms, noise = self._transforms(p, index, rms, x)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, p.shape, transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.view_name == "raw-image" and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
@@ -183,7 +201,7 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms))
+                                self._shifts(p, index, frames_per_ms), 0.0, [], logmag.new_zeros(0))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

@@ -74,6 +74,11 @@ class DreamLoop(nn.Module):
     (input magnitude / its frame's loudest input cell) ** shape, and the result is taken
     back. The change then lives where the music already has energy, in proportion to it,
     instead of where the view happens to be most sensitive (quiet, high bands).
+
+    `transforms` (expectation over transformation, one draw per step): per step [gain,
+    tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
+    difference of x) + level * (rolled `noise`), so only changes that survive a different
+    level, a brighter or duller EQ and some noise keep growing. Empty = off.
     """
 
     def __init__(self, view: nn.Module, objective_net: nn.Module, shape_fft: int = 2048):
@@ -99,7 +104,7 @@ class DreamLoop(nn.Module):
                            center=True, length=g.shape[-1])
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
-                shifts: List[int], shape: float = 0.0) -> torch.Tensor:
+                shifts: List[int], shape: float, transforms: List[List[float]], noise: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         weights = self.shaping_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
@@ -108,7 +113,12 @@ class DreamLoop(nn.Module):
                 shift = shifts[k]
                 k += 1
                 rolled = torch.roll(x, shift, -1).detach().requires_grad_(True)
-                v = self.view(rolled)
+                heard = rolled
+                if len(transforms) > 0:
+                    gain, tilt, level, noise_shift = transforms[k - 1]
+                    heard = gain * (rolled + tilt * (rolled - torch.roll(rolled, 1, -1))) \
+                        + level * torch.roll(noise, int(noise_shift), -1)
+                v = self.view(heard)
                 if v.shape[2] != size[0] or v.shape[3] != size[1]:
                     v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
                 objective = self.objective_net(v)
