@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streamdream.control.params import Params  # noqa: E402
+from streamdream.params import Params  # noqa: E402
 from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
 from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
 from streamdream.dreaming.model import default_model_path  # noqa: E402

@@ -42,7 +42,7 @@ def main() -> int:
     from streamdream.audio.files import read_audio
     from streamdream.control.mapping import load_mapping
     from streamdream.control.midi import MidiControl, MidiPump
-    from streamdream.control.params import Params
+    from streamdream.params import Params
     from streamdream.dreaming.dreamer import Dreamer
     from streamdream.dreaming.model import read_model_info
     from streamdream.stream.engine import CHANNELS, Engine, FileSource

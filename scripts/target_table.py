@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streamdream.audio.files import read_audio  # noqa: E402
-from streamdream.control.params import Params  # noqa: E402
+from streamdream.params import Params  # noqa: E402
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.stream.offline import render_array  # noqa: E402
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .control.params import Params
+from .params import Params
 from .errors import AudioFileError, ModelError, ParameterError, StreamDreamError
 
 __all__ = ["dream", "load_model", "classify", "Params", "StreamDreamError", "AudioFileError", "ModelError",

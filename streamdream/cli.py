@@ -7,10 +7,8 @@ import json
 import os
 import sys
 
-from .control.params import BACKENDS, RECONSTRUCT_MODES, Params
-from .errors import ParameterError, StreamDreamError
-
-EXIT_USAGE = 2
+from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, StreamDreamError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +22,7 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     """Dream options. None has a parser default: what is not given comes from --preset (default: live)."""
     from .control.presets import BUILTIN_PRESETS
 
-    d = Params()
+    d, r = Params(), RANGES
     g = p.add_argument_group("dream")
     add = functools.partial(g.add_argument, default=argparse.SUPPRESS)
     add("--preset", choices=list(BUILTIN_PRESETS),
@@ -37,26 +35,31 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     add("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
     add("--target", help="class label to dream toward")
     add("--away", help="class label to dream away from")
-    add("--steps", type=int, help=f"gradient steps per octave (default {d.steps})")
-    add("--step-size", type=float, help=f"step per iteration relative to the window's RMS (default {d.step_size})")
-    add("--octaves", type=int, help=f"default {d.octaves}")
-    add("--octave-scale", type=float, help=f"default {d.octave_scale}")
-    add("--jitter", dest="jitter_ms", type=float, help=f"max random shift per step, ms (default {d.jitter_ms:g})")
+    add("--steps", type=int, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
+    add("--step-size", type=float, help=f"step per iteration relative to the window's RMS, "
+                                        f"{r['step_size'].lo:g}..{r['step_size'].hi:g} (default {d.step_size:g})")
+    add("--octaves", type=int, help=f"{r['octaves']} (default {d.octaves})")
+    add("--octave-scale", type=float, help=f"{r['octave_scale']} (default {d.octave_scale:g})")
+    add("--jitter", dest="jitter_ms", type=float,
+        help=f"max random shift per step, {r['jitter_ms']} (default {d.jitter_ms:g})")
     add("--seed", type=int, help=f"default {d.seed}")
-    add("--top-db", type=float, help="the view ignores what lies this many dB under each frame's loudest band "
-                                     f"(0 = the model's own: none for the shipped model; default {d.top_db:g})")
+    add("--top-db", dest="top_db", type=float,
+        help=f"the view ignores what lies this many dB under each frame's loudest band, {r['top_db']}; "
+             f"none for the shipped model (default {d.top_db:g})")
     add("--shape", type=float, help="shape each step by the input's spectrum so the change grows where the music "
-                                    f"has energy: 0 = off, 1 = in proportion (default {d.shape:g})")
-    add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow: "
-                                  f"0 = off, 1 = full (default {d.eot:g})")
-    add("--intensity", type=float, help=f"0..2 times the dreamed change (default {d.intensity:g})")
-    add("--mix", type=float, help="0 = dry only .. 1 = full dream (default 1)")
-    add("--gain", dest="gain_db", type=float, help="output gain in dB before the limiter")
+                                    f"has energy, {r['shape']}, 1 = in proportion (default {d.shape:g})")
+    add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow, "
+                                  f"{r['eot']}, 1 = full (default {d.eot:g})")
+    add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
+    add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
+    add("--gain", dest="gain_db", type=float,
+        help=f"output gain before the limiter, {r['gain_db']} (default {d.gain_db:g})")
     add("--no-match-loudness", dest="match_loudness", action="store_false",
         help="do not bring each dreamed window to the input's level")
-    add("--limit", dest="limit_db", type=float, help="true-peak ceiling, dBFS (default -1)")
-    add("--window", dest="window_s", type=float, help="window length, s (default 9)")
-    add("--crossfade", dest="crossfade_s", type=float, help="equal-power crossfade, s (default 1)")
+    add("--limit", dest="limit_db", type=float, help=f"true-peak ceiling, {r['limit_db']} (default {d.limit_db:g})")
+    add("--window", dest="window_s", type=float, help=f"window length, {r['window_s']} (default {d.window_s:g})")
+    add("--crossfade", dest="crossfade_s", type=float,
+        help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
     add("--backend", choices=BACKENDS, help=f"default {d.backend}")
     # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
     flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
@@ -80,7 +83,7 @@ def cmd_render(a: argparse.Namespace) -> int:
     from .dreaming.model import read_model_info
     from .plot import check_plot_path, save_comparison_plot
     from .stream.offline import RenderReport, render_array
-    from .stream.schedule import Schedule
+    from .windows import Schedule
 
     console = Console(stderr=True, quiet=a.quiet)
     params = params_from_args(a)
@@ -323,17 +326,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
-        from .audio.devices import DeviceError
         if isinstance(exc, DeviceError) and "sounddevice" in sys.modules:
             # After its server vanished, PortAudio's exit handler can hang or abort; everything
             # worth keeping (recording, stats) is already closed, so leave without it.
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(EXIT_USAGE)
-        return EXIT_USAGE
+            os._exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("streamdream: stopped", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

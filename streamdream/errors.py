@@ -1,8 +1,25 @@
-"""Errors a user can act on. The CLI prints them on one line and exits 2."""
+"""Every error a user can act on, and the exit code each one ends the command with.
+
+The CLI prints a StreamDreamError on one line (no traceback) and exits with its `exit_code`:
+
+* EXIT_USAGE (2): bad usage or bad input, found before anything started (a wrong option, a
+  missing file, a model streamdream refuses, a device that is not there). Nothing was written.
+* EXIT_FAILURE (1): something failed after a good start (a device lost mid-run, a dream worker
+  that died). What was recorded so far is kept.
+* EXIT_INTERRUPTED (130): stopped with Ctrl-C (128 + SIGINT, as shells report it).
+
+Tracebacks are for bugs: anything that is not a StreamDreamError.
+"""
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class StreamDreamError(Exception):
     """Root of every user-facing streamdream error."""
+
+    exit_code = EXIT_USAGE
 
 
 class AudioFileError(StreamDreamError, OSError):
@@ -15,3 +32,17 @@ class ParameterError(StreamDreamError, ValueError):
 
 class ModelError(StreamDreamError, ValueError):
     """An ONNX model streamdream refuses to run."""
+
+
+class DeviceError(StreamDreamError, OSError):
+    """An audio device that is missing, busy or cannot do what was asked."""
+
+
+class MidiPortError(StreamDreamError, ValueError):
+    """A MIDI port that is not there."""
+
+
+class RunError(StreamDreamError):
+    """A failure after a good start: the run began as asked and then could not go on."""
+
+    exit_code = EXIT_FAILURE

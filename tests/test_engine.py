@@ -12,7 +12,7 @@ import soundfile as sf
 from rich.console import Console
 
 from conftest import music_clip
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.errors import StreamDreamError
 from streamdream.stream.engine import Engine, FileSource
@@ -208,8 +208,8 @@ def test_the_callback_never_waits_for_memory_the_kernel_has_not_supplied(mel_mod
     clip[:, 200 * block:] *= 4.0  # from block 200 on the limiter's full path runs
     engine = Engine(fast_params(mel_model, rate), rate, block, budget_s=0.6, source=FileSource(clip), lockstep=True,
                     worker="process")  # as live runs it: ring and slots in shared memory
-    assert engine.buffers.ring.shape[1] < clip.shape[1]  # the run wraps the ring
-    first_touched_pages = engine.buffers.ring.nbytes // 4096  # by the callback, as it writes the ring
+    assert engine.exchange.ring.shape[1] < clip.shape[1]  # the run wraps the ring
+    first_touched_pages = engine.exchange.ring.nbytes // 4096  # by the callback, as it writes the ring
     out = np.zeros((block, 2), dtype=np.float32)
     faults = limited_blocks = 0
     engine.start_worker()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import music_clip
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.dreaming.loop import ObjectiveNet, octave_sizes
 from streamdream.errors import ParameterError

@@ -5,10 +5,11 @@ import pytest
 from streamdream.control.learn import learn_mapping, write_mapping
 from streamdream.control.mapping import load_mapping, parse_mapping
 from streamdream.control.midi import MidiControl
-from streamdream.control.params import Params
+from streamdream.params import Params
 from streamdream.control.presets import load_presets, parse_presets, save_preset
 from streamdream.errors import ParameterError
-from streamdream.stream.engine import Controls, Engine
+from streamdream.control.store import Controls
+from streamdream.stream.engine import Engine
 
 LABELS = ["piano", "brass", "drums", "voice"]
 LAYERS = ["/a", "/b", "/c"]

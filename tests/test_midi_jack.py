@@ -142,7 +142,7 @@ def test_instant_control_changes_the_output_within_one_block_plus_smoothing(jack
     from streamdream.audio.devices import NullDevice
     from streamdream.control.mapping import load_mapping
     from streamdream.control.midi import MidiControl
-    from streamdream.control.params import Params
+    from streamdream.params import Params
     from streamdream.stream.engine import Engine, FileSource
 
     rate, block = 48000, 512

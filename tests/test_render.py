@@ -227,7 +227,7 @@ def test_python_api_rejects_integer_audio(mel_model):
 
 def test_preset_sets_the_dream_and_given_options_override_it():
     from streamdream.cli import build_parser, params_from_args
-    from streamdream.control.params import Params
+    from streamdream.params import Params
     from streamdream.control.presets import BUILTIN_PRESETS
 
     def params(*argv):

@@ -11,13 +11,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import StreamDreamError
+from ..errors import DeviceError
 
 NULL = "null"
-
-
-class DeviceError(StreamDreamError, OSError):
-    """An audio device that is missing, busy or cannot do what was asked."""
 
 
 def _sd():

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ParameterError
+from ..params import RANGES
 
 DEFAULT_MAP = Path(__file__).with_name("default_map.toml")
 
@@ -41,15 +42,21 @@ class Knob:
     toggle: bool = False
 
 
+def _ranged(kind: str, param: str) -> Knob:
+    """A knob over the parameter's whole valid range (params.RANGES), so MIDI and Params agree."""
+    span = RANGES[param]
+    return Knob(kind, span.lo, span.hi, integer=span.integer)
+
+
 KNOBS = {
-    "intensity": Knob("instant", 0.0, 2.0),
-    "mix": Knob("instant", 0.0, 1.0),
-    "gain_db": Knob("instant", -60.0, 24.0),
-    "step_size": Knob("window", 0.0, 10.0),       # depth
-    "steps": Knob("window", 1, 64, integer=True),
-    "octaves": Knob("window", 1, 8, integer=True),
-    "octave_scale": Knob("window", 1.0, 4.0),
-    "jitter_ms": Knob("window", 0.0, 2000.0),
+    "intensity": _ranged("instant", "intensity"),
+    "mix": _ranged("instant", "mix"),
+    "gain_db": _ranged("instant", "gain_db"),
+    "step_size": _ranged("window", "step_size"),       # depth
+    "steps": _ranged("window", "steps"),
+    "octaves": _ranged("window", "octaves"),
+    "octave_scale": _ranged("window", "octave_scale"),
+    "jitter_ms": _ranged("window", "jitter_ms"),
     "layer": Knob("window", 0, 1, choice=True),   # recommended layers, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),

@@ -20,16 +20,12 @@ import sys
 import threading
 import time
 
-from ..errors import ParameterError, StreamDreamError
+from ..errors import MidiPortError, ParameterError, StreamDreamError
 from .mapping import KNOBS, Mapping, choose
-from .params import Params
+from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
 
 VIRTUAL_PORT = "streamdream"
-
-
-class MidiPortError(StreamDreamError, ValueError):
-    """A MIDI port that is not there."""
 
 
 def _rtmidi():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from .mapping import KNOBS, _table_lines
-from .params import Params
+from ..params import Params
 
 SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
               "layer", "target", "freeze")

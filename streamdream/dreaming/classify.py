@@ -6,7 +6,7 @@ import soxr
 import torch
 
 from ..errors import ParameterError
-from ..stream.schedule import Schedule
+from ..windows import Schedule
 from .model import ModelInfo, convert, read_model_info
 from .views import build_view, needed_sample_rate, pad_for_view
 

@@ -8,7 +8,7 @@ import soxr
 import torch
 from torch import nn
 
-from ..control.params import Params
+from ..params import Params
 from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective

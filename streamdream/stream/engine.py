@@ -23,14 +23,16 @@ import time
 import numpy as np
 
 from ..audio.limiter import TruePeakLimiter
+from ..audio.mix import mix_output
 from ..audio.ring import AudioRing
-from ..control.params import Params
+from ..audio.shared import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, DreamExchange
+from ..control.store import Controls
 from ..errors import StreamDreamError
-from .schedule import Schedule, mix_output
-from .worker import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, Buffers, dream_loop
+from ..params import Params
+from ..windows import Schedule
+from .worker import dream_loop
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
-SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
 TIMING_BINS_PER_DECADE = 100  # callback durations are counted in bins 2.3% wide, from 1 us to 1 s
 XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
 SLOW_FRACTION = 0.10         # a callback using more than this share of its block's time counts as slow
@@ -63,49 +65,9 @@ class FileSource:
             done += take
 
 
-class Controls:
-    """Instant controls: targets set by any thread, smoothed per sample by the callback."""
-
-    def __init__(self, params: Params, sample_rate: int, max_block: int):
-        self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
-        self.current = self.target.copy()
-        self._gliding = False
-        self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
-        self.ramp_started_frame = -1
-        # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
-        self.coeff = math.exp(-3.0 / (SMOOTHING_S * sample_rate))
-        self.powers = self.coeff ** np.arange(1, max_block + 1)
-        self.ramps = np.zeros((3, max_block), dtype=np.float32)
-
-    def set(self, intensity: float | None = None, mix: float | None = None, gain_db: float | None = None) -> None:
-        if intensity is not None:
-            self.target[0] = intensity
-        if mix is not None:
-            self.target[1] = mix
-        if gain_db is not None:
-            self.target[2] = 10.0 ** (gain_db / 20.0)
-
-    def block(self, n: int):
-        """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""
-        target = self.target.copy()  # one read, so a concurrent set() cannot tear the block
-        if np.array_equal(self.current, target):
-            self._gliding = False
-            return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
-        if not self._gliding:
-            self._gliding = True
-            self.ramp_started_at = time.perf_counter()
-        # current -> target exponentially; snap once within float32 resolution so the settled path is exact
-        diff = (self.current - target)[:, None] * self.powers[None, :n]
-        np.add(target[:, None], diff, out=self.ramps[:, :n], casting="unsafe")
-        self.current = target + diff[:, -1]
-        if np.all(np.abs(self.current - target) < 1e-7):
-            self.current = target
-        return self.ramps[0, :n], self.ramps[1, :n], self.ramps[2, :n]
-
-
 class EngineStats:
     def __init__(self, worker_counters: np.ndarray):
-        self.worker = worker_counters  # written by the worker (maybe another process), see worker.W_*
+        self.worker = worker_counters  # written by the worker (maybe another process), see audio/shared.py W_*
         self.late_windows = 0
         self.warmup_windows = 0
         self.flags = {name: 0 for name in STATUS_FLAGS}
@@ -210,20 +172,20 @@ class Engine:
         self.worker_mode, self.threads = worker, threads
         self.n_slots = math.ceil(self.delay / h) + 2
         # room for the delay, two windows for the worker to read, and the largest block
-        self.buffers = Buffers(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block, self.n_slots, w,
+        self.exchange = DreamExchange(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block, self.n_slots, w,
                                shared=worker == "process")
-        self.in_ring = self.buffers.in_ring
-        self.slots = self.buffers.slots
-        self.slot_window = self.buffers.slot_window    # published window per slot (worker writes)
-        self.slot_ok = self.buffers.slot_ok
-        self.slot_version = self.buffers.slot_version  # which Params version each window was dreamed with
+        self.in_ring = self.exchange.in_ring
+        self.slots = self.exchange.slots
+        self.slot_window = self.exchange.slot_window    # published window per slot (worker writes)
+        self.slot_ok = self.exchange.slot_ok
+        self.slot_version = self.exchange.slot_version  # which Params version each window was dreamed with
         self.params_version = 0
         self._versions = {0: self.params}
         self.heard: list[tuple[int, float, object]] = []  # (window, perf_counter first heard, its Params)
         self.latched_window = [-1] * self.n_slots  # callback's decision per slot
         self.latched_use = [False] * self.n_slots
         self.controls = Controls(params, sample_rate, self.max_block)
-        self.stats = EngineStats(self.buffers.counters)
+        self.stats = EngineStats(self.exchange.counters)
         self.out_pos = 0
         self.record_ring: AudioRing | None = None
         self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
@@ -379,7 +341,7 @@ class Engine:
         self._conn, child = ctx.Pipe()
         self._process_stop = ctx.Event()
         process = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
-                              args=(self.buffers.spec(), self.params.window_s, self.params.crossfade_s,
+                              args=(self.exchange.spec(), self.params.window_s, self.params.crossfade_s,
                                     self.sample_rate, CHANNELS, child, self._process_stop, self.lockstep,
                                     self.threads))
         process.start()
@@ -433,9 +395,9 @@ class Engine:
     def close(self) -> None:
         """Free shared memory (process mode); the engine cannot run afterwards. Stats stay readable."""
         self.stop_worker()
-        if self.buffers.shm is not None:
-            self.stats.worker = self.buffers.counters.copy()
-            self.buffers.release(unlink=True)
+        if self.exchange.shm is not None:
+            self.stats.worker = self.exchange.counters.copy()
+            self.exchange.release(unlink=True)
 
     def _thread_main(self) -> None:
         from ..dreaming.dreamer import Dreamer
@@ -448,7 +410,7 @@ class Engine:
                 self._ready.notify_all()
 
         try:
-            dream_loop(self.buffers, self.schedule, lambda: (self.params_version, self.params), factory,
+            dream_loop(self.exchange, self.schedule, lambda: (self.params_version, self.params), factory,
                        self._stop.is_set, self.lockstep, notify)
         except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
             self.worker_error = exc

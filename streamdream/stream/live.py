@@ -14,8 +14,8 @@ import numpy as np
 
 from ..audio import devices
 from ..audio.files import read_audio
-from ..control.params import Params
-from ..errors import StreamDreamError
+from ..params import Params
+from ..errors import DeviceError, MidiPortError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
@@ -179,7 +179,7 @@ def _stop_with_timeout(device, failed: bool) -> bool:
 def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
     """The MIDI layer, or None when there is no MIDI system and no --midi was asked for."""
     from ..control.mapping import load_mapping
-    from ..control.midi import MidiControl, MidiPortError, available_apis
+    from ..control.midi import MidiControl, available_apis
     from ..control.presets import load_presets
     from ..dreaming.model import read_model_info
 
@@ -360,7 +360,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
     if failure:
         kept = f"; the recording so far is in {opts.record_path}" if recorder else ""
-        raise devices.DeviceError(f"{failure}{kept}")
+        raise DeviceError(f"{failure}{kept}")
     console.print(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                   f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
     return snap

@@ -7,9 +7,10 @@ from typing import Callable
 import numpy as np
 
 from ..audio.limiter import TruePeakLimiter
-from ..control.params import Params
+from ..params import Params
 from ..dreaming.dreamer import Dreamer
-from .schedule import Schedule, mix_output, window_delta
+from ..audio.mix import mix_output, window_delta
+from ..windows import Schedule
 
 
 @dataclass

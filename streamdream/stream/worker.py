@@ -5,85 +5,22 @@ A thread shares the GIL with the audio callback: measured on the JACK dummy devi
 the callback's p99.9 duration was several times its own median while a thread dreamed
 (scripts/bench_live.py). A process owns its own interpreter, so the callback only
 waits for the tiny MIDI and display work. Both modes run the same loop below over
-the same buffers; in process mode the buffers live in shared memory.
+the same DreamExchange (audio/shared.py); in process mode it lives in shared memory.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from multiprocessing import shared_memory
 
 import numpy as np
 
-from ..audio.ring import AudioRing
-from ..control.params import Params
-from ..memory import resident_zeros
-from .schedule import Schedule, window_delta
-
-# Worker counters, one float64 each, shared with the engine (and its stats).
-W_DREAMED, W_FAILED, W_CURRENT, W_STARTED, W_LAST_S, W_SUM_S, W_MAX_S, W_READY = range(8)
-N_COUNTERS = 8
+from ..audio.mix import window_delta
+from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_READY, W_STARTED, W_SUM_S,
+                            DreamExchange, ExchangeSpec)
+from ..params import Params
+from ..windows import Schedule
 
 
-@dataclass
-class SharedSpec:
-    """Names and shapes of the shared buffers, small enough to pickle to a child process."""
-    name: str
-    channels: int
-    ring_capacity: int
-    n_slots: int
-    window: int
-
-
-class Buffers:
-    """Everything the callback and the worker share: input ring, slots, and their flags."""
-
-    def __init__(self, channels: int, ring_capacity: int, n_slots: int, window: int, shared: bool,
-                 attach: str | None = None):
-        self.spec_args = (channels, ring_capacity, n_slots, window)
-        layout = [("ring", (channels, ring_capacity), np.float32), ("ring_count", (1,), np.int64),
-                  ("slots", (n_slots, channels, window), np.float32), ("slot_window", (n_slots,), np.int64),
-                  ("slot_ok", (n_slots,), np.int64), ("slot_version", (n_slots,), np.int64),
-                  ("counters", (N_COUNTERS,), np.float64)]
-        sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype in layout]
-        self.shm = None
-        if shared:
-            total = sum(-(-size // 64) * 64 for size in sizes)  # 64-byte aligned pieces
-            self.shm = (shared_memory.SharedMemory(name=attach) if attach
-                        else shared_memory.SharedMemory(create=True, size=total))
-            offset = 0
-            for (name, shape, dtype), size in zip(layout, sizes):
-                view = np.ndarray(shape, dtype=dtype, buffer=self.shm.buf, offset=offset)
-                if attach is None:
-                    view.fill(0)  # every page written by the engine now, not first by the callback
-                setattr(self, name, view)
-                offset += -(-size // 64) * 64
-        else:
-            for name, shape, dtype in layout:
-                setattr(self, name, resident_zeros(shape, dtype))
-        if attach is None:
-            self.slot_window[:] = -1
-            self.counters[W_CURRENT] = -1
-        self.in_ring = AudioRing(channels, ring_capacity, self.ring, self.ring_count)
-
-    def spec(self) -> SharedSpec:
-        return SharedSpec(self.shm.name, *self.spec_args)
-
-    @classmethod
-    def attach(cls, spec: SharedSpec) -> "Buffers":
-        return cls(spec.channels, spec.ring_capacity, spec.n_slots, spec.window, shared=True, attach=spec.name)
-
-    def release(self, unlink: bool) -> None:
-        if self.shm is not None:
-            for name in ("ring", "ring_count", "slots", "slot_window", "slot_ok", "slot_version", "counters"):
-                setattr(self, name, None)
-            self.in_ring = None
-            self.shm.close()
-            if unlink:
-                self.shm.unlink()
-
-
-def dream_loop(buf: Buffers, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
+def dream_loop(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
                notify=lambda: None) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params)."""
     w, h = schedule.window, schedule.hop
@@ -139,7 +76,7 @@ def dreamer_key(params: Params | None):
             params.backend, params.device)
 
 
-def process_main(spec: SharedSpec, window_s: float, crossfade_s: float, sample_rate: int, channels: int,
+def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample_rate: int, channels: int,
                  conn, stop_event, lockstep: bool, threads: int) -> None:
     """Entry point of the worker process (spawned: a fresh interpreter, no forked audio state)."""
     import os
@@ -155,7 +92,7 @@ def process_main(spec: SharedSpec, window_s: float, crossfade_s: float, sample_r
 
     def stopped() -> bool:  # asked to stop, or orphaned (the engine's process was killed)
         return stop_event.is_set() or os.getppid() != parent
-    buf = Buffers.attach(spec)
+    buf = DreamExchange.attach(spec)
     try:
         version, params = conn.recv()
         schedule = Schedule.from_seconds(sample_rate, window_s, crossfade_s)

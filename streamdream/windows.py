@@ -1,4 +1,5 @@
-"""Windows and crossfades, shared by the offline render and the live engine.
+"""Window geometry and fade weights: a leaf module (imports only errors) that the dream
+(dreaming/classify.py), the offline render and the live engine all use.
 
 Window k covers frames [k*hop, k*hop + window). Every window fades out over its
 last `crossfade` frames and every window but the first fades in over its first
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ParameterError
+from .errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -49,26 +50,3 @@ class Schedule:
                 w[:c] = np.sin(phase)
             w[-c:] = np.cos(phase)
         return w
-
-
-def match_loudness(dry: np.ndarray, dreamed: np.ndarray) -> np.ndarray:
-    """Scale a dreamed window to the dry window's RMS: dreams get loud, the performer's level should not."""
-    dry_rms = np.sqrt(np.mean(np.square(dry, dtype=np.float64)))
-    dream_rms = np.sqrt(np.mean(np.square(dreamed, dtype=np.float64)))
-    if dream_rms == 0.0 or dry_rms == 0.0:
-        return dreamed
-    return (dreamed * (dry_rms / dream_rms)).astype(np.float32)
-
-
-def window_delta(dry: np.ndarray, dreamed: np.ndarray | None, loudness: bool) -> np.ndarray:
-    """What a window contributes: dream minus dry (zeros when the dream failed)."""
-    if dreamed is None:
-        return np.zeros_like(dry)
-    if loudness:
-        dreamed = match_loudness(dry, dreamed)
-    return dreamed - dry
-
-
-def mix_output(dry: np.ndarray, delta: np.ndarray, intensity, mix, gain) -> np.ndarray:
-    """dry + mix * intensity * delta, times the output gain. Scalars or per-frame arrays."""
-    return (dry + (mix * intensity) * delta) * gain

@@ -1,4 +1,8 @@
-"""Every knob streamdream has, with its range.
+"""The dream's configuration (Params) and the one table of parameter ranges (RANGES).
+
+RANGES is read by Params.validate, the CLI's help, the MIDI mapping (control/mapping.py) and the
+presets (control/presets.py), so anything one of them accepts the others accept too: a preset
+saved from any valid state loads back.
 
 Per-window parameters are read by the dream worker when it starts a window;
 instant ones (intensity, mix, gain) act on the very next audio block.
@@ -7,9 +11,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ..errors import ParameterError
+from .errors import ParameterError
 
-INSTANT = ("intensity", "mix", "gain_db")
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter may take, and the CLI option that sets it (named in messages)."""
+    lo: float
+    hi: float
+    option: str
+    unit: str = ""         # shown after the span: "0..2000 ms"
+    integer: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.lo:g}..{self.hi:g}{self.unit}"
+
+    def __contains__(self, value) -> bool:
+        return self.lo <= value <= self.hi
+
+
+RANGES = {
+    "steps": Range(1, 1000, "--steps", integer=True),
+    "step_size": Range(0.0, 10.0, "--step-size", " (relative to the window's RMS)"),
+    "octaves": Range(1, 8, "--octaves", integer=True),
+    "octave_scale": Range(1.0, 4.0, "--octave-scale"),
+    "jitter_ms": Range(0.0, 2000.0, "--jitter", " ms"),
+    "top_db": Range(0.0, 200.0, "--top-db", " dB (0 = the model's own floor)"),
+    "shape": Range(0.0, 4.0, "--shape", " (0 = off)"),
+    "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
+    "intensity": Range(0.0, 2.0, "--intensity"),
+    "mix": Range(0.0, 1.0, "--mix"),
+    "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
+    "limit_db": Range(-20.0, 0.0, "--limit", " dBFS"),
+    "window_s": Range(1.0, 30.0, "--window", " s"),
+}
 RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
 BACKENDS = ("torchscript", "eager")
 
@@ -46,20 +81,10 @@ class Params:
     crossfade_s: float = 1.0
 
     def validate(self) -> "Params":
+        for name, span in RANGES.items():
+            if not span.lo <= getattr(self, name) <= span.hi:
+                raise ParameterError(f"{span.option} must be {span}")
         checks = [
-            (1 <= self.steps <= 1000, "--steps must be 1..1000"),
-            (0.0 <= self.step_size <= 10.0, "--step-size must be 0..10 (relative to the window's RMS)"),
-            (1 <= self.octaves <= 8, "--octaves must be 1..8"),
-            (1.0 <= self.octave_scale <= 4.0, "--octave-scale must be 1..4"),
-            (0.0 <= self.jitter_ms <= 2000.0, "--jitter must be 0..2000 ms"),
-            (0.0 <= self.top_db <= 200.0, "--top-db must be 0..200 dB (0 = the model's own floor)"),
-            (0.0 <= self.shape <= 4.0, "--shape must be 0..4 (0 = off)"),
-            (0.0 <= self.eot <= 2.0, "--eot must be 0..2 (0 = off)"),
-            (0.0 <= self.intensity <= 2.0, "--intensity must be 0..2"),
-            (0.0 <= self.mix <= 1.0, "--mix must be 0..1"),
-            (-60.0 <= self.gain_db <= 24.0, "--gain must be -60..24 dB"),
-            (-20.0 <= self.limit_db <= 0.0, "--limit must be -20..0 dBFS"),
-            (1.0 <= self.window_s <= 30.0, "--window must be 1..30 s"),
             (0.0 <= self.crossfade_s <= self.window_s / 2, "--crossfade must be 0..window/2 s"),
             (self.reconstruct in RECONSTRUCT_MODES, f"--reconstruct must be one of {', '.join(RECONSTRUCT_MODES)}"),
             (self.reconstruct == "none" or self.view in (None, "stft"), "--reconstruct needs --view stft"),

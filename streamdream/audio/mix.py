@@ -1,0 +1,31 @@
+"""The mixing DSP shared by render and the live engine: what a dreamed window adds, and how it is mixed in.
+
+The dry signal passes untouched: only "dream minus dry" is scaled (and crossfaded, see windows.py),
+so at intensity 0 the output is the input exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def match_loudness(dry: np.ndarray, dreamed: np.ndarray) -> np.ndarray:
+    """Scale a dreamed window to the dry window's RMS: dreams get loud, the performer's level should not."""
+    dry_rms = np.sqrt(np.mean(np.square(dry, dtype=np.float64)))
+    dream_rms = np.sqrt(np.mean(np.square(dreamed, dtype=np.float64)))
+    if dream_rms == 0.0 or dry_rms == 0.0:
+        return dreamed
+    return (dreamed * (dry_rms / dream_rms)).astype(np.float32)
+
+
+def window_delta(dry: np.ndarray, dreamed: np.ndarray | None, loudness: bool) -> np.ndarray:
+    """What a window contributes: dream minus dry (zeros when the dream failed)."""
+    if dreamed is None:
+        return np.zeros_like(dry)
+    if loudness:
+        dreamed = match_loudness(dry, dreamed)
+    return dreamed - dry
+
+
+def mix_output(dry: np.ndarray, delta: np.ndarray, intensity, mix, gain) -> np.ndarray:
+    """dry + mix * intensity * delta, times the output gain. Scalars or per-frame arrays."""
+    return (dry + (mix * intensity) * delta) * gain

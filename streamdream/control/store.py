@@ -1,0 +1,56 @@
+"""The control store: the latest value of each instant control (intensity, mix, gain), set by any
+thread (MIDI, the main thread) and read by the audio callback, which glides toward it per sample.
+
+Like python-rtmidi's "ccstore": writers only store the newest target; the callback takes one copy per
+block, so a concurrent write cannot tear a block. Per-window settings travel with Params instead.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..params import Params
+
+SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
+
+
+class Controls:
+    """Instant controls: targets set by any thread, smoothed per sample by the callback."""
+
+    def __init__(self, params: Params, sample_rate: int, max_block: int):
+        self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
+        self.current = self.target.copy()
+        self._gliding = False
+        self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
+        self.ramp_started_frame = -1
+        # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
+        self.coeff = math.exp(-3.0 / (SMOOTHING_S * sample_rate))
+        self.powers = self.coeff ** np.arange(1, max_block + 1)
+        self.ramps = np.zeros((3, max_block), dtype=np.float32)
+
+    def set(self, intensity: float | None = None, mix: float | None = None, gain_db: float | None = None) -> None:
+        if intensity is not None:
+            self.target[0] = intensity
+        if mix is not None:
+            self.target[1] = mix
+        if gain_db is not None:
+            self.target[2] = 10.0 ** (gain_db / 20.0)
+
+    def block(self, n: int):
+        """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""
+        target = self.target.copy()  # one read, so a concurrent set() cannot tear the block
+        if np.array_equal(self.current, target):
+            self._gliding = False
+            return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
+        if not self._gliding:
+            self._gliding = True
+            self.ramp_started_at = time.perf_counter()
+        # current -> target exponentially; snap once within float32 resolution so the settled path is exact
+        diff = (self.current - target)[:, None] * self.powers[None, :n]
+        np.add(target[:, None], diff, out=self.ramps[:, :n], casting="unsafe")
+        self.current = target + diff[:, -1]
+        if np.all(np.abs(self.current - target) < 1e-7):
+            self.current = target
+        return self.ramps[0, :n], self.ramps[1, :n], self.ramps[2, :n]
