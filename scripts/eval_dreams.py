@@ -4,7 +4,8 @@
 Writes a few short multi-instrument arrangements (written in code below) rendered with
 fluidsynth and a soundfont neither model trained on (MuseScore General Lite, Debian
 musescore-general-soundfont-small; the default model heard FluidR3, the ear TimGM6mb),
-dreams each toward each target label with the CLI (`python -m streamdream.cli render`),
+dreams each toward each target label with the CLI (`streamdream render`, its entry point
+called in this process so torch is imported once),
 and judges every render with the independent ear (models/ear.onnx, scripts/ear.py), never
 with the model that dreamed:
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -41,12 +41,13 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 from ear import Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402
+from streamdream import cli  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
 RATE = 48000
 SECONDS = 9.0
-TARGETS = ["brass", "strings", "organ", "reed", "voice", "drums"]
+TARGETS = ["brass", "strings", "organ", "voice"]
 QUIET_DB = 50.0
 
 # (name, tempo bpm, [(role, GM program, pan, volume)], with drums?). Roles: bass, chords, arp, melody, pad.
@@ -151,8 +152,11 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     control_probs = ear.probabilities((dry + noise).astype(np.float32), RATE)
     quiet, above = where_the_change_lands(dry[0], change[0])
     rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
-    return {"before": float(before[target]), "after": float(after[target]),
-            "rise": float(after[target] - before[target]), "vs_noise": float(after[target] - control_probs[target]),
+    if target < 0:  # no target (amplify what is there): no rise to measure
+        before_t = after_t = control_t = float("nan")
+    else:
+        before_t, after_t, control_t = float(before[target]), float(after[target]), float(control_probs[target])
+    return {"before": before_t, "after": after_t, "rise": after_t - before_t, "vs_noise": after_t - control_t,
             "top3": bool(int(np.argmax(before)) in np.argsort(after)[-3:]),
             "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
             "peak_dbtp": float(20 * np.log10(true_peak(wet))),
@@ -165,48 +169,58 @@ def main():
     argv = argv[:argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=len(ARRANGEMENTS), help="how many arrangements (max 4)")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated labels")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="comma-separated labels; 'none' dreams without a target (no rise to measure)")
     parser.add_argument("--seed", type=int, default=1, help="render --seed")
     parser.add_argument("--label", default="defaults", help="name of this run in the printout and JSON")
     parser.add_argument("--json", type=Path, help="append this run's figures here (one JSON object per line)")
-    parser.add_argument("--keep", type=Path, help="keep clips and renders in this directory")
+    parser.add_argument("--keep", type=Path, help="keep clips and renders in this directory (and reuse them)")
+    parser.add_argument("--render-only", action="store_true", help="render, do not judge")
     args = parser.parse_args(argv)
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         sys.exit("error: needs fluidsynth and MuseScore General; apt-get install fluidsynth "
                  "musescore-general-soundfont-small")
-    ear = Ear()
     targets = args.targets.split(",")
-    for t in targets:
-        if t not in ear.labels:
-            sys.exit(f"error: unknown target {t!r}; labels: {', '.join(ear.labels)}")
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="eval_dreams_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    rows = []
-    print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
-    print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
-          f"{'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
     started = time.time()
+    # 1. Renders (a render already in --keep with this label is reused: same command, same file).
+    jobs = []
     for c in range(min(args.clips, len(ARRANGEMENTS))):
         name = ARRANGEMENTS[c][0]
         clip = workdir / f"{name}.wav"
         if not clip.exists():
             make_clip(c, clip)
-        dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
         for target in targets:
             out = workdir / f"{name}-{target}-{args.label}.wav"
-            cmd = [sys.executable, "-m", "streamdream.cli", "render", str(clip), str(out), "--target", target,
-                   "--seed", str(args.seed), "--crossfade", "0", "--quiet", *render_args]  # one 9-s window per clip
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"error: render failed ({' '.join(cmd)}): {done.stderr.strip()}")
-            wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
-            r = judge(ear, dry.T, wet.T, ear.labels.index(target), seed=c)
-            rows.append({"clip": name, "target": target, **r})
-            print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
-                  f"{'yes' if r['top3'] else 'no':>4s} {r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} "
-                  f"{r['peak_dbtp']:+6.1f}  {r['top_before']} -> {r['top_after']}", flush=True)
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("rise", "vs_noise", "top3", "quiet", "above",
+            if not out.exists():
+                # The CLI's own entry point, in this process (one torch import for all renders).
+                argv = ["render", str(clip), str(out), "--seed", str(args.seed), "--crossfade", "0", "--quiet",
+                        *(["--target", target] if target != "none" else []), *render_args]  # one 9-s window
+                if cli.main(argv) != 0:
+                    sys.exit(f"error: render failed: streamdream {' '.join(argv)}")
+            jobs.append((c, name, clip, target, out))
+    if args.render_only:
+        print(f"rendered {len(jobs)} files into {workdir} ({time.time() - started:.0f} s)")
+        return
+    # 2. The ear's verdict.
+    ear = Ear()
+    for t in targets:
+        if t not in ear.labels + ["none"]:
+            sys.exit(f"error: unknown target {t!r}; labels: {', '.join(ear.labels)}")
+    rows = []
+    print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
+    print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
+          f"{'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
+    for c, name, clip, target, out in jobs:
+        dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
+        wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
+        r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
+        rows.append({"clip": name, "target": target, **r})
+        print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
+              f"{'yes' if r['top3'] else 'no':>4s} {r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} "
+              f"{r['peak_dbtp']:+6.1f}  {r['top_before']} -> {r['top_after']}", flush=True)
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in ("rise", "vs_noise", "top3", "quiet", "above",
                                                                 "level_db", "peak_dbtp")}
     mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
     print(f"MEAN over {len(rows)} renders ({args.label}): rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "

@@ -73,7 +73,7 @@ def dreamer_key(params: Params | None):
     if params is None:
         return None
     return (params.model, params.view, params.reconstruct, params.layer, params.target, params.away,
-            params.backend, params.device)
+            params.backend, params.device, params.top_db)
 
 
 def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample_rate: int, channels: int,
