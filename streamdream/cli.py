@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .dreaming.frontend import VIEW_NAMES, WAVEFORM_LAYOUTS
 from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, StreamDreamError
 
@@ -28,13 +29,14 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     add("--preset", choices=list(BUILTIN_PRESETS),
         help="a named set of the options below; options given too override it (default: live, "
              "the settings listed as defaults here; see docs/DREAMS.md)")
-    add("--model", help="ONNX model file (default: the shipped models/default.onnx)")
-    add("--view", choices=["mel", "stft", "raw-image"], help="override the model's own view")
+    add("--model", help="ONNX model file, or a shipped model by name: default (instruments), "
+                        "pitch (piano keys: --target C4,E4,G4, MIDI notes play it)")
+    add("--view", choices=VIEW_NAMES, help="override the model's own view")
     add("--reconstruct", choices=RECONSTRUCT_MODES,
         help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
     add("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
-    add("--target", help="class label to dream toward")
-    add("--away", help="class label to dream away from")
+    add("--target", help="class label(s) to dream toward: LABEL, or A,B:0.5 for several with weights")
+    add("--away", help="class label(s) to dream away from (same form as --target)")
     add("--steps", type=int, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
     add("--step-size", type=float, help=f"step per iteration relative to the window's RMS, "
                                         f"{r['step_size'].lo:g}..{r['step_size'].hi:g} (default {d.step_size:g})")
@@ -126,7 +128,14 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     view = info.view
     console.print(f"[bold]{info.path}[/]")
     if view is None:
-        console.print("no streamdream metadata: name the view (--view mel|stft|raw-image) and a --layer to dream")
+        waveform = len(info.input_shape) != 4
+        how = "--view waveform --rate HZ" + ("" if waveform_input_samples(info) else " --input-samples N") \
+            if waveform else "--view mel|stft|raw-image"
+        console.print(f"no streamdream metadata; describe it once with:\n  streamdream models annotate {info.path} "
+                      f"OUT.onnx {how} [--labels A,B,C] [--layers NAME,...]")
+        if waveform:
+            console.print(f"input: {info.input_name} {info.input_shape}   outputs: {', '.join(info.output_names)}")
+            return 0
         view = "raw-image"
     f = info.front
     console.print(f"view: {view}   input: {info.input_name} {info.input_shape}")
@@ -140,11 +149,17 @@ def cmd_models_info(a: argparse.Namespace) -> int:
             run = needed_sample_rate(view, f, rate)
             rates.append(f"{rate} Hz" + (f" (dreamed at {run} Hz)" if run != rate else f" (n_fft {n_fft}, hop {hop})"))
         console.print("sample rates: any from 8 to 192 kHz, front end scaled in physical units: " + "; ".join(rates))
+    elif view == "waveform":
+        console.print(f"waveform at {f.rate_hz} Hz, {f.input_samples} samples per input "
+                      f"({f.input_samples / f.rate_hz:.3g} s), layout {info.layout}, {info.model_channels} channel(s), "
+                      f"overlap {f.overlap:g}; any operating rate (resampled inside the view)")
     else:
         console.print("sample rates: any; 3 x 103,000 stereo frames per image "
                       f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
-    console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none"))
-    table = Table(title="dreamable layers (shape for one channel of a 9-s window at 48 kHz)")
+    console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none")
+                  + (f" (on axis {info.class_axis} of {info.output_names[0]})" if info.labels else ""))
+    title = "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"
+    table = Table(title=f"dreamable layers (shape for {title})")
     for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
         table.add_column(col)
     recommended = {layer.name for layer in info.recommended}
@@ -154,6 +169,49 @@ def cmd_models_info(a: argparse.Namespace) -> int:
             mark = (mark + " (default)").strip()
         table.add_row(layer.name, layer.op, "x".join(map(str, layer.shape)), str(layer.channels), mark)
     console.print(table)
+    return 0
+
+
+def waveform_input_samples(info) -> int | None:
+    """The fixed sample count of a waveform input, if its shape says."""
+    from .dreaming.model import waveform_layout
+
+    layout = waveform_layout(info.input_shape)
+    size = info.input_shape[layout.index("s")] if layout else None
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def cmd_models_annotate(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .dreaming.model import annotate
+
+    front: dict = {}
+    for item in a.front or []:
+        key, _, value = item.partition("=")
+        if not value:
+            raise ParameterError(f"--front {item!r}: write KEY=VALUE, e.g. --front hop_ms=10")
+        try:
+            front[key] = json.loads(value)
+        except ValueError:
+            front[key] = value
+    for key, value in (("rate_hz", a.rate), ("input_samples", a.input_samples), ("overlap", a.overlap),
+                       ("layout", a.layout)):
+        if value is not None:
+            front[key] = value
+    if a.labels and a.labels_file:
+        raise ParameterError("give --labels or --labels-file, not both")
+    labels = a.labels.split(",") if a.labels else None
+    if a.labels_file:
+        try:
+            labels = [line.strip() for line in Path(a.labels_file).read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise ParameterError(f"cannot read --labels-file {a.labels_file}: {exc.strerror}") from None
+    layers = a.layers.split(",") if a.layers else None
+    info = annotate(a.input, a.output, a.view, front, labels, layers, a.default_layer, a.class_axis,
+                    a.channel_axis, a.force)
+    print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
+          f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
     return 0
 
 
@@ -308,8 +366,27 @@ def build_parser() -> argparse.ArgumentParser:
     mosub = m.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     i = mosub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
     i.add_argument("model", nargs="?", help="ONNX file (default: the shipped model)")
-    i.add_argument("--view", choices=["mel", "stft", "raw-image"])
+    i.add_argument("--view", choices=VIEW_NAMES)
     i.set_defaults(func=cmd_models_info)
+    an = mosub.add_parser("annotate", help="write streamdream's metadata into any ONNX model (checked by loading it)")
+    an.add_argument("input", help="ONNX model to describe (not modified)")
+    an.add_argument("output", help="where to write the described model")
+    an.add_argument("--view", required=True, choices=VIEW_NAMES, help="how audio becomes the model's input")
+    an.add_argument("--rate", type=int, help="waveform: the model's own sample rate, Hz")
+    an.add_argument("--input-samples", type=int, help="waveform: samples per input (default: the input's shape)")
+    an.add_argument("--overlap", type=float, help="waveform: overlap of consecutive inputs, 0..0.5 (default 0.5)")
+    an.add_argument("--layout", choices=WAVEFORM_LAYOUTS,
+                    help="waveform: b=batch, s=samples, c=channels (default: from the input's shape)")
+    an.add_argument("--front", action="append", metavar="KEY=VALUE",
+                    help="front-end setting, e.g. n_mels=64 or mean=-4.2 (repeatable; see models info)")
+    an.add_argument("--labels", help="comma-separated class labels, in output order")
+    an.add_argument("--labels-file", help="class labels, one per line")
+    an.add_argument("--class-axis", type=int, help="axis of the classes in the first output (default -1, the last)")
+    an.add_argument("--channel-axis", type=int, help="axis NAME@CH picks a channel from (default 1)")
+    an.add_argument("--layers", help="comma-separated recommended layers (ONNX tensor names)")
+    an.add_argument("--default-layer", help="layer dreamed when no --layer or --target is given")
+    an.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    an.set_defaults(func=cmd_models_annotate)
     c = mosub.add_parser("classify", help="label probabilities averaged over a file's windows")
     c.add_argument("file")
     c.add_argument("--model")

@@ -152,3 +152,19 @@ def test_instant_controls_glide_within_20_ms_and_settle_exactly():
     for _ in range(20):
         value = controls.block(block)[0]
     assert value == np.float32(2.0) and np.ndim(value) == 0  # settled: the exact value, no ramp
+
+
+KEY_LABELS = [f"{n}{o}" for o in range(0, 9) for n in ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")]
+
+
+def test_a_keyboard_model_plays_chords_as_weighted_targets(engine, tmp_path):
+    control = MidiControl(engine, load_mapping(), KEY_LABELS, LAYERS)
+    send(control, [0x90, 60, 127], [0x90, 64, 64], [0x91, 67, 32])   # C4, E4, G4 (any channel)
+    assert control.apply().target == "C4:1,E4:0.504,G4:0.252"
+    assert engine.params.step_size == Params().step_size             # velocity weights keys, not depth
+    send(control, [0x80, 64, 0])                                      # E4 released
+    assert control.apply().target == "C4:1,G4:0.252"
+    send(control, [0x90, 60, 0], [0x80, 67, 10])                      # velocity-0 note-on is a release too
+    assert control.apply().target is None
+    send(control, [0x90, 5, 100])                                      # F-1: not a key of this model
+    assert control.apply() is None and control.ignored == 1

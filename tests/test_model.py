@@ -69,20 +69,30 @@ def test_missing_model_is_refused(tmp_path):
 
 
 def test_wrong_input_rank_is_refused(tmp_path):
-    conv = torch.nn.Conv1d(1, 4, 3)
-    path = tmp_path / "conv1d.onnx"
-    torch.onnx.export(conv, (torch.randn(1, 1, 64),), str(path), input_names=["input"], dynamo=False)
-    with pytest.raises(ModelError, match="rank 3"):
+    conv = torch.nn.Conv3d(1, 4, 3)
+    path = tmp_path / "conv3d.onnx"
+    torch.onnx.export(conv, (torch.randn(1, 1, 8, 8, 8),), str(path), input_names=["input"], dynamo=False)
+    with pytest.raises(ModelError, match="has rank 5; streamdream takes a rank-4"):
         read_model_info(path)
 
 
+def test_rank_3_input_is_a_waveform_for_a_spectrogram_view_it_is_refused(tmp_path):
+    conv = torch.nn.Conv1d(1, 4, 3)
+    path = tmp_path / "conv1d.onnx"
+    torch.onnx.export(conv, (torch.randn(1, 1, 64),), str(path), input_names=["input"], dynamo=False)
+    assert read_model_info(path).view is None  # readable: `models info` can describe it
+    with pytest.raises(ModelError, match="rank-3 input, not the rank-4 input of the mel view.*annotate"):
+        read_model_info(path, view="mel")
+
+
 def test_unsupported_operator_is_refused(tmp_path):
-    node = helper.make_node("Hardmax", ["input"], ["out"], axis=1)
+    node = helper.make_node("Hardmax", ["input"], ["out"], axis=1, name="argmax_head")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 8, 8])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 1, 8, 8])])
     path = _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "hardmax.onnx")
     info = read_model_info(path, view="mel")
-    with pytest.raises(ModelError, match="operator streamdream cannot run.*Hardmax"):
+    with pytest.raises(ModelError, match="hardmax.onnx: node 'argmax_head' uses operator Hardmax "
+                                         r"\(ai.onnx opset 17\), which streamdream cannot run"):
         convert(info, ["out"], [1, 1, 8, 8])
 
 

@@ -15,6 +15,9 @@ A mapping is a TOML file::
     channel = 0
     velocity_min = 0.01 # step size at velocity 1 ...
     velocity_max = 0.2  # ... and at velocity 127
+                        # With a model whose labels are piano keys (`--model pitch`) the keyboard is
+                        # played instead: every held key is a target, velocity its weight, note-off
+                        # removes it; first_note and the velocity depths do not apply.
 
     [sustain]
     cc = 64             # pedal down holds freeze

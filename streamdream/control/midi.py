@@ -21,7 +21,7 @@ import threading
 import time
 
 from ..errors import MidiPortError, ParameterError, StreamDreamError
-from .mapping import KNOBS, Mapping, choose
+from .mapping import KNOBS, Mapping, choose, note_name
 from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
 
@@ -101,6 +101,10 @@ class MidiControl:
         self.mapping = mapping
         self.by_cc = mapping.lookup()
         self.labels = labels
+        # A model whose labels are piano keys ("C4", "F#2": the pitch model) is played like an
+        # instrument: each held key is a dream target, its velocity its weight.
+        self.keys = {n: note_name(n) for n in range(128) if note_name(n) in set(labels)}
+        self.held: dict[int, float] = {}      # note -> weight, in the order they were pressed
         self.layers = layers
         self.presets = presets or []
         self.presets_path = presets_path
@@ -131,10 +135,12 @@ class MidiControl:
             self._control_change(channel, message[1], message[2])
         elif kind == 0x90 and len(message) >= 3 and message[2] > 0:
             self._note_on(channel, message[1], message[2])
+        elif kind in (0x80, 0x90) and len(message) >= 3 and self.keys:
+            self._note_off(channel, message[1])   # 0x90 with velocity 0 is a note-off too
         elif kind == 0xC0 and len(message) >= 2:
             self.latest["program"] = message[1]
         else:
-            self.ignored += 1  # note-off, aftertouch, pitch bend: not mapped
+            self.ignored += 1  # aftertouch, pitch bend (and note-off without a keyboard model): not mapped
             return
         self.last_change = time.perf_counter()
         self.last_change_frame = getattr(self.engine, "out_pos", -1)
@@ -163,11 +169,28 @@ class MidiControl:
         if self.mapping.note_channel and channel != self.mapping.note_channel:
             self.ignored += 1
             return
+        if self.keys:
+            if note in self.keys:
+                self.held[note] = velocity / 127.0
+                self.latest["target"] = self._held_targets()
+            else:
+                self.ignored += 1
+            return
         index = note - self.mapping.first_note
         if 0 <= index < len(self.labels):
             self.latest["target"] = self.labels[index]
         lo, hi = self.mapping.velocity_min, self.mapping.velocity_max
         self.latest["step_size"] = lo + (hi - lo) * (velocity - 1) / 126.0
+
+    def _note_off(self, channel: int, note: int) -> None:
+        if self.mapping.note_channel and channel != self.mapping.note_channel:
+            return
+        if self.held.pop(note, None) is not None:
+            self.latest["target"] = self._held_targets()
+
+    def _held_targets(self) -> str | None:
+        """The held chord as a --target value, e.g. "C4:0.787,E4:0.551"; None when no key is down."""
+        return ",".join(f"{self.keys[n]}:{w:.3g}" for n, w in self.held.items()) or None
 
     # ---- main loop: fold stored values into Params for the next window
     def apply(self) -> Params | None:

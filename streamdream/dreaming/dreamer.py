@@ -24,8 +24,23 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _split_weight(part: str, what: str) -> tuple[str, float]:
+    """"NAME:0.5" -> ("NAME", 0.5); "NAME" -> ("NAME", 1.0)."""
+    if ":" not in part:
+        return part, 1.0
+    part, weight_text = part.rsplit(":", 1)
+    try:
+        return part, float(weight_text)
+    except ValueError:
+        raise ParameterError(f"{what} weight {weight_text!r} is not a number; write NAME:0.5") from None
+
+
 def parse_objective(params: Params, info: ModelInfo) -> Objective:
-    """--layer / --target / --away -> Objective. Layer syntax: NAME, NAME@CHANNEL, or A:0.5,B:1.0."""
+    """--layer / --target / --away -> Objective. Layer syntax: NAME, NAME@CHANNEL, or A:0.5,B:1.0.
+
+    Which classes --target/--away name is read per window (see `class_weights`); here only
+    whether there are any, since that decides which outputs the traced net returns.
+    """
     layers = []
     spec = params.layer
     if spec is None and params.target is None and params.away is None:
@@ -33,25 +48,36 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
         if spec is None:
             raise ParameterError(f"{info.path.name} names no default layer; pick one with --layer "
                                  f"(list them with: streamdream models info {info.path})")
+    axes = {layer.name: layer.channel_axis for layer in info.recommended}
     for part in (spec.split(",") if spec else []):
-        part = part.strip()
-        weight = 1.0
-        if ":" in part:
-            part, weight_text = part.rsplit(":", 1)
-            try:
-                weight = float(weight_text)
-            except ValueError:
-                raise ParameterError(f"layer weight {weight_text!r} is not a number; write NAME:0.5") from None
+        part, weight = _split_weight(part.strip(), "layer")
         channel = -1
         if "@" in part:
             part, channel_text = part.rsplit("@", 1)
             if not channel_text.isdigit():
                 raise ParameterError(f"layer channel {channel_text!r} is not a whole number; write NAME@12")
             channel = int(channel_text)
-        layers.append((part, weight, channel))
-    target = info.label_index(params.target) if params.target else -1
-    away = info.label_index(params.away) if params.away else -1
-    return Objective(tuple(layers), target, away, info.output_names[0])
+        layers.append((part, weight, channel, axes.get(part, info.channel_axis)))
+    class_weights(params, info, None)  # refuse unknown labels now, not at the first window
+    logits = info.output_names[0] if (params.target or params.away) else ""
+    return Objective(tuple(layers), logits, info.class_axis)
+
+
+def class_weights(params: Params, info: ModelInfo, n_classes: int | None) -> np.ndarray:
+    """Per-class weight from --target (toward) and --away (away from), e.g. "C4,E4:0.5,G4".
+
+    A chord is several targets; each one's weight scales how hard the dream pushes toward it.
+    """
+    weights = np.zeros(n_classes or max(len(info.labels), 1), dtype=np.float32)
+    for spec, sign in ((params.target, 1.0), (params.away, -1.0)):
+        for part in (spec.split(",") if spec else []):
+            label, weight = _split_weight(part.strip(), "target")
+            index = info.label_index(label)
+            if n_classes is not None and index >= n_classes:
+                raise ParameterError(f"class {index} is past the {n_classes} classes of {info.path.name}'s output")
+            if n_classes is not None:
+                weights[index] += sign * weight
+    return weights
 
 
 class NormalisedSpectrum(nn.Module):
@@ -79,8 +105,13 @@ class Dreamer:
         self.info = info or read_model_info(params.model, params.view)
         self.view_name = self.info.view
         if self.view_name is None:
-            raise ParameterError(f"{self.info.path.name} has no streamdream metadata; name its view with "
-                                 "--view mel|stft|raw-image and its layer with --layer")
+            name = self.info.path.name
+            if len(self.info.input_shape) != 4:
+                raise ParameterError(f"{name} takes a waveform but has no streamdream metadata; describe it once: "
+                                     f"streamdream models annotate {self.info.path} OUT.onnx --view waveform --rate HZ")
+            raise ParameterError(f"{name} has no streamdream metadata; name its view with "
+                                 "--view mel|stft|raw-image and its layer with --layer, or describe it once with "
+                                 f"streamdream models annotate {self.info.path} OUT.onnx")
         if params.reconstruct != "none" and self.view_name != "stft":
             raise ParameterError("--reconstruct needs the stft view; add --view stft")
         self.device = pick_device(params.device)
@@ -88,13 +119,19 @@ class Dreamer:
         self.objective = parse_objective(params, self.info)
         self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
         self.front = replace(self.info.front, top_db=params.top_db) if params.top_db > 0 else self.info.front
-        self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw)
-        batch = 2 if self.view_name == "raw-image" else channels
+        self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw, self.info.layout,
+                               self.info.model_channels)
+        # raw images and stereo waveform models take both channels: mono is dreamed as L = R, then averaged
+        self.stereo_input = self.view_name == "raw-image" or (self.view_name == "waveform"
+                                                              and self.info.model_channels == 2)
+        batch = 2 if self.stereo_input else channels
         example_wave = torch.zeros(batch, self.view_frames)
         with torch.no_grad():
             example_view = self.view(example_wave)
         self.view_shape = list(example_view.shape)
         self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
+        self.n_classes = (self.loaded.output_shapes[self.objective.logits][self.info.class_axis]
+                          if self.objective.logits else 0)
         self._build_loop(example_view)
 
     def warm_up(self, runs: int = 2) -> "Dreamer":
@@ -114,7 +151,8 @@ class Dreamer:
             view = NormalisedSpectrum(self.info.front.mean, self.info.front.std, self.view.bins)
         view = view.to(self.device)
         if self.params.backend == "torchscript":
-            objective_net = trace_objective(net, self.objective, example_view.to(self.device))
+            objective_net = trace_objective(net, self.objective, example_view.to(self.device),
+                                            self._class_weights(self.params))
             self.loop = script_loop(DreamLoop(view, objective_net, self._shape_fft()).to(self.device))
         else:
             self.loop = DreamLoop(view, ObjectiveNet(net, self.objective), self._shape_fft()).to(self.device)
@@ -122,6 +160,11 @@ class Dreamer:
     def _shape_fft(self) -> int:
         """FFT size for shaping the update: the power of two at or above 40 ms (2048 points at 44.1 and 48 kHz)."""
         return fft_size(round(0.04 * self.rate))
+
+    def _class_weights(self, p: Params) -> torch.Tensor:
+        if not self.objective.logits:
+            return torch.zeros(1, device=self.device)
+        return torch.from_numpy(class_weights(p, self.info, self.n_classes)).to(self.device)
 
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
@@ -165,8 +208,8 @@ class Dreamer:
             return dry.copy()  # silence has nothing to dream on, and the step is relative to the level
         wave = dry if self.rate == self.sample_rate else soxr.resample(dry.T, self.sample_rate, self.rate).T
         frames = wave.shape[1]
-        if self.view_name == "raw-image" and self.channels == 1:
-            wave = np.repeat(wave, 2, axis=0)  # the image layout is stereo; dream L=R, then average
+        if self.stereo_input and self.channels == 1:
+            wave = np.repeat(wave, 2, axis=0)  # the model's input is stereo; dream L=R, then average
         padded = np.zeros((wave.shape[0], self.view_frames), dtype=np.float32)
         padded[:, :frames] = wave[:, :self.view_frames]
         step = p.step_size * rms
@@ -177,9 +220,10 @@ class Dreamer:
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, p.shape, transforms, noise)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self._class_weights(p), p.shape,
+                                transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
-        if self.view_name == "raw-image" and self.channels == 1:
+        if self.stereo_input and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
@@ -201,7 +245,8 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms), 0.0, [], logmag.new_zeros(0))
+                                self._shifts(p, index, frames_per_ms), self._class_weights(p), 0.0, [],
+                                logmag.new_zeros(0))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, asdict
 
 from ..errors import ParameterError
 
-VIEW_NAMES = ("mel", "stft", "raw-image")
+VIEW_NAMES = ("mel", "stft", "raw-image", "waveform")
+# How a waveform model lays out its input: b = batch, s = samples, c = audio channels.
+WAVEFORM_LAYOUTS = ("bs", "bsc", "bcs")
 
 # The MATH299W layout: three 103,000-frame stereo segments (206,000 interleaved
 # L/R values each) become the three 412x500 colour planes of one image.
@@ -39,6 +41,12 @@ class FrontEnd:
     image_scale: float = 1.0
     image_mean: list = field(default_factory=lambda: [0.0, 0.0, 0.0])
     image_std: list = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    # waveform only: the model's own sample rate and input length; windows are cut from the
+    # resampled waveform with this overlap (a fraction of the input, at most 0.5)
+    rate_hz: int = 0
+    input_samples: int = 0
+    overlap: float = 0.5
+    layout: str = ""          # one of WAVEFORM_LAYOUTS; "" = read it from the input's shape
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +68,10 @@ class FrontEnd:
             raise ParameterError("front end needs n_mels >= 8, log_offset > 0 and std > 0")
         if not 0.0 <= self.top_db <= 200.0:
             raise ParameterError("front end needs 0 <= top_db <= 200 (0 = no floor)")
+        if not (0 <= self.rate_hz <= 384000 and 0 <= self.input_samples and 0.0 <= self.overlap <= 0.5):
+            raise ParameterError("front end needs 0 <= rate_hz <= 384000, input_samples >= 0 and 0 <= overlap <= 0.5")
+        if self.layout not in ("",) + WAVEFORM_LAYOUTS:
+            raise ParameterError(f"front end layout {self.layout!r} is not one of {', '.join(WAVEFORM_LAYOUTS)}")
 
 
 def fft_size(window_samples: int) -> int:

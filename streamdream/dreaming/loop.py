@@ -23,22 +23,28 @@ GRAD_FLOOR = 1e-20
 
 @dataclass(frozen=True)
 class Objective:
-    """What to amplify. Layers are (ONNX tensor, weight, channel or -1 for all)."""
+    """What to amplify.
+
+    Layers are (ONNX tensor, weight, channel or -1 for all, the axis the channel is on).
+    Class scores come from `logits` when it is set: the dream pushes up the weighted sum of
+    the classes' scores, each averaged over batch and frames (any axis but `class_axis`).
+    Which classes and how much is a per-window tensor, so a held chord can change every
+    window without rebuilding anything.
+    """
 
     layers: tuple = ()
-    target: int = -1          # class index to dream toward, -1 for none
-    away: int = -1            # class index to dream away from, -1 for none
-    logits: str = ""          # tensor holding the class logits when target/away are used
+    logits: str = ""          # tensor holding the class scores, "" when no class is targeted
+    class_axis: int = -1
 
     def outputs(self) -> list[str]:
-        names = [name for name, _, _ in self.layers]
-        if (self.target >= 0 or self.away >= 0) and self.logits not in names:
+        names = [name for name, _, _, _ in self.layers]
+        if self.logits and self.logits not in names:
             names.append(self.logits)
         return names
 
 
 class ObjectiveNet(nn.Module):
-    """CNN input -> scalar objective. Built per objective, then traced."""
+    """(CNN input, class weights) -> scalar objective. Built per objective, then traced."""
 
     def __init__(self, net: nn.Module, objective: Objective):
         super().__init__()
@@ -46,23 +52,21 @@ class ObjectiveNet(nn.Module):
         self.objective = objective
         self.names = objective.outputs()
 
-    def forward(self, view: torch.Tensor) -> torch.Tensor:
+    def forward(self, view: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
         outs = self.net(view)
         if not isinstance(outs, (tuple, list)):
             outs = (outs,)
         by_name = dict(zip(self.names, outs))
         total = view.new_zeros(())
-        for name, weight, channel in self.objective.layers:
+        for name, weight, channel, axis in self.objective.layers:
             act = by_name[name]
             if channel >= 0:
-                act = act[:, channel]
+                act = act.select(axis, channel)
             total = total + weight * act.pow(2).mean()
-        if self.objective.target >= 0 or self.objective.away >= 0:
-            logits = by_name[self.objective.logits]
-            if self.objective.target >= 0:
-                total = total + logits[:, self.objective.target].mean()
-            if self.objective.away >= 0:
-                total = total - logits[:, self.objective.away].mean()
+        if self.objective.logits:
+            logits = by_name[self.objective.logits].movedim(self.objective.class_axis, -1)
+            scores = logits.reshape(-1, logits.shape[-1]).mean(0)  # per class, over batch and frames
+            total = total + (scores * class_weights).sum()
         return total
 
 
@@ -104,7 +108,8 @@ class DreamLoop(nn.Module):
                            center=True, length=g.shape[-1])
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
-                shifts: List[int], shape: float, transforms: List[List[float]], noise: torch.Tensor) -> torch.Tensor:
+                shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
+                noise: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         weights = self.shaping_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
@@ -119,9 +124,9 @@ class DreamLoop(nn.Module):
                     heard = gain * (rolled + tilt * (rolled - torch.roll(rolled, 1, -1))) \
                         + level * torch.roll(noise, int(noise_shift), -1)
                 v = self.view(heard)
-                if v.shape[2] != size[0] or v.shape[3] != size[1]:
+                if v.dim() == 4 and (v.shape[2] != size[0] or v.shape[3] != size[1]):
                     v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
-                objective = self.objective_net(v)
+                objective = self.objective_net(v, class_weights)
                 grads = torch.autograd.grad([objective], [rolled])
                 g = grads[0]
                 if g is None:
@@ -136,7 +141,12 @@ class DreamLoop(nn.Module):
 
 
 def octave_sizes(view_shape: list[int], octaves: int, scale: float, image: bool, min_size: int = 8) -> list[list[int]]:
-    """CNN input (H, W) per octave, coarsest first. Audio views compress time only; images scale both axes."""
+    """CNN input (H, W) per octave, coarsest first. Audio views compress time only; images scale both axes.
+
+    A waveform input has no octaves to resize (squeezing samples would shift pitch): every
+    octave then runs at the input's own size."""
+    if len(view_shape) != 4:
+        return [[0, 0] for _ in range(octaves)]
     _, _, h, w = view_shape
     sizes = []
     for o in reversed(range(octaves)):
@@ -147,12 +157,13 @@ def octave_sizes(view_shape: list[int], octaves: int, scale: float, image: bool,
     return sizes
 
 
-def trace_objective(net: nn.Module, objective: Objective, example: torch.Tensor) -> nn.Module:
+def trace_objective(net: nn.Module, objective: Objective, example: torch.Tensor,
+                    class_weights: torch.Tensor) -> nn.Module:
     """Trace the CNN + objective for the TorchScript loop; shapes stay dynamic along H and W."""
     wrapped = ObjectiveNet(net, objective).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python values in onnx2torch ops
-        return torch.jit.trace(wrapped, (example,), check_trace=False)
+        return torch.jit.trace(wrapped, (example, class_weights), check_trace=False)
 
 
 def script_loop(loop: DreamLoop) -> torch.jit.ScriptModule:

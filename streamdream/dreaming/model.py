@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, ParameterError
-from .frontend import FrontEnd, VIEW_NAMES, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH
+from .converters import check_convertible
+from .frontend import (FrontEnd, VIEW_NAMES, WAVEFORM_LAYOUTS, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT,
+                       RAW_IMAGE_WIDTH)
 
 META_VIEW = "streamdream.view"
 META_FRONTEND = "streamdream.frontend"
 META_LABELS = "streamdream.labels"
 META_LAYERS = "streamdream.layers"  # JSON list of {"name": ONNX tensor, "description": what it adds}
 META_DEFAULT_LAYER = "streamdream.default_layer"
+META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the first output (default: the last)
+META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
 
 PARITY_TOLERANCE = 1e-4
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
@@ -38,16 +43,31 @@ def default_model_path() -> Path:
     return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
 
 
+def model_path(spec: str | os.PathLike | None) -> Path:
+    """--model: an .onnx file, or the name of a shipped model ("default", "pitch"); None is the default."""
+    if spec is None:
+        return default_model_path()
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    shipped = MODELS_DIR / f"{spec}.onnx"
+    if shipped.exists():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx")))
+    raise ModelError(f"no model file {spec!r} and no shipped model of that name; shipped models: {names}")
+
+
 @dataclass
 class Layer:
     name: str          # ONNX tensor name, what --layer takes
     op: str
     shape: tuple       # for one channel of a default-length window
     description: str = ""
+    channel_axis: int = 1
 
     @property
     def channels(self) -> int:
-        return int(self.shape[1]) if len(self.shape) >= 2 else 1
+        return int(self.shape[self.channel_axis]) if len(self.shape) >= 2 else 1
 
 
 @dataclass
@@ -62,6 +82,17 @@ class ModelInfo:
     input_shape: list          # ints, or None for dynamic axes
     output_names: list[str]
     proto: object = field(repr=False, default=None)
+    class_axis: int = -1       # where the labels are in the first output: (batch, classes), (batch, frames, classes)...
+    channel_axis: int = 1      # where NAME@CH picks its channel
+    layout: str = ""           # waveform view: how the input holds batch, samples and audio channels
+
+    @property
+    def model_channels(self) -> int:
+        """Audio channels a waveform model takes in one input (1 or 2)."""
+        if self.layout == "bs":
+            return 1
+        size = self.input_shape[2] if self.layout == "bsc" else self.input_shape[1]
+        return size if isinstance(size, int) and size > 0 else 1
 
     def label_index(self, label: str) -> int:
         lowered = [name.lower() for name in self.labels]
@@ -75,6 +106,8 @@ class ModelInfo:
     @property
     def image_hw(self) -> tuple[int, int] | None:
         """Fixed (H, W) of an image model's input, or None when the model takes any size."""
+        if len(self.input_shape) != 4:
+            return None
         h, w = self.input_shape[2], self.input_shape[3]
         if isinstance(h, int) and isinstance(w, int) and (h, w) != (RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH):
             return h, w
@@ -82,12 +115,17 @@ class ModelInfo:
 
 
 def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers: list[dict],
-                   default_layer: str | None = None) -> None:
-    """Stamp a model with what streamdream needs to know (used by training and test fixtures)."""
+                   default_layer: str | None = None, class_axis: int | None = None,
+                   channel_axis: int | None = None) -> None:
+    """Stamp a model with what streamdream needs to know (training, `models annotate`, test fixtures)."""
     entries = {META_VIEW: view, META_FRONTEND: json.dumps(front.to_dict()), META_LABELS: json.dumps(labels),
                META_LAYERS: json.dumps(layers)}
     if default_layer:
         entries[META_DEFAULT_LAYER] = default_layer
+    if class_axis is not None:
+        entries[META_CLASS_AXIS] = str(class_axis)
+    if channel_axis is not None:
+        entries[META_CHANNEL_AXIS] = str(channel_axis)
     keep = [p for p in proto.metadata_props if p.key not in entries]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
@@ -120,7 +158,7 @@ def _dims(value_info) -> list:
 def read_model_info(path: str | os.PathLike | None = None, view: str | None = None,
                     front_overrides: dict | None = None) -> ModelInfo:
     """Read and check an ONNX model's metadata and input; no torch conversion yet."""
-    path = Path(path) if path else default_model_path()
+    path = model_path(path)
     proto = _read_onnx(path)
     meta = {p.key: p.value for p in proto.metadata_props}
     initializers = {i.name for i in proto.graph.initializer}
@@ -128,13 +166,17 @@ def read_model_info(path: str | os.PathLike | None = None, view: str | None = No
     if len(inputs) != 1:
         raise ModelError(f"{path.name} has {len(inputs)} inputs; streamdream needs a CNN with exactly one input")
     shape = _dims(inputs[0])
-    if len(shape) != 4:
-        raise ModelError(f"{path.name} input {inputs[0].name!r} has rank {len(shape)}; streamdream needs a rank-4 "
-                         "(batch, channels, height, width) CNN input")
+    if len(shape) not in (2, 3, 4):
+        raise ModelError(f"{path.name} input {inputs[0].name!r} has rank {len(shape)}; streamdream takes a rank-4 "
+                         "(batch, channels, height, width) CNN input or a rank-2/3 waveform input "
+                         "((batch, samples), (batch, samples, 1))")
     try:
         front = FrontEnd.from_dict(json.loads(meta[META_FRONTEND])) if META_FRONTEND in meta else FrontEnd()
         labels = json.loads(meta.get(META_LABELS, "[]"))
-        recommended = [Layer(d["name"], "", (), d.get("description", "")) for d in json.loads(meta.get(META_LAYERS, "[]"))]
+        channel_axis = int(meta.get(META_CHANNEL_AXIS, 1))
+        class_axis = int(meta.get(META_CLASS_AXIS, -1))
+        recommended = [Layer(d["name"], "", (), d.get("description", ""), int(d.get("channel_axis", channel_axis)))
+                       for d in json.loads(meta.get(META_LAYERS, "[]"))]
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{path.name} has malformed streamdream metadata ({exc}); re-export it") from exc
     if front_overrides:
@@ -143,9 +185,54 @@ def read_model_info(path: str | os.PathLike | None = None, view: str | None = No
     chosen_view = view or meta.get(META_VIEW)
     if chosen_view is not None and chosen_view not in VIEW_NAMES:
         raise ParameterError(f"unknown view {chosen_view!r}; choose one of {', '.join(VIEW_NAMES)}")
-    return ModelInfo(path=path, view=chosen_view, front=front, labels=list(labels), recommended=recommended,
+    info = ModelInfo(path=path, view=chosen_view, front=front, labels=list(labels), recommended=recommended,
                      default_layer=meta.get(META_DEFAULT_LAYER), input_name=inputs[0].name, input_shape=shape,
-                     output_names=[o.name for o in proto.graph.output], proto=proto)
+                     output_names=[o.name for o in proto.graph.output], proto=proto, class_axis=class_axis,
+                     channel_axis=channel_axis)
+    if len(shape) != 4 or chosen_view == "waveform":
+        _check_waveform(info)
+    return info
+
+
+def waveform_layout(shape: list) -> str | None:
+    """(batch, samples) -> "bs"; (batch, samples, 1|2) -> "bsc"; (batch, 1|2, samples) -> "bcs"."""
+    if len(shape) == 2:
+        return "bs"
+    if len(shape) == 3 and shape[2] in (1, 2):
+        return "bsc"
+    if len(shape) == 3 and shape[1] in (1, 2):
+        return "bcs"
+    return None
+
+
+def _check_waveform(info: ModelInfo) -> None:
+    """A rank-2/3 input is a waveform: fill in its layout and length, or say how to describe it."""
+    name, shape = info.path.name, info.input_shape
+    if info.view not in (None, "waveform"):
+        raise ModelError(f"{name} takes a rank-{len(shape)} input, not the rank-4 input of the {info.view} view; "
+                         f"dream it with the waveform view (streamdream models annotate {name} OUT.onnx --view waveform ...)")
+    if info.view is None:
+        return  # `models info` shows what it can; Dreamer refuses it and names the annotate command
+    if len(shape) == 4:
+        raise ModelError(f"{name} takes a rank-4 input; the waveform view needs (batch, samples) or "
+                         "(batch, samples, 1); choose mel, stft or raw-image")
+    layout = info.front.layout or waveform_layout(shape)
+    if layout is None or layout not in WAVEFORM_LAYOUTS or len(layout) != len(shape):
+        raise ModelError(f"{name}: cannot tell samples from audio channels in input shape {shape}; "
+                         f"annotate it with --layout {'|'.join(WAVEFORM_LAYOUTS)}")
+    info.layout = layout
+    samples = shape[layout.index("s")]
+    if not info.front.input_samples:
+        if not (isinstance(samples, int) and samples > 0):
+            raise ModelError(f"{name} takes any number of samples; say how many it was trained on: "
+                             f"streamdream models annotate {name} OUT.onnx --input-samples N")
+        info.front.input_samples = samples
+    elif isinstance(samples, int) and samples > 0 and samples != info.front.input_samples:
+        raise ModelError(f"{name}: metadata says {info.front.input_samples} input samples but the input holds "
+                         f"{samples}; re-annotate it")
+    if not info.front.rate_hz:
+        raise ModelError(f"{name} has no sample rate in its metadata; say what it was trained at: "
+                         f"streamdream models annotate {name} OUT.onnx --rate HZ")
 
 
 def inline_initializer_identities(proto) -> int:
@@ -171,7 +258,10 @@ def inline_initializer_identities(proto) -> int:
 
 
 def view_input_shape(info: ModelInfo, view: str, sample_rate: int, frames: int) -> list[int]:
-    """The CNN input shape for one channel of a `frames`-long window."""
+    """The CNN input shape for one channel of a `frames`-long window (for waveforms: one model input)."""
+    if view == "waveform":
+        sizes = {"b": 1, "s": info.front.input_samples, "c": info.model_channels}
+        return [sizes[axis] for axis in info.layout]
     if view == "raw-image":
         h, w = info.image_hw or (RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH)
         return [1, 3, h, w]
@@ -217,25 +307,29 @@ def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, second
         raise ModelError(f"{info.path.name}: ONNX shape inference failed ({exc}); re-export the model") from exc
     shapes = {vi.name: tuple(_dims(vi)) for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
     descriptions = {layer.name: layer.description for layer in info.recommended}
+    axes = {layer.name: layer.channel_axis for layer in info.recommended}
     layers = []
     for node in inferred.graph.node:
         if node.op_type not in DREAMABLE_OPS:
             continue
         for name in node.output:
             dims = shapes.get(name)
-            if dims and len(dims) in (2, 4) and all(isinstance(d, int) for d in dims):
-                layers.append(Layer(name, node.op_type, dims, descriptions.get(name, "")))
+            if dims and len(dims) in (2, 3, 4) and all(isinstance(d, int) for d in dims):
+                layers.append(Layer(name, node.op_type, dims, descriptions.get(name, ""),
+                                    axes.get(name, info.channel_axis)))
     return layers
 
 
 class LoadedModel:
     """A model converted to torch, with the outputs a dream needs, parity-checked against ONNX Runtime."""
 
-    def __init__(self, info: ModelInfo, outputs: list[str], module, parity_error: float):
+    def __init__(self, info: ModelInfo, outputs: list[str], module, parity_error: float,
+                 output_shapes: dict[str, tuple] | None = None):
         self.info = info
         self.outputs = outputs
         self.module = module
         self.parity_error = parity_error
+        self.output_shapes = output_shapes or {}  # for the parity probe (batch 1)
 
 
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
@@ -251,6 +345,7 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
     if missing:
         raise ParameterError(f"{info.path.name} has no tensor named {missing[0]!r}; "
                              f"list them with: streamdream models info {info.path}")
+    check_convertible(proto, info.path.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -288,4 +383,71 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
     if not worst <= PARITY_TOLERANCE:
         raise ModelError(f"{info.path.name}: torch conversion differs from ONNX Runtime by {worst:.2e} "
                          f"(limit {PARITY_TOLERANCE:.0e}); streamdream refuses it, re-export with standard ops")
-    return LoadedModel(info, outputs, module, worst)
+    return LoadedModel(info, outputs, module, worst, {name: ref.shape for name, ref in zip(outputs, expected)})
+
+
+def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, front_changes: dict | None = None,
+             labels: list[str] | None = None, layers: list[str] | None = None, default_layer: str | None = None,
+             class_axis: int | None = None, channel_axis: int | None = None, force: bool = False) -> ModelInfo:
+    """Write `source` with streamdream metadata to `dest`, checked by loading the result as a dream would.
+
+    Starts from the metadata the file already has, so annotating twice changes only what is given.
+    `dest` appears only once the annotated model has loaded, converted and matched ONNX Runtime.
+    """
+    import onnx
+
+    source, dest = Path(source), Path(dest)
+    if dest.exists() and not force:
+        raise ParameterError(f"{dest} exists; pass --force to replace it, or choose another output file")
+    if view not in VIEW_NAMES:
+        raise ParameterError(f"unknown view {view!r}; choose one of {', '.join(VIEW_NAMES)}")
+    proto = _read_onnx(source)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    try:
+        front = FrontEnd.from_dict({**json.loads(meta.get(META_FRONTEND, "{}")), **(front_changes or {})})
+        old_layers = json.loads(meta.get(META_LAYERS, "[]"))
+        old_labels = json.loads(meta.get(META_LABELS, "[]"))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"front-end settings: {exc}") from None
+    layer_entries = [{"name": name} for name in layers] if layers is not None else old_layers
+    write_metadata(proto, view, front, labels if labels is not None else old_labels, layer_entries,
+                   default_layer or meta.get(META_DEFAULT_LAYER),
+                   class_axis if class_axis is not None else int(meta.get(META_CLASS_AXIS, -1)),
+                   channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part.onnx", dir=dest.parent)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        info = read_model_info(tmp)
+        info.path = source  # errors name the file the user gave
+        check_annotation(info)
+        os.replace(tmp, dest)
+        info.path = dest
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return info
+
+
+def check_annotation(info: ModelInfo) -> LoadedModel:
+    """Load a described model the way a dream will: its view's input, its layers and labels, through torch."""
+    shape = view_input_shape(info, info.view, 48000, 48000)
+    names = [layer.name for layer in info.recommended]
+    if info.default_layer and info.default_layer not in names:
+        names.append(info.default_layer)
+    outputs = names + [info.output_names[0]] if info.output_names[0] not in names else names
+    loaded = convert(info, outputs, [1] + shape[1:])
+    scores = loaded.output_shapes[info.output_names[0]]
+    if not -len(scores) <= info.class_axis < len(scores):
+        raise ParameterError(f"class axis {info.class_axis} is outside {info.output_names[0]!r}, which has "
+                             f"shape {list(scores)}")
+    if info.labels and scores[info.class_axis] != len(info.labels):
+        raise ParameterError(f"{len(info.labels)} labels given but axis {info.class_axis} of "
+                             f"{info.output_names[0]!r} holds {scores[info.class_axis]} classes "
+                             f"(shape {list(scores)}); pass --class-axis or the matching labels")
+    for layer in info.recommended:
+        rank = len(loaded.output_shapes[layer.name])
+        if not -rank <= layer.channel_axis < rank:
+            raise ParameterError(f"channel axis {layer.channel_axis} is outside layer {layer.name!r} (rank {rank})")
+    return loaded

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
+from ..windows import Schedule
 from .frontend import (RAW_IMAGE_FRAMES, RAW_IMAGE_FRAMES_PER_PLANE, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH,  # noqa: F401
                        VIEW_NAMES, FrontEnd, fft_size, frame_geometry, needed_sample_rate, pad_for_view, stft_bins)
 
@@ -122,11 +123,71 @@ class RawImageView(nn.Module):
         return images
 
 
-def build_view(view: str, front: FrontEnd, sample_rate: int, image_hw: tuple[int, int] | None = None) -> nn.Module:
+def fft_resample(wave: torch.Tensor, frames: int) -> torch.Tensor:
+    """(channels, n) -> (channels, frames), band-limited through the spectrum; differentiable, so a
+    gradient taken at the model's rate lands on the samples at the operating rate."""
+    n = wave.shape[-1]
+    if frames == n:
+        return wave
+    spec = torch.fft.rfft(wave)
+    bins = frames // 2 + 1
+    if spec.shape[-1] >= bins:
+        spec = spec[..., :bins]
+    else:
+        spec = F.pad(spec, [0, bins - spec.shape[-1]])
+    return torch.fft.irfft(spec, n=frames) * (float(frames) / float(n))
+
+
+class WaveformView(nn.Module):
+    """The waveform itself, at the model's rate, cut into the model's input length with overlap.
+
+    Windows follow the engine's own geometry (`Schedule`: hop = length - overlap, equal-power
+    sin/cos fades), applied to the gradient only: the model sees the plain samples, and where
+    two windows overlap their gradients are put back with the same weights the engine uses to
+    crossfade dreamed windows. A mono model dreams each audio channel as its own batch of
+    windows; a stereo model (two audio channels in its input) takes both channels together.
+    """
+
+    def __init__(self, front: FrontEnd, sample_rate: int, layout: str, model_channels: int):
+        super().__init__()
+        self.rate = int(front.rate_hz) or sample_rate
+        self.ratio = float(self.rate) / float(sample_rate)
+        self.length = int(front.input_samples)
+        schedule = Schedule(self.length, int(round(front.overlap * self.length)))
+        self.hop = schedule.hop
+        self.register_buffer("first_weights", torch.from_numpy(schedule.weights(0)))
+        self.register_buffer("weights", torch.from_numpy(schedule.weights(1)))
+        self.layout = layout
+        self.stereo = model_channels == 2
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        at_rate = fft_resample(wave, int(round(wave.shape[-1] * self.ratio)))
+        count = max(1, -(-(at_rate.shape[-1]) // self.hop))  # windows so every sample gets its full weight
+        padded = F.pad(at_rate, [0, (count - 1) * self.hop + self.length - at_rate.shape[-1]])
+        frames = padded.unfold(-1, self.length, self.hop)  # (channels, count, length)
+        weights = self.weights.expand(count, self.length).clone()
+        weights[0] = self.first_weights
+        # value unchanged, gradient scaled by the window weights
+        frames = frames.detach() + (frames - frames.detach()) * weights
+        if self.stereo:
+            frames = frames.permute(1, 2, 0)                    # (count, length, 2)
+            return frames.transpose(1, 2) if self.layout == "bcs" else frames
+        frames = frames.reshape(-1, self.length)                # channels become batch
+        if self.layout == "bsc":
+            return frames.unsqueeze(-1)
+        if self.layout == "bcs":
+            return frames.unsqueeze(1)
+        return frames
+
+
+def build_view(view: str, front: FrontEnd, sample_rate: int, image_hw: tuple[int, int] | None = None,
+               layout: str = "bs", model_channels: int = 1) -> nn.Module:
     if view == "mel":
         return SpectrogramView(front, sample_rate, "mel")
     if view == "stft":
         return SpectrogramView(front, sample_rate, "stft")
     if view == "raw-image":
         return RawImageView(front, image_hw)
+    if view == "waveform":
+        return WaveformView(front, sample_rate, layout, model_channels)
     raise ParameterError(f"unknown view {view!r}; choose one of {', '.join(VIEW_NAMES)}")

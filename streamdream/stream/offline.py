@@ -38,7 +38,7 @@ def dream_delta(audio: np.ndarray, sample_rate: int, params: Params, dreamer: Dr
         start = schedule.start(k)
         dry = padded[:, start:start + schedule.window]
         began = time.perf_counter()
-        dreamed = dreamer.dream_window(dry, k)
+        dreamed = dreamer.dream_window(dry, k, params)
         report.dream_seconds.append(time.perf_counter() - began)
         report.failed_windows += dreamed is None
         delta[:, start:start + schedule.window] += schedule.weights(k) * window_delta(dry, dreamed, params.match_loudness)

@@ -69,10 +69,13 @@ def dream_loop(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer,
 
 
 def dreamer_key(params: Params | None):
-    """Settings that need a new Dreamer (new objective, model or view); the rest are read per window."""
+    """Settings that need a new Dreamer (new objective, model or view); the rest are read per window.
+
+    Which classes --target/--away name (a chord held on a keyboard) is read per window too:
+    only whether there are any changes the traced objective."""
     if params is None:
         return None
-    return (params.model, params.view, params.reconstruct, params.layer, params.target, params.away,
+    return (params.model, params.view, params.reconstruct, params.layer, bool(params.target or params.away),
             params.backend, params.device, params.top_db)
 
 
