@@ -52,21 +52,21 @@ def main() -> int:
     params = Params()
     info = read_model_info()
     first = warm_dreamer(params, rate, int(params.window_s * rate))
-    clip = read_audio(ROOT / "models" / "demo.flac").audio
+    clip = read_audio(ROOT / "streamdream" / "data" / "demo.flac").audio
     window = int(params.window_s * rate)
     engine = Engine(params, rate, args.blocksize, 3.0, source=FileSource(clip),
                     dreamer_factory=lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window))
     control = MidiControl(engine, load_mapping(), info.labels, [layer.name for layer in info.recommended])
     control.open(None, virtual=True)
     pump = MidiPump(control)
-    stream = PortAudioStream(engine.process, 0, rate, args.blocksize, need_input=False)
+    stream = PortAudioStream(engine.process, None, 0, rate, args.blocksize, need_input=False)
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="performer")
     pump.start()
     engine.start_worker()
     stream.start()
     try:
         ports = sender.get_ports()
-        sender.open_port(ports.index("streamdream:streamdream"))
+        sender.open_port(ports.index("streamdream-midi:streamdream"))
         time.sleep(2.0)
         instant = []
         for turn in range(args.turns):

@@ -32,7 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--blocksize", type=int, default=512)
-    parser.add_argument("--input", default=str(ROOT / "models" / "demo.flac"))
+    parser.add_argument("--input", default=str(ROOT / "streamdream" / "data" / "demo.flac"))
     parser.add_argument("--realtime", action="store_true",
                         help="run jackd with real-time scheduling (as a live rig would), not --no-realtime")
     parser.add_argument("extra", nargs="*", help="more streamdream live options, after --")

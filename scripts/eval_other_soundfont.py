@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Does `models/default.onnx` still make sense on a soundfont it never heard?
+"""Does the shipped `streamdream/data/default.onnx` still make sense on a soundfont it never heard?
 
 The model was trained only on FluidR3_GM renders. This renders a held-out set of the 17
 MIDI classes (every label but `voice`) with the training script's own phrase generator

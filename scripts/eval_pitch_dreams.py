@@ -11,7 +11,8 @@ Two ears, neither of them the pitch model:
 * chroma share: the fraction of spectral energy (55 Hz..5 kHz, a plain numpy STFT) whose bins
   fall on the target pitch class (+-50 cents);
 * YIN (de Cheveigne & Kawahara 2002, written below): the fraction of voiced 40-ms frames whose
-  f0 has the target pitch class.
+  f0 has the target pitch class, on the output (does the pitch become the dominant one?) and on
+  the change alone (out - dry: is what the dream added that pitch?).
 
 Control: the dry clip plus white noise with exactly the energy of the dream's change
 (out - dry). Prints a markdown table of before / dream / noise for both ears, and the chord case
@@ -111,18 +112,27 @@ def main():
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--step-size", type=float, default=0.05)
+    parser.add_argument("--octaves", type=int, default=3)
+    parser.add_argument("--jitter", type=float, default=30.0, help="ms")
+    parser.add_argument("--contrast", type=float, default=0.0,
+                        help="also dream away from every other key, with this total weight (spread evenly)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     started = time.time()
     clips = render_clips(args.clips, args.seed)
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
-                  jitter_ms=30.0)
+                  jitter_ms=args.jitter, octaves=args.octaves)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
 
     def dream(dry, target):
-        params = base.with_changes(target=target)
+        away = None
+        if args.contrast:
+            held = {part.split(":")[0] for part in target.split(",")}
+            others = [note_name(k) for k in range(21, 109) if note_name(k) not in held]
+            away = ",".join(f"{k}:{args.contrast / len(others):.4g}" for k in others)
+        params = base.with_changes(target=target, away=away)
         out = render_array(dry[None], RATE, params, dreamer)[0]
         noise = rng.standard_normal(len(dry)).astype(np.float32)
         change = out - dry
@@ -136,14 +146,17 @@ def main():
         key = 48 + pc + 12 * int(rng.integers(0, 3))        # C3..B5 with the least-present pitch class
         out, noisy, change_db = dream(dry, note_name(key))
         rows.append([chroma_share(x, [pc]) for x in (dry, out, noisy)] + [yin_share(x, pc) for x in (dry, out, noisy)]
-                    + [change_db])
+                    + [change_db, yin_share(out - dry, pc), yin_share(noisy - dry, pc),
+                       chroma_share(out - dry, [pc]), chroma_share(noisy - dry, [pc])])
         out, noisy, change_db = dream(dry, ",".join(note_name(k) for k in CHORD))
         chord_rows.append([chroma_share(x, [k % 12 for k in CHORD]) for x in (dry, out, noisy)] + [change_db])
         print(f"clip {i}: family {FAMILIES[i % len(FAMILIES)]}, target {note_name(key)}: chroma "
               f"{rows[-1][0]:.3f} -> dream {rows[-1][1]:.3f} / noise {rows[-1][2]:.3f}; YIN {rows[-1][3]:.3f} -> "
-              f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; change {change_db:.1f} dB", file=sys.stderr)
+              f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; YIN of the change {rows[-1][7]:.3f} / {rows[-1][8]:.3f}; "
+              f"change {change_db:.1f} dB", file=sys.stderr)
     r, c = np.array(rows), np.array(chord_rows)
-    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size}, one window "
+    print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size} --octaves "
+          f"{args.octaves} --jitter {args.jitter:g} --contrast {args.contrast:g}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
           f"{time.time() - started:.0f} s\n")
     print("| target | ear | dry | dream | noise control | dream > noise in |")
@@ -152,6 +165,10 @@ def main():
           f"{r[:, 1].mean():.3f} | {r[:, 2].mean():.3f} | {int((r[:, 1] > r[:, 2]).sum())}/{len(r)} clips |")
     print(f"| one key | YIN frames on its pitch class | {r[:, 3].mean():.3f} | {r[:, 4].mean():.3f} | "
           f"{r[:, 5].mean():.3f} | {int((r[:, 4] > r[:, 5]).sum())}/{len(r)} clips |")
+    print(f"| one key | YIN frames of the change alone on its pitch class | - | {r[:, 7].mean():.3f} | "
+          f"{r[:, 8].mean():.3f} | {int((r[:, 7] > r[:, 8]).sum())}/{len(r)} clips |")
+    print(f"| one key | chroma share of the change alone (white noise: ~1/12) | - | {r[:, 9].mean():.3f} | "
+          f"{r[:, 10].mean():.3f} | {int((r[:, 9] > r[:, 10]).sum())}/{len(r)} clips |")
     print(f"| chord C4,E4,G4 | chroma share of C, E, G | {c[:, 0].mean():.3f} | {c[:, 1].mean():.3f} | "
           f"{c[:, 2].mean():.3f} | {int((c[:, 1] > c[:, 2]).sum())}/{len(c)} clips |")
 

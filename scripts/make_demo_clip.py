@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Write `models/demo.flac`: an original ~20 s stereo arrangement (drums, bass, chords, arpeggio, melody).
+"""Write `streamdream/data/demo.flac` (shipped as package data): an original ~20 s stereo arrangement (drums, bass, chords, arpeggio, melody).
 
 The song is written note by note below, saved as a MIDI file with the same small writer the
 training script uses, rendered by fluidsynth with FluidR3_GM at 48 kHz, normalised to a
 -3 dBFS peak and stored as 16-bit FLAC. Needs the Debian packages fluidsynth and fluid-soundfont-gm.
 
-    python scripts/make_demo_clip.py [--out models/demo.flac]
+    python scripts/make_demo_clip.py [--out streamdream/data/demo.flac]
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def arrangement() -> list:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models" / "demo.flac")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "streamdream" / "data" / "demo.flac")
     args = parser.parse_args()
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         print("error: needs fluidsynth and the FluidR3 soundfont; install with: "

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does dreaming toward a label make the model hear it? Before/after probabilities on the demo clip.
 
-    python scripts/target_table.py [--targets brass,strings,voice,drums,organ] [--input models/demo.flac]
+    python scripts/target_table.py [--targets brass,strings,voice,drums,organ] [--input streamdream/data/demo.flac]
 
 Renders the input once per target with default settings (`streamdream render IN OUT --target T`
 through the Python API, same path) and classifies input and output with the same model.
@@ -26,7 +26,7 @@ from streamdream.stream.offline import render_array  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="brass,strings,voice,drums,organ,synth-pad")
-    parser.add_argument("--input", default=str(ROOT / "models" / "demo.flac"))
+    parser.add_argument("--input", default=str(ROOT / "streamdream" / "data" / "demo.flac"))
     args = parser.parse_args()
     loaded = read_audio(args.input)
     before = classify(loaded.audio, loaded.sample_rate)

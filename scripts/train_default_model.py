@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train streamdream's default music CNN from scratch and export `models/default.onnx`.
+"""Train streamdream's default music CNN from scratch and export it to `streamdream/data/default.onnx`.
 
 Everything is generated here, seeded: MIDI phrases written in code and rendered
 with fluidsynth + FluidR3_GM (16 GM program families and the GM drum kits), and
@@ -12,7 +12,7 @@ on), and fed to a compact five-stage 2-D CNN with global pooling.
 Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng; installs nothing.
 
     nice -n 10 python scripts/train_default_model.py            # the committed run
-    nice -n 10 python scripts/train_default_model.py --train-per-class 8 --test-per-class 4 --epochs 1 --out /tmp/smoke
+    nice -n 10 python scripts/train_default_model.py --train-per-class 8 --test-per-class 4 --epochs 1 --out /tmp/smoke --model-out /tmp/smoke/default.onnx
 """
 from __future__ import annotations
 
@@ -692,7 +692,10 @@ def main():
     parser.add_argument("--epochs", type=int, default=22)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--out", type=Path, default=REPO / "models", help="directory for default.onnx etc.")
+    parser.add_argument("--out", type=Path, default=REPO / "models",
+                        help="directory for the training report and confusion.png")
+    parser.add_argument("--model-out", type=Path, default=REPO / "streamdream" / "data" / "default.onnx",
+                        help="where the ONNX model goes (default: the shipped model, package data)")
     parser.add_argument("--data-cache", type=Path, default=None,
                         help="optional .npz: rendered clips are saved here and reused on the next run")
     parser.add_argument("--benchmark", type=Path, default=None, metavar="ONNX",
@@ -741,7 +744,8 @@ def main():
     train_seconds = time.time() - started - data_seconds
 
     # 4. Export and check the file the engine will load.
-    onnx_path = args.out / "default.onnx"
+    onnx_path = args.model_out
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     layers, default_layer = export_onnx(net, front, onnx_path, log)
     module, parity = check_onnx(onnx_path, log)
 

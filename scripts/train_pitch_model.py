@@ -16,7 +16,7 @@ The MIDI writer, renderer, espeak call and augmentation are imported from
 the whole run took about 10 minutes of CPU on the 2-core build machine, shared with other jobs.
 
     nice -n 10 python scripts/train_pitch_model.py                 # the committed run
-    nice -n 10 python scripts/train_pitch_model.py --train-slots 200 --test-slots 50 --epochs 1 --out /tmp/smoke
+    nice -n 10 python scripts/train_pitch_model.py --train-slots 200 --test-slots 50 --epochs 1 --out /tmp/smoke --model-out /tmp/smoke/pitch.onnx
 """
 from __future__ import annotations
 
@@ -342,7 +342,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--out", type=Path, default=REPO / "models")
+    parser.add_argument("--out", type=Path, default=REPO / "models", help="directory for pitch_report.json")
+    parser.add_argument("--model-out", type=Path, default=REPO / "streamdream" / "data" / "pitch.onnx",
+                        help="where the ONNX model goes (default: the shipped one, package data)")
     parser.add_argument("--data-cache", type=Path, help="optional .npz to save rendered clips to and reuse")
     args = parser.parse_args()
     base.check_tools()
@@ -383,7 +385,8 @@ def main():
     log(f"front end: {front.to_dict()}")
 
     net = train(args, x_train, y_train, front, log)
-    onnx_path = args.out / "pitch.onnx"
+    onnx_path = args.model_out
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     export(net, front, onnx_path, log)
     info = sd_model.read_model_info(onnx_path)
     loaded = sd_model.convert(info, ["logits"], [1, 1, front.n_mels, 63])

@@ -9,7 +9,7 @@ import sys
 
 from .dreaming.frontend import VIEW_NAMES, WAVEFORM_LAYOUTS
 from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, StreamDreamError
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, RunError, StreamDreamError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,7 +19,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
 
 
-def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = False) -> None:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamdream")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def add_dream_options(p: argparse.ArgumentParser) -> None:
     """Dream options. None has a parser default: what is not given comes from --preset (default: live)."""
     from .control.presets import BUILTIN_PRESETS
 
@@ -63,9 +72,8 @@ def add_dream_options(p: argparse.ArgumentParser, audio_device_flag: bool = Fals
     add("--crossfade", dest="crossfade_s", type=float,
         help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
     add("--backend", choices=BACKENDS, help=f"default {d.backend}")
-    # `render --device` picks the torch device (as in issue 2); in `live`, --device is the sound device.
-    flags = ["--torch-device"] if audio_device_flag else ["--device", "--torch-device"]
-    add(*flags, dest="device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    # one name per meaning in every command: --torch-device computes, --device/--input-device/--output-device sound
+    add("--torch-device", dest="device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
@@ -212,6 +220,9 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
                     a.channel_axis, a.force)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
+    if not info.recommended and not info.default_layer:
+        print(f"no layer to dream by default: pass --layer or --target when dreaming, or annotate again with "
+              f"--layers (the dreamable ones: streamdream models info {info.path})")
     return 0
 
 
@@ -236,13 +247,24 @@ def cmd_live(a: argparse.Namespace) -> int:
     from .stream.live import LiveOptions, run_live
 
     console = Console(stderr=True)
-    opts = LiveOptions(device=a.device_name, samplerate=a.samplerate, blocksize=a.blocksize, input_file=a.input,
+    if a.demo:
+        if a.input:
+            raise ParameterError("--demo plays the shipped clip: give it or --input FILE, not both")
+        from .data import DEMO_CLIP, shipped_path
+        a.input = str(shipped_path(DEMO_CLIP))
+    if a.input and (a.input_device or a.input_channels):
+        raise ParameterError("--input FILE replaces the capture device: drop --input-device/--input-channels")
+    opts = LiveOptions(output_device=a.output_device or a.device or "auto", input_device=a.input_device or a.device,
+                       input_channels=a.input_channels, name=a.name, samplerate=a.samplerate,
+                       blocksize=a.blocksize, input_file=a.input,
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
-                       quiet=a.quiet, budget_s=a.budget, paced=not a.unpaced, midi_port=a.midi,
+                       quiet=a.quiet, budget_s=a.budget, lockstep=a.lockstep, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime)
     if a.duration is not None and a.duration <= 0:
         raise ParameterError("--duration must be positive seconds")
+    if a.device == "null" and a.input_device:
+        raise ParameterError("--device null has no capture side; play a file with --input FILE")
     run_live(params_from_args(a), opts, console)
     return 0
 
@@ -251,16 +273,21 @@ def cmd_devices(a: argparse.Namespace) -> int:
     from .audio.devices import list_devices
     from .control.midi import list_midi_ports
 
-    print("audio devices (PortAudio):")
     found = list_devices()
+    ports = list_midi_ports()
+    if a.json:
+        print(json.dumps({"audio": found, "midi": [{"api": api, "index": index, "name": name}
+                                                   for api, index, name in ports]}, indent=1))
+        return 0
+    print("audio devices (PortAudio; > default input, < default output):")
     for d in found:
-        print(f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / {d['outputs']} out, "
+        mark = (">" if d["default_input"] else " ") + ("<" if d["default_output"] else " ")
+        print(f"{mark}{d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / {d['outputs']} out, "
               f"{d['default_samplerate']:.0f} Hz")
     if not found:
-        print("  none (use --device null, or --input FILE with --device null)")
+        print("  none (use --output-device null, with --input FILE)")
     print("  null  clock-driven null device (no sound; --record still works)")
     print("MIDI input ports (rtmidi):")
-    ports = list_midi_ports()
     for api, index, name in ports:
         print(f"  {index:>3}  {name}  [{api}]")
     if not ports:
@@ -275,6 +302,8 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
     from .control.mapping import describe
     from .control.midi import available_apis, find_port
 
+    if hasattr(sys.stdout, "reconfigure"):  # an interactive dialogue, even through a pipe
+        sys.stdout.reconfigure(line_buffering=True)
     if os.path.exists(a.out) and not a.force:
         raise ParameterError(f"{a.out} exists; pass --force to replace it, or choose another --out")
     params = a.params.split(",") if a.params else LEARN_ORDER
@@ -303,6 +332,7 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("render", help="dream a file offline")
@@ -316,9 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     lv = sub.add_parser("live", help="dream live input (or a file played in real time) to the speakers")
     lv.add_argument("--input", help="play this file (looped) in place of the capture side")
+    lv.add_argument("--demo", action="store_true", help="play the shipped demo clip (looped) in place of the capture side")
     lv.add_argument("--no-loop", action="store_true", help="with --input: silence after the file ends")
-    lv.add_argument("--device", dest="device_name", default="auto",
-                    help="audio device index or name substring, 'null', or auto (default device, else null)")
+    lv.add_argument("--device", help="sound device for both sides (index or part of its name, see `streamdream "
+                                     "devices`), or null: a clock, no sound (default: the system's defaults, else null)")
+    lv.add_argument("--output-device", help="sound device to play to (overrides --device for output), or null")
+    lv.add_argument("--input-device", help="sound device to capture from (overrides --device for input)")
+    lv.add_argument("--input-channels", help="capture channels, from 1: one (mono) or two, e.g. 3,4 (default 1,2)")
+    lv.add_argument("--name", default="streamdream",
+                    help="JACK client name: ports appear as NAME:in_N / NAME:out_N (default streamdream)")
     lv.add_argument("--samplerate", type=int, help="default: 48000 (or the file's rate on the null device)")
     lv.add_argument("--blocksize", type=int, default=0,
                     help="frames per callback; 0 (default) lets the host choose, which on JACK adds no "
@@ -329,8 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--stats", help="write counters as JSON to this file once a second")
     lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac)")
     lv.add_argument("--quiet", action="store_true", help="no live display")
-    lv.add_argument("--unpaced", action="store_true",
-                    help="null device only: run as fast as dreams allow, every window dreamed (tests, offline)")
+    lv.add_argument("--lockstep", action="store_true",
+                    help="null device only: the clock waits for each dream, so every window is dreamed, "
+                         "as fast as dreams allow (tests, offline)")
+    lv.add_argument("--unpaced", dest="lockstep", action="store_true", help=argparse.SUPPRESS)  # the old name
     lv.add_argument("--midi", help="MIDI input port (index or name substring); a virtual port 'streamdream' "
                                    "is opened too")
     lv.add_argument("--midi-map", help="TOML mapping of CCs to parameters (default: the shipped generic map)")
@@ -346,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--worker", choices=["process", "thread"], default="process",
                     help="run the dream in its own process (default: keeps the audio callback off the GIL) "
                          "or in a thread")
-    add_dream_options(lv, audio_device_flag=True)
+    add_dream_options(lv)
     lv.set_defaults(func=cmd_live)
 
     md = sub.add_parser("midi", help="MIDI mapping tools")
@@ -359,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--timeout", type=float, help="skip a parameter after this many seconds without a knob")
     ml.set_defaults(func=cmd_midi_learn)
 
-    dv = sub.add_parser("devices", help="list audio devices and MIDI ports")
+    dv = sub.add_parser("devices", help="list audio devices (marking the defaults) and MIDI ports")
+    dv.add_argument("--json", action="store_true", help="as JSON: {audio: [...], midi: [...]}")
     dv.set_defaults(func=cmd_devices)
 
     m = sub.add_parser("models", help="inspect models")
@@ -403,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
-        if isinstance(exc, DeviceError) and "sounddevice" in sys.modules:
+        if isinstance(exc, (DeviceError, RunError)) and "sounddevice" in sys.modules:
             # After its server vanished, PortAudio's exit handler can hang or abort; everything
             # worth keeping (recording, stats) is already closed, so leave without it.
             sys.stdout.flush()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioFileError
+from .errors import AudioFileError, ParameterError
 
 
 def check_plot_path(path: str | os.PathLike) -> Path:
@@ -17,6 +17,10 @@ def check_plot_path(path: str | os.PathLike) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise AudioFileError(f"plot folder {folder} does not exist; create it first")
+    try:  # checked before the dream starts, not after minutes of work
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ParameterError("--plot needs matplotlib, an optional extra: pip install 'streamdream[plot]'") from None
     return path
 
 

@@ -19,7 +19,8 @@ def jack(request, monkeypatch):
     """
     import os
     import re
-    server = JackServer("sd" + re.sub(r"\W", "", f"{os.getpid()}{request.node.name}")[-24:])
+    # the pid first: a long test name must not cut it off, or two runs of one test share a server name
+    server = JackServer(f"sd{os.getpid()}" + re.sub(r"\W", "", request.node.name)[-16:])
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server.clients = []

@@ -19,7 +19,7 @@ def start_live(jack, model, tmp_path, *extra):
     cmd = LIVE + ["--model", str(model), "--stats", str(stats), *map(str, extra)]
     proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     jack.clients = getattr(jack, "clients", []) + [proc]
-    jack.wait_for_port("PortAudio:out_1")
+    jack.wait_for_port("streamdream:out_1")
     deadline = time.monotonic() + 120
     while not (stats.exists() and json.loads(stats.read_text())["seconds_out"] > 0):  # the stream is running
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
@@ -33,10 +33,10 @@ def play_metronome_and_record(jack, seconds):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     jack.clients.append(metro)
     jack.wait_for_port("metro:240_bpm")
-    jack.connect("metro:240_bpm", "PortAudio:in_0")
-    jack.connect("metro:240_bpm", "PortAudio:in_1")
+    jack.connect("metro:240_bpm", "streamdream:in_0")
+    jack.connect("metro:240_bpm", "streamdream:in_1")
     out = jack.run("jack_rec", "-f", str(jack.recording), "-d", str(seconds), "-b", "32", "metro:240_bpm",
-                   "PortAudio:out_0", "PortAudio:out_1", timeout=seconds + 30)
+                   "streamdream:out_0", "streamdream:out_1", timeout=seconds + 30)
     assert out.returncode == 0, out.stderr
     metro.kill()
     data, rate = sf.read(jack.recording, dtype="int32")
@@ -45,11 +45,11 @@ def play_metronome_and_record(jack, seconds):
 
 
 def stated_latency(stats):
-    for _ in range(100):
-        if stats.exists():
-            return json.loads(stats.read_text())["latency_frames"]
+    deadline = time.monotonic() + 60
+    while not stats.exists():
+        assert time.monotonic() < deadline, "no --stats file written"
         time.sleep(0.1)
-    raise AssertionError("no --stats file written")
+    return json.loads(stats.read_text())["latency_frames"]
 
 
 @pytest.mark.parametrize("intensity", ["0", "1"])
@@ -74,11 +74,14 @@ def test_jack_output_is_the_input_delayed_by_the_stated_latency(jack, mel_model,
 
 def test_jack_server_vanishing_stops_cleanly_and_keeps_the_recording(jack, mel_model, tmp_path):
     record = tmp_path / "kept.wav"
-    live, _ = start_live(jack, mel_model, tmp_path, "--duration", "120", "--record", record)
-    time.sleep(3)
+    live, stats = start_live(jack, mel_model, tmp_path, "--duration", "120", "--record", record)
+    deadline = time.monotonic() + 60
+    while json.loads(stats.read_text())["seconds_out"] < 1.5:  # well over a second recorded before the loss
+        assert live.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
     jack.stop()  # the server goes away, as when an interface is unplugged
     _, err = live.communicate(timeout=60)
-    assert live.returncode == 2, err
+    assert live.returncode == 1, err  # a failure after a good start, not bad usage
     lines = [line for line in err.splitlines() if line.startswith("streamdream: error:")]
     assert len(lines) == 1 and "device stopped" in lines[0] and str(record) in lines[0]
     audio, rate = sf.read(record)

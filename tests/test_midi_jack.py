@@ -27,7 +27,7 @@ def connect_to_streamdream(jack):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ports = sender.get_ports()
-        hits = [i for i, p in enumerate(ports) if p == "streamdream:streamdream"]
+        hits = [i for i, p in enumerate(ports) if p == "streamdream-midi:streamdream"]
         if hits:
             sender.open_port(hits[0])
             return sender
@@ -162,7 +162,7 @@ def test_instant_control_changes_the_output_within_one_block_plus_smoothing(jack
         engine.process(indata, outdata, frames, status)
         out.append(outdata.T.copy())
 
-    device = NullDevice(process, rate, block, paced=True, max_frames=8 * rate)
+    device = NullDevice(process, rate, block, max_frames=8 * rate)
     engine.start_worker()
     device.start()
     sender = connect_to_streamdream(jack)

@@ -125,3 +125,24 @@ def test_image_model_without_metadata_needs_a_view(image_model):
     info = read_model_info(image_model)
     assert info.view is None and info.image_hw == (64, 64)
     assert read_model_info(image_model, view="raw-image").view == "raw-image"
+
+
+def test_the_shipped_model_converts_and_hears_the_demo_clip_as_its_card_says():
+    # the conversion the whole program depends on, on the very file users get (onnx2torch is pinned)
+    import soundfile as sf
+
+    from streamdream.data import DEMO_CLIP, shipped_path
+    from streamdream.dreaming.classify import classify
+
+    info = read_model_info(None)
+    assert info.path.parent.name == "data" and info.view == "mel" and len(info.labels) == 18
+    shape = view_input_shape(info, "mel", 48000, 9 * 48000)
+    outputs = [layer.name for layer in info.recommended] + [info.output_names[0]]
+    loaded = convert(info, outputs, shape)
+    assert loaded.parity_error <= 1e-4
+    got = loaded.module(torch.randn(shape))
+    assert got[-1].shape == (1, 18)
+    audio, rate = sf.read(shipped_path(DEMO_CLIP), dtype="float32", always_2d=True)
+    probs = classify(audio.T, rate, info=info)
+    # models/MODEL_CARD.md: the demo clip is heard "mostly as bass, 31%"
+    assert max(probs, key=probs.get) == "bass" and 0.25 < probs["bass"] < 0.37

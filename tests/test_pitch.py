@@ -11,7 +11,8 @@ from conftest import music_clip
 from models import make_audio_model
 from streamdream.control.mapping import note_name
 from streamdream.dreaming.dreamer import Dreamer
-from streamdream.dreaming.model import MODELS_DIR, read_model_info
+from streamdream.data import DEFAULT_MODEL, shipped_path
+from streamdream.dreaming.model import read_model_info
 from streamdream.errors import ModelError
 from streamdream.params import Params
 from test_midi_jack import connect_to_streamdream, read_stats, start
@@ -59,7 +60,8 @@ def test_render_target_chord_on_the_command_line(keyed_model, stereo_wav, tmp_pa
 
 
 def test_shipped_models_by_name():
-    assert read_model_info("default").path == MODELS_DIR / "default.onnx"
+    assert read_model_info("default").path == shipped_path(DEFAULT_MODEL)
+    assert read_model_info("pitch").path == shipped_path("pitch.onnx")
     with pytest.raises(ModelError, match="no model file 'nosuch' and no shipped model of that name; shipped models: "
                                          ".*default"):
         read_model_info("nosuch")
@@ -81,3 +83,13 @@ def test_held_chord_over_jack_midi_becomes_the_targets(jack, keyed_model, tmp_pa
     read_stats(stats, lambda s: s["windows_dreamed"] > dreamed, timeout=60)
     live.terminate()
     live.wait(timeout=30)
+
+
+def test_live_worker_prepares_the_key_playing_dreamer_for_keyboard_models():
+    from streamdream.stream.worker import dreamer_key, keyboard_params
+    params = Params(model="pitch")
+    played = keyboard_params(params, KEYS)
+    # any chord the performer plays later needs exactly this Dreamer: targets themselves are per window
+    assert dreamer_key(played) == dreamer_key(params.with_changes(target="C4:1,E4:0.504"))
+    assert keyboard_params(params, ["piano", "brass"]) is None
+    assert keyboard_params(params.with_changes(target="C4"), KEYS) is None

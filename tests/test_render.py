@@ -62,6 +62,15 @@ def test_render_keeps_rate_length_channels_and_writes_a_plot(stereo_wav, mel_mod
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plot_without_matplotlib_says_how_to_get_it_before_dreaming(stereo_wav, mel_model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the `plot` extra was not installed
+    out = tmp_path / "out.wav"
+    result = render(stereo_wav, out, mel_model, "--plot", tmp_path / "p.png", check=False)
+    assert result.returncode == 2
+    assert result.stderr == "streamdream: error: --plot needs matplotlib, an optional extra: pip install 'streamdream[plot]'\n"
+    assert not out.exists()
+
+
 def test_intensity_zero_is_the_input_sample_for_sample(stereo_wav, mel_model, tmp_path):
     out = tmp_path / "out.wav"
     render(stereo_wav, out, mel_model, "--intensity", "0")
@@ -81,7 +90,9 @@ def test_each_spectrogram_view_renders(stereo_wav, mel_model, stft_model, tmp_pa
 def test_raw_image_view_with_a_model_without_metadata(stereo_wav, image_model, tmp_path):
     out = tmp_path / "out.wav"
     render(stereo_wav, out, image_model, "--view", "raw-image", "--layer", "/features/features.3/Relu_output_0")
-    assert sf.read(out)[0].shape == sf.read(stereo_wav)[0].shape
+    wet, dry = sf.read(out)[0], sf.read(stereo_wav)[0]
+    assert wet.shape == dry.shape and np.all(np.isfinite(wet))
+    assert not np.allclose(wet, dry, atol=1e-4)  # the image model dreamed something
 
 
 @pytest.mark.parametrize("fmt,subtype,ext", [("16", "PCM_16", ".wav"), ("24", "PCM_24", ".flac"), ("float32", "FLOAT", ".wav")])
@@ -105,7 +116,8 @@ def test_short_file_is_padded_not_refused(mel_model, tmp_path):
     src, out = tmp_path / "in.wav", tmp_path / "out.wav"
     sf.write(src, music_clip(16000, 0.05).T, 16000, subtype="FLOAT")
     render(src, out, mel_model)
-    assert sf.read(out)[0].shape == (800, 2)
+    wet = sf.read(out)[0]
+    assert wet.shape == (800, 2) and np.all(np.isfinite(wet)) and np.abs(wet).max() > 0
 
 
 def test_nan_and_inf_are_replaced_and_reported(mel_model, tmp_path):
@@ -163,15 +175,15 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
     (["--layer", "nope"], "no tensor named 'nope'"),
     (["--reconstruct", "phase"], "--reconstruct needs"),
     (["--format", "8"], "unknown sample format"),
-    (["--device", "cuda"], "no CUDA GPU|"),
+    (["--torch-device", "cuda"], "no CUDA GPU|"),
     (["--shape", "-1"], "--shape must be 0..4"),
     (["--preset", "loud"], "invalid choice: 'loud'"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
-    if args[0] == "--device":
+    if args[0] == "--torch-device":
         import torch
         if torch.cuda.is_available():
-            pytest.skip("this machine has a GPU, so --device cuda is valid here")
+            pytest.skip("this machine has a GPU, so --torch-device cuda is valid here")
     out = tmp_path / "out.wav"
     proc = render(stereo_wav, out, mel_model, *args, check=False)
     assert proc.returncode == 2 and message.split("|")[0] in proc.stderr and "Traceback" not in proc.stderr
@@ -215,8 +227,11 @@ def test_target_label_raises_that_class_probability(mel_model):
 def test_python_api_keeps_1d_shape(mel_model):
     import streamdream
     x = music_clip(16000, 1.0, channels=1)[0]
-    out = streamdream.dream(x, 16000, model=str(mel_model), steps=1, octaves=1, window_s=1.5, crossfade_s=0.25)
+    settings = dict(model=str(mel_model), steps=1, octaves=1, window_s=1.5, crossfade_s=0.25)
+    out = streamdream.dream(x, 16000, **settings)
     assert out.shape == x.shape and out.dtype == np.float32
+    assert np.array_equal(out, streamdream.dream(x[None], 16000, **settings)[0])  # the same dream, as 1-D
+    assert not np.allclose(out, x, atol=1e-4)
 
 
 def test_python_api_rejects_integer_audio(mel_model):

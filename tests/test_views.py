@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from streamdream.dreaming.views import (RAW_IMAGE_FRAMES, FrontEnd, build_view, needed_sample_rate, pad_for_view,
+from streamdream.dreaming.views import (RAW_IMAGE_FRAMES, FrontEnd, build_view, needed_sample_rate, padded_frames,
                                      raw_images_to_waveform, waveform_to_raw_images)
 from streamdream.errors import ParameterError
 
@@ -28,7 +28,7 @@ def test_stft_view_keeps_the_same_bins_at_every_rate(rate):
 @pytest.mark.parametrize("view", ["mel", "stft", "raw-image"])
 def test_gradient_reaches_every_part_of_the_waveform(view):
     front = FrontEnd(n_mels=32, fmax_hz=7000.0)
-    frames = pad_for_view(view, 16000)
+    frames = padded_frames(view, 16000)
     wave = (0.1 * torch.randn(2, frames)).requires_grad_(True)
     module = build_view(view, front, 16000, (64, 64) if view == "raw-image" else None)
     module(wave).pow(2).mean().backward()

@@ -153,6 +153,7 @@ def test_annotated_model_renders_and_is_described(bare_wave_model, stereo_wav, t
     result = run_cli("models", "annotate", bare_wave_model, out, "--view", "waveform", "--rate", WAVE_RATE,
                      "--labels-file", labels)
     assert result.returncode == 0, result.stderr
+    assert "no layer to dream by default: pass --layer or --target" in result.stdout
     info = read_model_info(out)
     assert (info.view, info.front.rate_hz, info.front.input_samples, info.labels) == \
         ("waveform", WAVE_RATE, WAVE_SAMPLES, LABELS)
@@ -195,3 +196,27 @@ def test_spectrogram_view_on_a_waveform_model_is_refused(wave_model):
         read_model_info(wave_model, view="mel")
     with pytest.raises(ParameterError, match="unknown target label 'tuba'"):
         Dreamer(Params(model=str(wave_model), target="tuba"), RATE, 1, RATE)
+
+
+def test_annotated_waveform_model_runs_live(bare_wave_model, stereo_wav, tmp_path):
+    """The live engine (null device, every window dreamed) with a model the user annotated."""
+    out, rec, stats = tmp_path / "mine.onnx", tmp_path / "rec.wav", tmp_path / "stats.json"
+    assert run_cli("models", "annotate", bare_wave_model, out, "--view", "waveform", "--rate", WAVE_RATE,
+                   "--labels", ",".join(LABELS)).returncode == 0
+    result = run_cli("live", "--device", "null", "--input", stereo_wav, "--no-loop", "--unpaced", "--duration", "4",
+                     "--model", out, "--target", "voice", "--window", "1.5", "--crossfade", "0.25", "--budget", "0.5",
+                     "--steps", "2", "--backend", "eager", "--no-midi", "--quiet", "--record", rec, "--stats", stats)
+    assert result.returncode == 0, result.stderr
+    import json
+    snap = json.loads(stats.read_text())
+    assert snap["windows_dreamed"] >= 2 and snap["dream"]["target"] == "voice"
+    recorded, _ = sf.read(rec, always_2d=True)
+    assert np.all(np.isfinite(recorded)) and np.abs(recorded).max() > 0
+
+
+def test_classify_a_stereo_frames_by_classes_model(wave_model_stereo, stereo_wav):
+    result = run_cli("models", "classify", stereo_wav, "--model", wave_model_stereo, "--json")
+    assert result.returncode == 0, result.stderr
+    import json
+    probs = json.loads(result.stdout)["probabilities"]
+    assert set(probs) == set(LABELS) and abs(sum(probs.values()) - 1.0) < 1e-5

@@ -56,7 +56,9 @@ class TruePeakLimiter:
         self.lookahead = max(1, round(lookahead_ms * sample_rate / 1000.0))
         self.release_step = 1.0 / max(1.0, release_ms * sample_rate / 1000.0)
         self.filters = _interpolation_filters()
-        self.taps = self.filters.T[:, :, None, None].copy()  # (TAPS, phases, 1, 1): tap-major
+        # tap k of the three phases as a (phases, 1) column: column @ (1, n) samples gives all three
+        # phases' products in one call without broadcasting (numpy allocates work buffers for that)
+        self.taps = [np.ascontiguousarray(self.filters[:, tap:tap + 1]) for tap in range(TAPS)]
         self.bound = float(np.abs(self.filters).sum(axis=1).max())  # largest gain of an interpolator
         self.half = TAPS // 2
         self.latency = self.half + self.lookahead
@@ -86,13 +88,12 @@ class TruePeakLimiter:
         self._x, self._r = x, r
         self.x_hist, self.r_hist = x[:, :k], r[:lookahead]
         phases = OVERSAMPLE - 1
-        self._interp, self._term = resident_zeros((phases, c, n)), resident_zeros((phases, c, n))
+        self._interp, self._term = resident_zeros((c, phases * n)), resident_zeros(phases * n)
         self._abs = resident_zeros((c, n))
         self._peak, self._phase_peak, self._both = (resident_zeros(n) for _ in range(3))
         self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
         self._quiet = resident_zeros(n, dtype=bool)
-        self._weighted = resident_zeros((n, lookahead + 1))
-        self._scaled = resident_zeros((c, n))
+        self._weighted, self._scaled = resident_zeros(n), resident_zeros(n)
         self._capacity = n
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -111,7 +112,8 @@ class TruePeakLimiter:
         span = x_all[:, start:start + n + TAPS - 1]
         # No interpolated point exceeds max|x| times the filters' largest absolute sum: when even
         # that is under the threshold nothing needs reducing and the 4x interpolation is skipped.
-        loud = max(float(span.max()), -float(span.min())) * self.bound > self.threshold
+        top = max(max(float(row.max()), -float(row.min())) for row in span)
+        loud = top * self.bound > self.threshold
         need = self._need[:n]
         need[:] = 0.0
         if loud:
@@ -123,12 +125,14 @@ class TruePeakLimiter:
         r_all = self._r[:lookahead + n]
         r_all[lookahead:] = need
         attack = self._attack[:n]
-        if r_all.any():
+        if r_all.max() > 0.0:  # reductions are >= 0 (and .any() would allocate a cast buffer)
             # output position o sees the reduction needed at o + j with weight 1 - j/(L+1)
-            windows = np.lib.stride_tricks.sliding_window_view(r_all, lookahead + 1)
+            # (one 1-D pass per j: a 2-D sliding-window product made numpy allocate in the callback)
             weighted = self._weighted[:n]
-            np.multiply(windows, self.attack_weights, out=weighted)
-            np.max(weighted, axis=1, out=attack)
+            np.multiply(r_all[:n], self.attack_weights[0], out=attack)
+            for j in range(1, lookahead + 1):
+                np.multiply(r_all[j:j + n], self.attack_weights[j], out=weighted)
+                np.maximum(attack, weighted, out=attack)
         else:
             attack[:] = 0.0
         r_all[:lookahead] = r_all[n:n + lookahead].copy() if n < lookahead else r_all[n:n + lookahead]
@@ -139,23 +143,40 @@ class TruePeakLimiter:
             out[:] = delayed
         else:
             gain = np.subtract(1.0, env, out=self._gain[:n])
-            out[:] = np.multiply(delayed, gain, out=self._scaled[:, :n])
+            scaled = self._scaled[:n]
+            for c in range(self.channels):  # row by row: a broadcast would allocate
+                out[c] = np.multiply(delayed[c], gain, out=scaled)
         x_all[:, :k] = x_all[:, n:n + k].copy() if n < k else x_all[:, n:n + k]
         return out
 
     def _reduction_needed(self, x_all: np.ndarray, first: int, start: int, n: int, need: np.ndarray) -> None:
         """Fill `need` with the gain reduction each sample needs so its true peak meets the threshold."""
         # Peak of each sample interval [i, i+1): the sample and three interpolated points.
+        # (every operation here is 1-D or a plain matrix product: numpy allocates work buffers for
+        # broadcasts and multi-axis reductions, and this runs in the audio callback)
         peak = self._peak[:n]
-        np.max(np.abs(x_all[:, first:first + n], out=self._abs[:, :n]), axis=0, out=peak)
-        interp, term = self._interp[:, :, :n], self._term[:, :, :n]
-        np.multiply(self.taps[0], x_all[None, :, start:start + n], out=interp)
-        for tap in range(1, TAPS):  # all three phases per tap, each summed in tap order
-            np.multiply(self.taps[tap], x_all[None, :, start + tap:start + tap + n], out=term)
-            np.add(interp, term, out=interp)
-        np.abs(interp, out=interp)
+        for c in range(self.channels):
+            magnitude = np.abs(x_all[c, first:first + n], out=self._abs[c, :n])
+            if c == 0:
+                np.copyto(peak, magnitude)
+            else:
+                np.maximum(peak, magnitude, out=peak)
+        phases = OVERSAMPLE - 1
         phase_peak = self._phase_peak[:n]
-        np.max(interp, axis=(0, 1), out=phase_peak)
+        term = self._term[:phases * n].reshape(phases, n)
+        for c in range(self.channels):
+            interp = self._interp[c, :phases * n].reshape(phases, n)
+            x = x_all[c:c + 1]
+            np.matmul(self.taps[0], x[:, start:start + n], out=interp)
+            for tap in range(1, TAPS):  # all three phases per tap, each summed in tap order
+                np.matmul(self.taps[tap], x[:, start + tap:start + tap + n], out=term)
+                np.add(interp, term, out=interp)
+            np.abs(interp, out=interp)
+            for p in range(phases):
+                if c == 0 and p == 0:
+                    np.copyto(phase_peak, interp[0])
+                else:
+                    np.maximum(phase_peak, interp[p], out=phase_peak)
         np.maximum(peak, phase_peak, out=peak)
         # A sample touches the intervals on both sides of it.
         both = self._both[:n]
@@ -168,15 +189,15 @@ class TruePeakLimiter:
         np.maximum(both, 1e-30, out=both)  # changes only samples that are zeroed below
         np.divide(self.threshold, both, out=need)
         np.subtract(1.0, need, out=need)
-        need[quiet] = 0.0
+        np.copyto(need, 0.0, where=quiet)
 
     def _release(self, attack: np.ndarray):
         """Reduction envelope with a linear release; None when no reduction at all (gain exactly 1)."""
-        if self.env == 0.0 and not attack.any():
+        if self.env == 0.0 and not attack.max() > 0.0:
             return None
         env = self._env[:attack.size]
         state, step = self.env, self.release_step
-        for i, a in enumerate(attack.tolist()):
+        for i, a in enumerate(memoryview(attack)):  # Python floats one at a time, no list of them
             state = state - step
             if state < 0.0:
                 state = 0.0

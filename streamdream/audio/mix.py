@@ -26,6 +26,23 @@ def window_delta(dry: np.ndarray, dreamed: np.ndarray | None, loudness: bool) ->
     return dreamed - dry
 
 
-def mix_output(dry: np.ndarray, delta: np.ndarray, intensity, mix, gain) -> np.ndarray:
-    """dry + mix * intensity * delta, times the output gain. Scalars or per-frame arrays."""
-    return (dry + (mix * intensity) * delta) * gain
+def mix_output(dry: np.ndarray, delta: np.ndarray, intensity, mix, gain, out: np.ndarray | None = None,
+               scratch: np.ndarray | None = None) -> np.ndarray:
+    """(dry + (mix * intensity) * delta) * gain. The controls are scalars or per-frame arrays.
+
+    With `out` (and, for per-frame controls, a `scratch` of at least one frame per sample) nothing
+    is allocated: the audio callback's way. Both ways do the same operations in the same order,
+    so render and live give the same samples.
+    """
+    if out is None:
+        out = np.empty_like(dry)
+    if np.ndim(mix) or np.ndim(intensity):
+        amount = np.multiply(mix, intensity, out=(scratch[:dry.shape[-1]] if scratch is not None else None))
+    else:
+        amount = mix * intensity
+    for c in range(dry.shape[0]):  # channel by channel: numpy allocates work buffers for broadcasts
+        row = out[c]
+        np.multiply(amount, delta[c], out=row)
+        np.add(dry[c], row, out=row)
+        np.multiply(row, gain, out=row)
+    return out

@@ -40,14 +40,6 @@ class AudioRing:
             self.data[:, :n - first] = block[:, first:]
         self.written += n
 
-    def write_zeros(self, n: int) -> None:
-        start = self.written % self.capacity
-        first = min(n, self.capacity - start)
-        self.data[:, start:start + first] = 0.0
-        if first < n:
-            self.data[:, :n - first] = 0.0
-        self.written += n
-
     def read_into(self, position: int, out: np.ndarray) -> None:
         """Copy frames [position, position + n) into `out` (channels, n); frames before 0 read as silence.
 
@@ -72,7 +64,3 @@ class AudioRing:
         out = np.empty((self.channels, n), dtype=np.float32)
         self.read_into(position, out)
         return out
-
-    def available_from(self, position: int) -> bool:
-        """True if `position` has not been overwritten yet."""
-        return position >= self.written - self.capacity

@@ -221,6 +221,12 @@ def describe(mapping: Mapping) -> list[str]:
     return out
 
 
+def keyboard_keys(labels: list[str]) -> dict[int, str]:
+    """MIDI note -> label, for a model whose labels are piano keys ("C4", "F#2": the pitch model); else {}."""
+    names = set(labels)
+    return {n: note_name(n) for n in range(128) if note_name(n) in names}
+
+
 def note_name(note: int) -> str:
     names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
     return f"{names[note % 12]}{note // 12 - 1}"

@@ -21,11 +21,14 @@ import threading
 import time
 
 from ..errors import MidiPortError, ParameterError, StreamDreamError
-from .mapping import KNOBS, Mapping, choose, note_name
+from .mapping import KNOBS, Mapping, choose, keyboard_keys
 from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
 
 VIRTUAL_PORT = "streamdream"
+# The virtual port's client: on JACK the audio client is already "streamdream" (live --name), and a
+# second client of that name would be renamed "streamdream-01" behind the user's back.
+VIRTUAL_CLIENT = "streamdream-midi"
 
 
 def _rtmidi():
@@ -83,7 +86,7 @@ def find_port(names: list[str], spec: str) -> int:
     """--midi / --port by index or name substring (never our own virtual port); lists the ports if none fits."""
     if spec.isdigit() and int(spec) < len(names):
         return int(spec)
-    hits = [i for i, n in enumerate(names) if spec.lower() in n.lower() and VIRTUAL_PORT + ":" not in n]
+    hits = [i for i, n in enumerate(names) if spec.lower() in n.lower() and not n.startswith(VIRTUAL_CLIENT)]
     if not hits:
         listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names)) or "none"
         raise MidiPortError(f"no MIDI input port matches {spec!r}; ports: {listing}")
@@ -103,7 +106,7 @@ class MidiControl:
         self.labels = labels
         # A model whose labels are piano keys ("C4", "F#2": the pitch model) is played like an
         # instrument: each held key is a dream target, its velocity its weight.
-        self.keys = {n: note_name(n) for n in range(128) if note_name(n) in set(labels)}
+        self.keys = keyboard_keys(labels)
         self.held: dict[int, float] = {}      # note -> weight, in the order they were pressed
         self.layers = layers
         self.presets = presets or []
@@ -239,7 +242,7 @@ class MidiControl:
             raise MidiPortError("no MIDI system found (start JACK, or load the ALSA sequencer: modprobe snd-seq)")
         api = apis[0]
         if virtual:
-            self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_PORT)
+            self._virtual = rtmidi.MidiIn(api, name=VIRTUAL_CLIENT)
             self._virtual.open_virtual_port(VIRTUAL_PORT)
             self._virtual.ignore_types(sysex=True, timing=True, active_sense=True)
         if port is not None:

@@ -24,11 +24,14 @@ class Controls:
         self.current = self.target.copy()
         self._gliding = False
         self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
-        self.ramp_started_frame = -1
         # per-sample smoothing coefficient for a one-pole glide of time constant SMOOTHING_S / 3
         self.coeff = math.exp(-3.0 / (SMOOTHING_S * sample_rate))
         self.powers = self.coeff ** np.arange(1, max_block + 1)
         self.ramps = np.zeros((3, max_block), dtype=np.float32)
+        # the callback's work buffers (it allocates none): this block's targets, the glide in float64
+        self._target = np.zeros(3)
+        self._step = np.zeros(3)
+        self._glide = np.zeros((3, max_block))
 
     def set(self, intensity: float | None = None, mix: float | None = None, gain_db: float | None = None) -> None:
         if intensity is not None:
@@ -40,17 +43,26 @@ class Controls:
 
     def block(self, n: int):
         """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""
-        target = self.target.copy()  # one read, so a concurrent set() cannot tear the block
-        if np.array_equal(self.current, target):
+        target, current, step = self._target, self.current, self._step
+        np.copyto(target, self.target)  # one read, so a concurrent set() cannot tear the block
+        if np.array_equal(current, target):
             self._gliding = False
             return np.float32(target[0]), np.float32(target[1]), np.float32(target[2])
         if not self._gliding:
             self._gliding = True
             self.ramp_started_at = time.perf_counter()
-        # current -> target exponentially; snap once within float32 resolution so the settled path is exact
-        diff = (self.current - target)[:, None] * self.powers[None, :n]
-        np.add(target[:, None], diff, out=self.ramps[:, :n], casting="unsafe")
-        self.current = target + diff[:, -1]
-        if np.all(np.abs(self.current - target) < 1e-7):
-            self.current = target
+        # current -> target exponentially: target + (current - target) * coeff^i, control by control
+        # (1-D operations: numpy allocates work buffers for broadcasts, and this is the audio callback)
+        np.subtract(current, target, out=step)
+        powers = self.powers[:n]
+        for i in range(3):
+            glide = self._glide[i, :n]
+            np.multiply(step[i], powers, out=glide)
+            current[i] = target[i] + glide[-1]
+            np.add(target[i], glide, out=glide)
+            self.ramps[i, :n] = glide
+        # snap once within float32 resolution so the settled path is exact
+        np.subtract(current, target, out=step)
+        if (np.abs(step, out=step) < 1e-7).all():
+            np.copyto(current, target)
         return self.ramps[0, :n], self.ramps[1, :n], self.ramps[2, :n]

@@ -8,7 +8,7 @@ import torch
 from ..errors import ParameterError
 from ..windows import Schedule
 from .model import ModelInfo, convert, read_model_info
-from .views import build_view, needed_sample_rate, pad_for_view
+from .views import build_view, needed_sample_rate, padded_frames
 
 
 def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info: ModelInfo | None = None,
@@ -23,8 +23,8 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
     # A file shorter than a window is classified whole: zero padding would dilute the global pooling.
     window_s = max(0.5, min(window_s, audio.shape[1] / rate))
     schedule = Schedule.from_seconds(rate, window_s, 0.0)
-    frames = pad_for_view(info.view, schedule.window)
-    view = build_view(info.view, info.front, rate, info.image_hw)
+    frames = padded_frames(info.view, schedule.window)
+    view = build_view(info.view, info.front, rate, info.image_hw, info.layout, info.model_channels)
     total = audio.shape[1]
     count = schedule.count(total)
     loaded = None
@@ -33,7 +33,7 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
         window = np.zeros((audio.shape[0], frames), dtype=np.float32)
         chunk = audio[:, schedule.start(k):schedule.start(k) + schedule.window]
         window[:, :chunk.shape[1]] = chunk
-        if info.view == "raw-image" and window.shape[0] == 1:
+        if info.stereo_input and window.shape[0] == 1:
             window = np.repeat(window, 2, axis=0)
         with torch.no_grad():
             features = view(torch.from_numpy(window))
@@ -42,7 +42,8 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
             logits = loaded.module(features)
         # Weight each window by how much of it is real signal, so padding does not vote.
         weight = chunk.shape[1] / schedule.window
-        probs.append((torch.softmax(logits, dim=-1).mean(dim=0).numpy(), weight))
+        scores = logits.movedim(info.class_axis, -1).reshape(-1, logits.shape[info.class_axis])  # any layout
+        probs.append((torch.softmax(scores, dim=-1).mean(dim=0).numpy(), weight))
     total_weight = sum(w for _, w in probs)
     mean = sum(p * w for p, w in probs) / total_weight
     return {label: float(p) for label, p in zip(info.labels, mean)}

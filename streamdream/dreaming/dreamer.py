@@ -13,14 +13,14 @@ from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
 from .model import LoadedModel, ModelInfo, convert, read_model_info
-from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, pad_for_view
+from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ParameterError("--device cuda asked for, but torch sees no CUDA GPU here; use --device cpu")
+        raise ParameterError("--torch-device cuda asked for, but torch sees no CUDA GPU here; use --torch-device cpu")
     return torch.device(name)
 
 
@@ -67,16 +67,18 @@ def class_weights(params: Params, info: ModelInfo, n_classes: int | None) -> np.
     """Per-class weight from --target (toward) and --away (away from), e.g. "C4,E4:0.5,G4".
 
     A chord is several targets; each one's weight scales how hard the dream pushes toward it.
+    With `n_classes` None the labels are only checked (the output's size is not known yet).
     """
-    weights = np.zeros(n_classes or max(len(info.labels), 1), dtype=np.float32)
+    weights = np.zeros(n_classes or 1, dtype=np.float32)
     for spec, sign in ((params.target, 1.0), (params.away, -1.0)):
         for part in (spec.split(",") if spec else []):
             label, weight = _split_weight(part.strip(), "target")
             index = info.label_index(label)
-            if n_classes is not None and index >= n_classes:
+            if n_classes is None:
+                continue
+            if index >= n_classes:
                 raise ParameterError(f"class {index} is past the {n_classes} classes of {info.path.name}'s output")
-            if n_classes is not None:
-                weights[index] += sign * weight
+            weights[index] += sign * weight
     return weights
 
 
@@ -117,13 +119,11 @@ class Dreamer:
         self.device = pick_device(params.device)
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
-        self.view_frames = pad_for_view(self.view_name, self._at_view_rate(window_frames))
+        self.view_frames = padded_frames(self.view_name, self._at_view_rate(window_frames))
         self.front = replace(self.info.front, top_db=params.top_db) if params.top_db > 0 else self.info.front
         self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw, self.info.layout,
                                self.info.model_channels)
-        # raw images and stereo waveform models take both channels: mono is dreamed as L = R, then averaged
-        self.stereo_input = self.view_name == "raw-image" or (self.view_name == "waveform"
-                                                              and self.info.model_channels == 2)
+        self.stereo_input = self.info.stereo_input  # mono is then dreamed as L = R, and the change averaged
         batch = 2 if self.stereo_input else channels
         example_wave = torch.zeros(batch, self.view_frames)
         with torch.no_grad():

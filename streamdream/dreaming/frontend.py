@@ -104,8 +104,8 @@ def needed_sample_rate(view: str, front: FrontEnd, sample_rate: int) -> int:
     return sample_rate
 
 
-def pad_for_view(view: str, frames: int) -> int:
-    """How many frames the view needs the window padded to."""
+def padded_frames(view: str, frames: int) -> int:
+    """The length (frames) a window of `frames` is padded to for the view: whole images for raw-image."""
     if view == "raw-image":
         return -(-frames // RAW_IMAGE_FRAMES) * RAW_IMAGE_FRAMES
     return frames

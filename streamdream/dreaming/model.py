@@ -30,8 +30,6 @@ META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the firs
 META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
 
 PARITY_TOLERANCE = 1e-4
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "models"
-DEFAULT_MODEL_NAME = "default.onnx"
 # Activations of these ops carry features worth dreaming on.
 DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
                  "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
@@ -39,8 +37,11 @@ DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", 
 
 
 def default_model_path() -> Path:
-    """The shipped default model; `STREAMDREAM_MODEL` overrides it."""
-    return Path(os.environ.get("STREAMDREAM_MODEL", MODELS_DIR / DEFAULT_MODEL_NAME))
+    """The shipped default model (package data); `STREAMDREAM_MODEL` overrides it."""
+    from ..data import DEFAULT_MODEL, shipped_path
+
+    override = os.environ.get("STREAMDREAM_MODEL")
+    return Path(override) if override else shipped_path(DEFAULT_MODEL)
 
 
 def model_path(spec: str | os.PathLike | None) -> Path:
@@ -50,10 +51,11 @@ def model_path(spec: str | os.PathLike | None) -> Path:
     path = Path(spec)
     if path.exists() or path.suffix or len(path.parts) > 1:
         return path
-    shipped = MODELS_DIR / f"{spec}.onnx"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.onnx")))
+    from ..data import shipped_model_names, shipped_path
+
+    if str(spec) in shipped_model_names():
+        return shipped_path(f"{spec}.onnx")
+    names = ", ".join(shipped_model_names())
     raise ModelError(f"no model file {spec!r} and no shipped model of that name; shipped models: {names}")
 
 
@@ -85,6 +87,11 @@ class ModelInfo:
     class_axis: int = -1       # where the labels are in the first output: (batch, classes), (batch, frames, classes)...
     channel_axis: int = 1      # where NAME@CH picks its channel
     layout: str = ""           # waveform view: how the input holds batch, samples and audio channels
+
+    @property
+    def stereo_input(self) -> bool:
+        """Raw images and stereo waveform models take both channels at once (mono is given as L = R)."""
+        return self.view == "raw-image" or (self.view == "waveform" and self.model_channels == 2)
 
     @property
     def model_channels(self) -> int:

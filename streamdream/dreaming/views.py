@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import ParameterError
 from ..windows import Schedule
 from .frontend import (RAW_IMAGE_FRAMES, RAW_IMAGE_FRAMES_PER_PLANE, RAW_IMAGE_HEIGHT, RAW_IMAGE_WIDTH,  # noqa: F401
-                       VIEW_NAMES, FrontEnd, fft_size, frame_geometry, needed_sample_rate, pad_for_view, stft_bins)
+                       VIEW_NAMES, FrontEnd, fft_size, frame_geometry, needed_sample_rate, padded_frames, stft_bins)
 
 
 def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
@@ -103,7 +103,7 @@ def raw_images_to_waveform(images: torch.Tensor) -> torch.Tensor:
 class RawImageView(nn.Module):
     """Stereo samples laid out as RGB images (the MATH299W method), resized to the CNN's input size.
 
-    The waveform given here is already padded to whole images (see `pad_for_view`).
+    The waveform given here is already padded to whole images (see `padded_frames`).
     """
 
     def __init__(self, front: FrontEnd, input_hw: tuple[int, int] | None):

@@ -11,8 +11,18 @@ Timeline (frames; W window, C crossfade, H = W - C hop, B processing budget):
   that window plays dry (the neighbours' equal-power fades make it click-free) and
   is counted late; a dream published afterwards is ignored.
 
-The callback does no locking, logging, file I/O or waiting; it copies, adds and
-limits into preallocated buffers.
+The audio callback (`Engine.process`, on the device's thread) keeps these rules, as sounddevice
+states for its callbacks:
+
+* no locks, no waiting, no printing or logging, no file I/O: problems are counted in `stats`
+  and reported by the main thread;
+* no memory allocation for audio: every buffer exists before the stream starts, and numpy is
+  used only in ways that do not make temporaries (1-D operations with `out=`; numpy allocates work
+  buffers for broadcasts and multi-axis reductions). What Python itself makes per call (floats,
+  array views) is small and freed at once. tests/test_engine.py::test_the_callback_allocates_no_buffers;
+* it always fills the whole output block (with dry signal when a dream is late);
+* it shares, without locks: the input ring and the dream slots with the worker (audio/shared.py:
+  one writer per array, a slot published last), the control store's targets (control/store.py).
 """
 from __future__ import annotations
 
@@ -30,7 +40,7 @@ from ..control.store import Controls
 from ..errors import StreamDreamError
 from ..params import Params
 from ..windows import Schedule
-from .worker import dream_loop
+from .worker import dream_windows
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
 TIMING_BINS_PER_DECADE = 100  # callback durations are counted in bins 2.3% wide, from 1 us to 1 s
@@ -63,6 +73,14 @@ class FileSource:
             out[:, done:done + take] = self.audio[:, self.position:self.position + take]
             self.position += take
             done += take
+
+
+def _peak(block: np.ndarray) -> float:
+    """Largest magnitude in a (channels, n) block, row by row (a 2-D reduction would allocate)."""
+    top = 0.0
+    for row in block:
+        top = max(top, float(row.max()), -float(row.min()))
+    return top
 
 
 class EngineStats:
@@ -134,7 +152,7 @@ class Engine:
     dreamer_factory : callable(params) -> object with dream_window(window, k, params), optional
         Thread mode only.
     lockstep : bool
-        For the unpaced null device: the clock waits for each dream instead of playing dry.
+        The null device in lockstep (live --lockstep): the clock waits for each dream instead of playing dry.
     monitor : bool
         Live capture only: until the delayed signal arrives (one latency after start), play the input
         as it comes in, fading out just before the delayed stream begins; its first 20 ms fade in.
@@ -192,6 +210,8 @@ class Engine:
         self._dry = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._delta = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._limited = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._mixed = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
+        self._amount = np.zeros(self.max_block, dtype=np.float32)  # mix x intensity per frame, while gliding
         self._dreamer_factory = dreamer_factory
         self._ready = threading.Condition()
         self._stop = threading.Event()
@@ -254,19 +274,20 @@ class Engine:
             self._start_monitor(block_in, frames)
         self.in_ring.write(block_in)
 
-        f0 = self.input_frame_for_output(self.out_pos)
+        first_frame = self.input_frame_for_output(self.out_pos)
         dry = self._dry[:, :frames]
-        self.in_ring.read_into(f0, dry)
+        self.in_ring.read_into(first_frame, dry)
         delta = self._delta[:, :frames]
         delta[:] = 0.0
-        self._add_dreams(f0, frames, delta)
+        self._add_dreams(first_frame, frames, delta)
 
         intensity, mix, gain = self.controls.block(frames)
-        out = mix_output(dry, delta, intensity, mix, gain)
+        out = mix_output(dry, delta, intensity, mix, gain, self._mixed[:, :frames], self._amount)
         if monitoring:
             monitor_gain = self._monitor_gain(frames)
             np.multiply(monitor_gain, gain, out=monitor_gain)
-            out += np.multiply(block_in, monitor_gain, out=delta)  # delta is spent: reuse its buffer
+            for c in range(CHANNELS):  # delta is spent: reuse its buffer
+                np.add(out[c], np.multiply(block_in[c], monitor_gain, out=delta[c]), out=out[c])
         limited = self.limiter.process(out, self._limited[:, :frames])
         outdata[:, :CHANNELS] = limited.T
         if outdata.shape[1] > CHANNELS:
@@ -276,8 +297,8 @@ class Engine:
         self.out_pos += frames
         stats.frames_out = self.out_pos
         stats.last_frames = frames
-        stats.input_peak = max(stats.input_peak * 0.9, float(block_in.max()), -float(block_in.min()))
-        stats.output_peak = max(stats.output_peak * 0.9, float(limited.max()), -float(limited.min()))
+        stats.input_peak = max(stats.input_peak * 0.9, _peak(block_in))
+        stats.output_peak = max(stats.output_peak * 0.9, _peak(limited))
         took = time.perf_counter() - began
         stats.count_callback(took)
         if took > SLOW_FRACTION * frames / self.sample_rate:
@@ -290,24 +311,25 @@ class Engine:
         if captured < self.capture_fade:
             ramp = np.add(self._frame_index[:frames], captured + 1, out=self._ramp[:frames])
             np.minimum(np.divide(ramp, self.capture_fade, out=ramp), 1.0, out=ramp)
-            block_in *= ramp
+            for c in range(CHANNELS):
+                np.multiply(block_in[c], ramp, out=block_in[c])
 
     def _monitor_gain(self, frames: int) -> np.ndarray:
         """1 until `monitor_fade` frames before the delayed stream starts, then an equal-power fade to 0."""
         left = np.subtract(self.delay - self.out_pos, self._frame_index[:frames], out=self._ramp[:frames])
         ramp = np.clip(np.divide(left, self.monitor_fade, out=left), 0.0, 1.0, out=left)  # left: frames to go
-        np.sin(ramp * (np.pi / 2), out=ramp)
+        np.sin(np.multiply(ramp, np.pi / 2, out=ramp), out=ramp)
         return ramp
 
-    def _windows_touching(self, f0: int, frames: int) -> range:
+    def _windows_touching(self, first_frame: int, frames: int) -> range:
         w, h = self.schedule.window, self.schedule.hop
-        first = max(0, -(-(f0 - w + 1) // h))
-        last = (f0 + frames - 1) // h
+        first = max(0, -(-(first_frame - w + 1) // h))
+        last = (first_frame + frames - 1) // h
         return range(first, last + 1) if last >= 0 else range(0)
 
-    def _add_dreams(self, f0: int, frames: int, delta: np.ndarray) -> None:
+    def _add_dreams(self, first_frame: int, frames: int, delta: np.ndarray) -> None:
         w, h = self.schedule.window, self.schedule.hop
-        for k in self._windows_touching(f0, frames):
+        for k in self._windows_touching(first_frame, frames):
             s = k % self.n_slots
             if self.latched_window[s] != k:
                 # first block of window k: decide once whether its dream plays
@@ -323,8 +345,10 @@ class Engine:
                         self.stats.late_windows += 1
             if not self.latched_use[s]:
                 continue
-            lo, hi = max(f0, k * h), min(f0 + frames, k * h + w)
-            delta[:, lo - f0:hi - f0] += self.slots[s, :, lo - k * h:hi - k * h]
+            lo, hi = max(first_frame, k * h), min(first_frame + frames, k * h + w)
+            for c in range(CHANNELS):
+                part = delta[c, lo - first_frame:hi - first_frame]
+                np.add(part, self.slots[s, c, lo - k * h:hi - k * h], out=part)
 
     # ---- the dream worker
     def start_worker(self, timeout: float = 300.0) -> None:
@@ -410,7 +434,7 @@ class Engine:
                 self._ready.notify_all()
 
         try:
-            dream_loop(self.exchange, self.schedule, lambda: (self.params_version, self.params), factory,
+            dream_windows(self.exchange, self.schedule, lambda: (self.params_version, self.params), factory,
                        self._stop.is_set, self.lockstep, notify)
         except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
             self.worker_error = exc
@@ -418,9 +442,9 @@ class Engine:
 
     def wait_for_dreams(self, frames: int, timeout: float = 600.0) -> None:
         """Lockstep only: block until every window the next block touches is published."""
-        f0 = self.input_frame_for_output(self.out_pos)
+        first_frame = self.input_frame_for_output(self.out_pos)
         deadline = time.monotonic() + timeout
-        for k in self._windows_touching(f0, frames):
+        for k in self._windows_touching(first_frame, frames):
             s = k % self.n_slots
             with self._ready:
                 while self.slot_window[s] != k and self.latched_window[s] != k:

@@ -15,18 +15,23 @@ import numpy as np
 from ..audio import devices
 from ..audio.files import read_audio
 from ..params import Params
-from ..errors import DeviceError, MidiPortError, StreamDreamError
+from ..errors import MidiPortError, RunError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
 
 
 STALL_SECONDS = 2.0  # no audio callback for this long means the device is gone
+# --stats JSON layout, documented key by key in docs/STATS.md: raise it when a key changes meaning or goes
+STATS_SCHEMA_VERSION = 1
 
 
 @dataclass
 class LiveOptions:
-    device: str = "auto"          # "auto" (default device, else null), "null", an index or a name substring
+    output_device: str = "auto"   # "auto" (default device, else null), "null", an index or a name (part)
+    input_device: str | None = None  # capture device (index or name part); None: the default input
+    input_channels: str | None = None  # capture channels, 1-based "1,2" or "3"; default the first two
+    name: str = "streamdream"     # JACK client name (its ports are NAME:in_N / NAME:out_N)
     samplerate: int | None = None
     blocksize: int = 0            # 0: the host's own block size
     input_file: str | None = None
@@ -37,7 +42,7 @@ class LiveOptions:
     record_format: str = "float32"
     quiet: bool = False
     budget_s: float = 2.8          # dream time measured 1.6 s mean, 2.3 s max per 9-s window here
-    paced: bool = True            # null device only: False runs as fast as the dreams allow, in lockstep
+    lockstep: bool = False        # null device only: the clock waits for each dream (every window dreamed)
     midi_port: str | None = None  # --midi: index or name substring of a controller's port
     midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
     presets: str | None = None    # --presets TOML: program change loads, saves go here
@@ -68,6 +73,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
     period = (blocksize or s.last_frames) / engine.sample_rate if (blocksize or s.last_frames) else None
     pct = s.callback_percentiles()
     return {
+        "schema_version": STATS_SCHEMA_VERSION,
         "elapsed_s": round(time.perf_counter() - started, 3),
         "seconds_out": s.frames_out / engine.sample_rate,
         "windows_dreamed": s.windows_dreamed,
@@ -145,24 +151,29 @@ def warm_dreamer(params: Params, sample_rate: int, window_frames: int):
 
 def open_device(engine: Engine, opts: LiveOptions, rate: int, capture: np.ndarray | None = None):
     need_input = opts.input_file is None
-    if opts.device == "null":
-        paced = opts.paced
-        return devices.NullDevice(engine.process, rate, opts.blocksize, paced=paced, capture=capture,
-                                  before_block=None if paced else engine.wait_for_dreams)
-    index = devices.resolve_device(None if opts.device == "auto" else opts.device, need_input)
-    return devices.PortAudioStream(engine.process, index, rate, opts.blocksize, need_input, opts.realtime)
+    if opts.output_device == "null":
+        return devices.NullDevice(engine.process, rate, opts.blocksize, capture=capture,
+                                  lockstep=engine.wait_for_dreams if opts.lockstep else None)
+    return devices.PortAudioStream(engine.process, *_device_indices(opts), rate, opts.blocksize,
+                                   opts.input_channels, need_input, opts.realtime)
+
+
+def _device_indices(opts: LiveOptions) -> tuple[int | None, int | None]:
+    need_input = opts.input_file is None
+    return (devices.find_device(opts.input_device, "input") if need_input else None,
+            devices.find_device(opts.output_device, "output"))
 
 
 def choose_device(opts: LiveOptions, console) -> LiveOptions:
-    """--device auto: the default sound device when there is one, else the null device (said out loud)."""
-    if opts.device != "auto":
+    """--output-device auto: the default sound device when there is one, else the null device (said out loud)."""
+    if opts.output_device != "auto":
         return opts
     try:
-        devices.resolve_device(None, need_input=opts.input_file is None)
+        _device_indices(opts)
         return opts
     except StreamDreamError as exc:
         console.print(f"[yellow]{exc}[/]; using the null device (no sound, --record still works)")
-        opts.device = "null"
+        opts.output_device = "null"
         return opts
 
 
@@ -221,7 +232,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     rate = opts.samplerate
     if opts.input_file:
         loaded = read_audio(opts.input_file)
-        rate = rate or (48000 if opts.device != "null" else loaded.sample_rate)
+        rate = rate or (48000 if opts.output_device != "null" else loaded.sample_rate)
         audio = loaded.audio
         if loaded.sample_rate != rate:
             audio = soxr.resample(audio.T, loaded.sample_rate, rate).T.astype(np.float32)
@@ -231,9 +242,14 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         raise StreamDreamError(f"--samplerate {rate} is outside 8000-192000 Hz")
     if opts.blocksize < 0 or opts.blocksize > 8192:
         raise StreamDreamError("--blocksize must be 0 (let the device choose) to 8192 frames")
-    if opts.device not in ("null",):  # fail on device problems before spending time on the model
-        devices.check_settings(devices.resolve_device(None if opts.device == "auto" else opts.device,
-                                                      opts.input_file is None), rate, opts.input_file is None)
+    if opts.lockstep and opts.output_device != "null":
+        raise StreamDreamError("--lockstep runs on the null device only (--output-device null)")
+    if opts.output_device != "null":  # fail on device problems before spending time on the model
+        devices.set_jack_client_name(opts.name)
+        input_index, output_index = _device_indices(opts)
+        channels = (devices.input_channel_slice(opts.input_channels, input_index)[0]
+                    if opts.input_file is None else None)
+        devices.check_settings(input_index, output_index, rate, channels)
     if opts.record_path:
         from ..audio.files import check_output_path
         check_output_path(opts.record_path, opts.record_format)
@@ -250,7 +266,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
     console.print(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=(opts.device == "null" and not opts.paced), worker=opts.worker, threads=threads,
+                    lockstep=opts.lockstep, worker=opts.worker, threads=threads,
                     monitor=opts.monitor)
     try:
         engine.start_worker()
@@ -269,7 +285,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     console.print(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
                   f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
                   + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
-                  + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.device}")
+                  + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.output_device}")
 
     # Python hands the GIL over every 5 ms by default; the audio callback should not wait that long.
     switch_interval = sys.getswitchinterval()
@@ -279,9 +295,10 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = ([signal.getsignal(sig) for sig in handled]
                 if threading.current_thread() is threading.main_thread() else None)
+    stopped_by: list[int] = []
     if previous is not None:
         for sig in handled:
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, lambda signum, _frame: (stopped_by.append(signum), stop.set()))
     started = time.perf_counter()
     failure = None
     recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
@@ -323,7 +340,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
             if engine.stats.frames_out != progress_frames:
                 progress_frames, progress_time = engine.stats.frames_out, now
-            elif now - progress_time > STALL_SECONDS:
+            elif not opts.lockstep and now - progress_time > STALL_SECONDS:  # lockstep waits for dreams by design
                 failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
                 break
             engine.poll_worker()
@@ -360,7 +377,9 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
     if failure:
         kept = f"; the recording so far is in {opts.record_path}" if recorder else ""
-        raise DeviceError(f"{failure}{kept}")
+        raise RunError(f"{failure}{kept}")
     console.print(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                   f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
+    if signal.SIGINT in stopped_by:
+        raise KeyboardInterrupt  # cleaned up; the CLI exits 130 as for Ctrl-C in any command
     return snap

@@ -16,11 +16,12 @@ import numpy as np
 from ..audio.mix import window_delta
 from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_READY, W_STARTED, W_SUM_S,
                             DreamExchange, ExchangeSpec)
+from ..control.mapping import keyboard_keys
 from ..params import Params
 from ..windows import Schedule
 
 
-def dream_loop(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
+def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
                notify=lambda: None) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params)."""
     w, h = schedule.window, schedule.hop
@@ -79,6 +80,14 @@ def dreamer_key(params: Params | None):
             params.backend, params.device, params.top_db)
 
 
+def keyboard_params(params: Params, labels: list[str]) -> Params | None:
+    """For a model whose labels are piano keys, dreamed without a target yet: the same settings
+    with a key held, so the Dreamer that plays keys can be built before the performer plays."""
+    if params.target or params.away or not keyboard_keys(labels):
+        return None
+    return params.with_changes(target=labels[0])
+
+
 def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample_rate: int, channels: int,
                  conn, stop_event, lockstep: bool, threads: int) -> None:
     """Entry point of the worker process (spawned: a fresh interpreter, no forked audio state)."""
@@ -102,6 +111,10 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
         make = lambda p: Dreamer(p, sample_rate, channels, schedule.window)  # noqa: E731
         try:
             first = make(params).warm_up()
+            ready = {dreamer_key(params): first}
+            played = keyboard_params(params, first.info.labels)
+            if played is not None:  # a keyboard model: the first key pressed is heard at the next window
+                ready[dreamer_key(played)] = make(played).warm_up()
         except Exception as exc:  # a user error (bad model...) goes back as one line
             conn.send(("error", f"{exc}"))
             return
@@ -115,10 +128,10 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
             return state["version"], state["params"]
 
         def make_dreamer(p):
-            return first if dreamer_key(p) == dreamer_key(params) else make(p)
+            return ready.get(dreamer_key(p)) or make(p)
 
         try:
-            dream_loop(buf, schedule, get_params, make_dreamer, stopped, lockstep)
+            dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep)
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
