@@ -517,6 +517,12 @@ def features(view, int16_batch: np.ndarray) -> torch.Tensor:
     return view(torch.from_numpy(int16_batch.astype(np.float32) / 32768.0))
 
 
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on soft labels (from mixing) with 0.1 label smoothing."""
+    smooth = 0.9 * target + 0.1 / target.shape[1]
+    return -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
 def train(args, x_train, y_train, front, log):
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
@@ -542,9 +548,7 @@ def train(args, x_train, y_train, front, log):
             with torch.no_grad():
                 feats = view(augment(wave, gen))
             logits = net(feats)
-            # Soft-label cross-entropy with a little label smoothing.
-            smooth = 0.9 * target + 0.1 / n_classes
-            loss = -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss = soft_cross_entropy(logits, target)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -69,7 +69,6 @@ def train(args, x_train, y_train, log) -> EarNet:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
-    n_classes = len(data.LABELS)
     for epoch in range(args.epochs):
         net.train()
         order = torch.randperm(len(feats), generator=gen)
@@ -77,8 +76,7 @@ def train(args, x_train, y_train, log) -> EarNet:
         for step in range(steps_per_epoch):
             idx = order[step * args.batch:(step + 1) * args.batch]
             logits = net(feats[idx])
-            smooth = 0.9 * targets[idx] + 0.1 / n_classes
-            loss = -(smooth * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss = data.soft_cross_entropy(logits, targets[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
