@@ -3,7 +3,8 @@
     python scripts/bench_limiter.py [--rate 48000] [--block 512] [--blocks 2000]
 
 Prints the median and 99th percentile microseconds per block for quiet input (under the ceiling:
-the 4x interpolation is skipped) and loud input (interpolation and gain reduction every block).
+the 4x interpolation is skipped), loud input (interpolation and gain reduction every block) and
+peaks (a moderate signal with a 5-ms burst over the ceiling every 100 ms, as dreams tend to peak).
 """
 from __future__ import annotations
 
@@ -18,12 +19,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdream.audio.limiter import TruePeakLimiter  # noqa: E402
 
 
-def timings(rate: int, block: int, blocks: int, level: float) -> np.ndarray:
+def signal(kind: str, rate: int, frames: int) -> np.ndarray:
     rng = np.random.default_rng(0)
+    if kind == "quiet":
+        return (rng.standard_normal((2, frames)) * 0.05).astype(np.float32)
+    if kind == "loud":
+        return rng.standard_normal((2, frames)).astype(np.float32)
+    audio = rng.standard_normal((2, frames)) * 0.1
+    burst = int(0.005 * rate)
+    for start in range(0, frames, int(0.1 * rate)):
+        audio[:, start:start + burst] *= 20.0
+    return audio.astype(np.float32)
+
+
+def timings(rate: int, block: int, blocks: int, kind: str) -> np.ndarray:
     limiter = TruePeakLimiter(rate, 2)
     limiter.reserve(block)
     out = np.zeros((2, block), dtype=np.float32)
-    audio = (rng.standard_normal((2, block * 64)) * level).astype(np.float32)
+    audio = signal(kind, rate, block * 64)
     took = []
     for i in range(blocks):
         start = (i % 64) * block
@@ -40,8 +53,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=2000)
     args = parser.parse_args()
     period = args.block / args.rate * 1e6
-    for name, level in (("quiet", 0.05), ("loud", 1.0)):
-        t = timings(args.rate, args.block, args.blocks, level)
+    for name in ("quiet", "loud", "peaks"):
+        t = timings(args.rate, args.block, args.blocks, name)
         print(f"{name}: median {np.median(t):.0f} us, p99 {np.percentile(t, 99):.0f} us per {args.block}-frame block "
               f"({100 * np.median(t) / period:.1f}% / {100 * np.percentile(t, 99) / period:.1f}% of the period)")
 

@@ -5,11 +5,13 @@ import argparse
 import functools
 import json
 import os
+import signal
 import sys
 
 from .dreaming.frontend import VIEW_NAMES, WAVEFORM_LAYOUTS
 from .params import BACKENDS, RANGES, RECONSTRUCT_MODES, Params
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, DeviceError, ParameterError, RunError, StreamDreamError
+from .errors import (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, DeviceError, ParameterError, RunError,
+                     StreamDreamError, Terminated)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,11 +90,11 @@ def cmd_render(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .audio.files import check_output_path, read_audio, write_audio_atomic
+    from .audio.files import AudioReader, audio_writer, check_output_path
     from .dreaming.dreamer import Dreamer
     from .dreaming.model import read_model_info
-    from .plot import check_plot_path, save_comparison_plot
-    from .stream.offline import RenderReport, render_array
+    from .plot import Spectrogram, check_plot_path, save_comparison_plot
+    from .stream.offline import RenderReport, render_stream
     from .windows import Schedule
 
     console = Console(stderr=True, quiet=a.quiet)
@@ -100,26 +102,45 @@ def cmd_render(a: argparse.Namespace) -> int:
     check_output_path(a.output, a.format)
     if a.plot:
         check_plot_path(a.plot)
+    if not a.overwrite and os.path.exists(a.input) and os.path.exists(a.output) \
+            and os.path.samefile(a.input, a.output):
+        raise ParameterError(f"{a.output} is the input file itself; write the dream elsewhere, "
+                             "or pass --overwrite to replace the input once the render has finished")
     info = read_model_info(params.model, params.view)
-    loaded = read_audio(a.input)
-    if loaded.replaced_nonfinite:
-        console.print(f"[yellow]warning:[/] {a.input} held {loaded.replaced_nonfinite} NaN/Inf samples; replaced with 0")
-    audio, rate = loaded.audio, loaded.sample_rate
-    schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
-    dreamer = Dreamer(params, rate, audio.shape[0], schedule.window, info=info)
-    report = RenderReport()
-    with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("dream", total=schedule.count(audio.shape[1]))
-        out = render_array(audio, rate, params, dreamer, lambda done, total: bar.update(task, completed=done),
-                           report)
-    write_audio_atomic(a.output, out, rate, a.format)
-    if a.plot:
-        save_comparison_plot(a.plot, audio, out, rate, title=f"{a.input} -> {a.output}")
-    seconds = audio.shape[1] / rate
-    console.print(f"wrote {a.output}: {seconds:.1f} s, {audio.shape[0]} ch, {rate} Hz; {report.windows} window(s), "
+    with AudioReader(a.input) as reader:
+        rate, channels = reader.sample_rate, reader.channels
+        schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
+        dreamer = Dreamer(params, rate, channels, schedule.window, info=info)
+        spectra = (Spectrogram(reader.frames), Spectrogram(reader.frames)) if a.plot else None
+
+        def read(n):
+            block = reader.read(n)
+            if spectra:
+                spectra[0].push(block)
+            return block
+
+        report = RenderReport()
+        with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
+                      TimeRemainingColumn(), console=console, transient=True,
+                      disable=not console.is_terminal) as bar, \
+                audio_writer(a.output, rate, channels, a.format) as write_audio:
+            task = bar.add_task("dream", total=schedule.count(reader.frames))
+
+            def write(block):
+                write_audio(block)
+                if spectra:
+                    spectra[1].push(block)
+
+            render_stream(read, write, channels, rate, params, dreamer,
+                          lambda done: bar.update(task, completed=done), report)
+            if a.plot:  # before the audio is renamed into place: a failed plot leaves no output
+                save_comparison_plot(a.plot, *spectra, report.frames / rate, rate, title=f"{a.input} -> {a.output}")
+    for warning in reader.warnings():  # even with --quiet: the data was not what it seemed
+        print(f"streamdream: warning: {warning}", file=sys.stderr)
+    console.print(f"wrote {a.output}: {report.frames / rate:.1f} s, {channels} ch, {rate} Hz; {report.windows} window(s), "
                   f"{sum(report.dream_seconds):.1f} s dreaming"
-                  + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""))
+                  + (f", {report.failed_windows} failed windows left dry" if report.failed_windows else ""),
+                  highlight=False, soft_wrap=True)
     return 0
 
 
@@ -230,7 +251,11 @@ def cmd_models_classify(a: argparse.Namespace) -> int:
     from .audio.files import read_audio
     from .dreaming.classify import classify
 
+    if a.top < 1:
+        raise ParameterError("--top must be 1 or more (how many labels to list; --json lists them all)")
     loaded = read_audio(a.file)
+    for warning in loaded.warnings:
+        print(f"streamdream: warning: {warning}", file=sys.stderr)
     probs = classify(loaded.audio, loaded.sample_rate, a.model)
     ranked = sorted(probs.items(), key=lambda kv: -kv[1])
     if a.json:
@@ -261,8 +286,6 @@ def cmd_live(a: argparse.Namespace) -> int:
                        quiet=a.quiet, budget_s=a.budget, lockstep=a.lockstep, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime)
-    if a.duration is not None and a.duration <= 0:
-        raise ParameterError("--duration must be positive seconds")
     if a.device == "null" and a.input_device:
         raise ParameterError("--device null has no capture side; play a file with --input FILE")
     run_live(params_from_args(a), opts, console)
@@ -341,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
     r.add_argument("--plot", help="write input/output/difference spectrograms to this .png")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.add_argument("--overwrite", action="store_true", help="allow the output to be the input file itself")
     add_dream_options(r)
     r.set_defaults(func=cmd_render)
 
@@ -438,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .atomic import raise_on_sigterm
+    before = raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
     try:
         return args.func(args)
     except StreamDreamError as exc:
@@ -449,9 +475,18 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(exc.exit_code)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except OSError as exc:
+        # The system refused something a check could not foresee (a disk filled up, a file vanished):
+        # the user can act on it, so one line. Anything else is a bug and keeps its traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"streamdream: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
         print("streamdream: stopped", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

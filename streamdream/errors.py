@@ -7,13 +7,16 @@ The CLI prints a StreamDreamError on one line (no traceback) and exits with its 
 * EXIT_FAILURE (1): something failed after a good start (a device lost mid-run, a dream worker
   that died). What was recorded so far is kept.
 * EXIT_INTERRUPTED (130): stopped with Ctrl-C (128 + SIGINT, as shells report it).
+* EXIT_TERMINATED (143): stopped by SIGTERM (128 + SIGTERM), e.g. by a service manager.
 
-Tracebacks are for bugs: anything that is not a StreamDreamError.
+An OSError that escapes (the system refused something no check could foresee) is also one
+line and EXIT_USAGE. Tracebacks are for bugs: anything else.
 """
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: a service manager stopped it (temp files are cleaned up)
 
 
 class StreamDreamError(Exception):
@@ -24,6 +27,14 @@ class StreamDreamError(Exception):
 
 class AudioFileError(StreamDreamError, OSError):
     """An audio file that cannot be read or written."""
+
+
+class FileWriteError(StreamDreamError, OSError):
+    """An output (audio, plot, stats, presets, mapping) that cannot be written where asked."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised like Ctrl-C so every cleanup (temp files) runs the same way."""
 
 
 class ParameterError(StreamDreamError, ValueError):

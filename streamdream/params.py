@@ -24,6 +24,8 @@ class Range:
     integer: bool = False
 
     def __str__(self) -> str:
+        if self.integer:  # :g would print a large whole number as 4.29497e+09
+            return f"{int(self.lo)}..{int(self.hi)}{self.unit}"
         return f"{self.lo:g}..{self.hi:g}{self.unit}"
 
     def __contains__(self, value) -> bool:
@@ -32,6 +34,7 @@ class Range:
 
 RANGES = {
     "steps": Range(1, 1000, "--steps", integer=True),
+    "seed": Range(0, 2 ** 32 - 1, "--seed", integer=True),  # numpy's generators take no negative seed
     "step_size": Range(0.0, 10.0, "--step-size", " (relative to the window's RMS)"),
     "octaves": Range(1, 8, "--octaves", integer=True),
     "octave_scale": Range(1.0, 4.0, "--octave-scale"),

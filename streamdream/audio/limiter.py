@@ -18,6 +18,10 @@ from ..memory import resident_zeros
 
 OVERSAMPLE = 4
 TAPS = 32                 # interpolation filter length per phase
+# Input is clipped to +-CLIP before anything else: the gain 1 - (1 - threshold/peak) loses all its
+# precision in float64 once the peak passes ~1e16 and a 1e30 sample came out as digital silence.
+# 120 dB over full scale is far beyond any real signal, so nothing real is changed by it.
+CLIP = 1e6
 MARGIN_DB = 0.2           # the 4x interpolator is an estimate (measured up to 0.12 dB low); aim this far under
 
 
@@ -94,6 +98,7 @@ class TruePeakLimiter:
         self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
         self._quiet = resident_zeros(n, dtype=bool)
         self._weighted, self._scaled = resident_zeros(n), resident_zeros(n)
+        self._positive = resident_zeros(lookahead + n, dtype=bool)
         self._capacity = n
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -107,6 +112,7 @@ class TruePeakLimiter:
         k = self.history
         x_all = self._x[:, :k + n]
         x_all[:, k:] = block
+        np.clip(x_all[:, k:], -CLIP, CLIP, out=x_all[:, k:])  # in place, float64: no temporaries
         first = k - self.half  # x_all index of the first sample whose peak is now computable
         start = first - self.half + 1  # first sample any of this block's interpolation filters read
         span = x_all[:, start:start + n + TAPS - 1]
@@ -125,16 +131,22 @@ class TruePeakLimiter:
         r_all = self._r[:lookahead + n]
         r_all[lookahead:] = need
         attack = self._attack[:n]
+        attack[:] = 0.0
         if r_all.max() > 0.0:  # reductions are >= 0 (and .any() would allocate a cast buffer)
-            # output position o sees the reduction needed at o + j with weight 1 - j/(L+1)
-            # (one 1-D pass per j: a 2-D sliding-window product made numpy allocate in the callback)
-            weighted = self._weighted[:n]
-            np.multiply(r_all[:n], self.attack_weights[0], out=attack)
+            # Output position o sees the reduction needed at o + j with weight 1 - j/(L+1), one 1-D
+            # pass per j (a 2-D sliding-window product made numpy allocate in the callback), and only
+            # over the outputs that can see a reduction: those from L before the first to the last.
+            positive = self._positive[:lookahead + n]
+            np.greater(r_all, 0.0, out=positive)
+            first_needed = int(positive.argmax())
+            np.greater(r_all[::-1], 0.0, out=positive)
+            last_needed = lookahead + n - 1 - int(positive.argmax())
+            lo, hi = max(0, first_needed - lookahead), min(n, last_needed + 1)
+            span, weighted = attack[lo:hi], self._weighted[:hi - lo]
+            np.multiply(r_all[lo:hi], self.attack_weights[0], out=span)
             for j in range(1, lookahead + 1):
-                np.multiply(r_all[j:j + n], self.attack_weights[j], out=weighted)
-                np.maximum(attack, weighted, out=attack)
-        else:
-            attack[:] = 0.0
+                np.multiply(r_all[lo + j:hi + j], self.attack_weights[j], out=weighted)
+                np.maximum(span, weighted, out=span)
         r_all[:lookahead] = r_all[n:n + lookahead].copy() if n < lookahead else r_all[n:n + lookahead]
 
         env = self._release(attack)
@@ -197,21 +209,36 @@ class TruePeakLimiter:
             return None
         env = self._env[:attack.size]
         state, step = self.env, self.release_step
-        for i, a in enumerate(memoryview(attack)):  # Python floats one at a time, no list of them
+        # memoryviews: Python floats one at a time (no list of them), and stores without numpy's
+        # per-item overhead
+        written = memoryview(env)
+        for i, a in enumerate(memoryview(attack)):
             state = state - step
             if state < 0.0:
                 state = 0.0
             if a > state:
                 state = a
-            env[i] = state
+            written[i] = state
         self.env = state
         return env
 
-    def process_all(self, audio: np.ndarray) -> np.ndarray:
-        """Whole signal at once, latency removed. audio: (channels, n)."""
+    def process_all(self, audio: np.ndarray, block: int = 65536) -> np.ndarray:
+        """Whole signal, latency removed. audio: (channels, n).
+
+        Worked through in blocks so the work buffers stay one block's size; the output is the
+        same as from one call (see the module doc)."""
         self.reset()
-        out = self.process(np.concatenate([audio, np.zeros((self.channels, self.latency))], axis=1))
-        return out[:, self.latency:]
+        n, lag = audio.shape[1], self.latency
+        out = np.empty((self.channels, n), dtype=np.float32)
+        for at in range(0, n + lag, block):  # the input stream is the audio, then `lag` zeros
+            end = min(at + block, n + lag)
+            piece = audio[:, at:min(end, n)]
+            if end > n:
+                piece = np.concatenate([piece, np.zeros((self.channels, end - max(at, n)))], axis=1)
+            limited = self.process(piece)
+            keep = max(at, lag)  # stream frame j comes out as output frame j - lag
+            out[:, keep - lag:end - lag] = limited[:, keep - at:]
+        return out
 
 
 def true_peak(audio: np.ndarray) -> float:

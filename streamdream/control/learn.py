@@ -1,14 +1,13 @@
 """`streamdream midi learn`: ask for each parameter, wait for a knob to move, write the TOML mapping."""
 from __future__ import annotations
 
-import os
 import select
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import write_text_atomic
 from ..errors import ParameterError
 from .mapping import KNOBS, CCMap, Mapping, load_mapping
 
@@ -57,12 +56,7 @@ def write_mapping(path: str | Path, mapping: Mapping, force: bool = False) -> Pa
     path = Path(path)
     if path.exists() and not force:
         raise ParameterError(f"{path} exists; pass --force to replace it, or choose another --out")
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(mapping.to_toml())
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, mapping.to_toml())
 
 
 def rtmidi_waiter(midi_in, stdin=sys.stdin, say=print, timeout: float | None = None):

@@ -121,6 +121,11 @@ def _table_lines(text: str, header: str) -> list[int]:
     return [i + 1 for i, line in enumerate(text.splitlines()) if line.strip().startswith(header)]
 
 
+def _whole(value) -> bool:
+    """An integer that is not a bool (TOML's true would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _number(value, what: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParameterError(f"{where}: {what} must be a number, got {value!r}")
@@ -135,6 +140,10 @@ def parse_mapping(text: str, source: str = "mapping") -> Mapping:
     unknown = set(data) - {"cc", "notes", "sustain"}
     if unknown:
         raise ParameterError(f"{source}: unknown section(s) {sorted(unknown)}; use [[cc]], [notes] and [sustain]")
+    for section, kind in (("cc", list), ("notes", dict), ("sustain", dict)):
+        if not isinstance(data.get(section, kind()), kind):
+            shape = "[[cc]] tables (an array of tables)" if kind is list else f"a [{section}] table"
+            raise ParameterError(f"{source}: {section} must be {shape}, not {type(data[section]).__name__}")
     cc_lines = _table_lines(text, "[[cc]]")
     entries = []
     seen = {}
@@ -150,10 +159,10 @@ def parse_mapping(text: str, source: str = "mapping") -> Mapping:
             raise ParameterError(f"{where}: unknown param {param!r}; choose one of {', '.join(KNOBS)}")
         knob = KNOBS[param]
         cc = entry.get("cc")
-        if not isinstance(cc, int) or isinstance(cc, bool) or not 0 <= cc <= 127:
+        if not _whole(cc) or not 0 <= cc <= 127:
             raise ParameterError(f"{where}: cc must be a whole number 0..127, got {cc!r}")
         channel = entry.get("channel", 0)
-        if not isinstance(channel, int) or isinstance(channel, bool) or not 0 <= channel <= 16:
+        if not _whole(channel) or not 0 <= channel <= 16:
             raise ParameterError(f"{where}: channel must be 1..16, or 0 for any, got {channel!r}")
         curve = entry.get("curve", "toggle" if knob.toggle else "linear")
         if curve not in CURVES:
@@ -181,9 +190,9 @@ def parse_mapping(text: str, source: str = "mapping") -> Mapping:
         mapping.note_channel = notes.get("channel", mapping.note_channel)
         mapping.velocity_min = _number(notes.get("velocity_min", mapping.velocity_min), "velocity_min", where)
         mapping.velocity_max = _number(notes.get("velocity_max", mapping.velocity_max), "velocity_max", where)
-        if not isinstance(mapping.first_note, int) or not 0 <= mapping.first_note <= 127:
-            raise ParameterError(f"{where}: first_note must be 0..127")
-        if not isinstance(mapping.note_channel, int) or not 0 <= mapping.note_channel <= 16:
+        if not _whole(mapping.first_note) or not 0 <= mapping.first_note <= 127:
+            raise ParameterError(f"{where}: first_note must be 0..127, a note number")
+        if not _whole(mapping.note_channel) or not 0 <= mapping.note_channel <= 16:
             raise ParameterError(f"{where}: channel must be 1..16, or 0 for any")
         for v in (mapping.velocity_min, mapping.velocity_max):
             if not KNOBS["step_size"].lo <= v <= KNOBS["step_size"].hi:
@@ -192,19 +201,27 @@ def parse_mapping(text: str, source: str = "mapping") -> Mapping:
     if sustain:
         where = f"{source} line {(_table_lines(text, '[sustain]') or ['?'])[0]}"
         cc = sustain.get("cc", 64)
-        if not isinstance(cc, int) or not 0 <= cc <= 127 or set(sustain) - {"cc"}:
+        if not _whole(cc) or not 0 <= cc <= 127 or set(sustain) - {"cc"}:
             raise ParameterError(f"{where}: [sustain] takes one key, cc = 0..127")
         mapping.sustain_cc = cc
     return mapping
 
 
+def read_toml_text(path: Path, what: str) -> str:
+    """The text of a TOML file the user named, or one line saying why it cannot be read."""
+    if path.is_dir():
+        raise ParameterError(f"{what} {path} is a folder; give a .toml file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{what} {path} is not a text file; give a .toml file") from None
+
+
 def load_mapping(path: str | Path | None = None) -> Mapping:
     path = Path(path) if path else DEFAULT_MAP
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ParameterError(f"cannot read MIDI mapping {path}: {exc.strerror}") from None
-    return parse_mapping(text, str(path))
+    return parse_mapping(read_toml_text(path, "MIDI mapping"), str(path))
 
 
 def describe(mapping: Mapping) -> list[str]:

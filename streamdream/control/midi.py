@@ -13,14 +13,13 @@ xruns; one wake-up per millisecond handles the same flood in batches.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import sys
 import threading
 import time
 
 from ..errors import MidiPortError, ParameterError, StreamDreamError
+from ..native import quiet_native_stderr
 from .mapping import KNOBS, Mapping, choose, keyboard_keys
 from ..params import Params
 from .presets import apply_preset, preset_from_params, save_preset
@@ -36,20 +35,6 @@ def _rtmidi():
     return rtmidi
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """libjack and alsa-lib print to fd 2 when their server is absent; a probe should not."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def available_apis() -> list[int]:
     """JACK first when its server is up (these machines have no ALSA sequencer), then ALSA."""
     rtmidi = _rtmidi()
@@ -60,7 +45,7 @@ def available_apis() -> list[int]:
         if api not in compiled or (api == rtmidi.API_LINUX_ALSA and not os.path.exists("/dev/snd/seq")):
             continue
         try:
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 probe = rtmidi.MidiIn(api, name="streamdream-probe")
                 probe.get_ports()
                 probe.delete()

@@ -9,13 +9,12 @@
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import ParameterError
-from .mapping import KNOBS, _table_lines
+from .mapping import KNOBS, _table_lines, read_toml_text
 from ..params import Params
 
 SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
@@ -65,7 +64,10 @@ def parse_presets(text: str, source: str = "presets") -> list[dict]:
         raise ParameterError(f"{source}: only [[preset]] tables are allowed, found {sorted(set(data) - {'preset'})}")
     lines = _table_lines(text, "[[preset]]")
     presets = []
-    for i, entry in enumerate(data.get("preset", [])):
+    entries = data.get("preset", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ParameterError(f"{source}: presets must be [[preset]] tables, each with a name and settings")
+    for i, entry in enumerate(entries):
         where = f"{source} line {lines[i] if i < len(lines) else '?'}"
         name = entry.get("name")
         if not isinstance(name, str) or not name:
@@ -84,8 +86,8 @@ def parse_presets(text: str, source: str = "presets") -> list[dict]:
 def load_presets(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
-        return []
-    return parse_presets(path.read_text(), str(path))
+        return []  # saving a preset creates it
+    return parse_presets(read_toml_text(path, "presets file"), str(path))
 
 
 def preset_from_params(name: str, params: Params) -> dict:
@@ -115,10 +117,7 @@ def save_preset(path: str | Path, preset: dict) -> int:
         text.append("[[preset]]")
         text += [f"{key} = {_toml_value(value)}" for key, value in p.items()]
         text.append("")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(text))
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(text))
     return len(presets) - 1
 
 

@@ -132,6 +132,7 @@ class Dreamer:
         self.loaded: LoadedModel = convert(self.info, self.objective.outputs(), [1] + self.view_shape[1:])
         self.n_classes = (self.loaded.output_shapes[self.objective.logits][self.info.class_axis]
                           if self.objective.logits else 0)
+        self.loaded.check_channels(self.objective)
         self._build_loop(example_view)
 
     def warm_up(self, runs: int = 2) -> "Dreamer":

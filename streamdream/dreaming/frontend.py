@@ -57,6 +57,13 @@ class FrontEnd:
         unknown = set(data) - known
         if unknown:
             raise ParameterError(f"unknown front-end parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        for name, value in data.items():
+            default = cls.__dataclass_fields__[name].default
+            numbers = value if isinstance(value, list) else [value]
+            # a string or a bool where a number belongs would fail later, deep in the view, as a traceback
+            if isinstance(default, (int, float)) or name in ("image_mean", "image_std"):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                    raise ParameterError(f"front-end parameter {name} must be a number, not {value!r}")
         return cls(**data)
 
     def validate(self) -> None:

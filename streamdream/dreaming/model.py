@@ -9,13 +9,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import ModelError, ParameterError
 from .converters import check_convertible
 from .frontend import (FrontEnd, VIEW_NAMES, WAVEFORM_LAYOUTS, frame_geometry, stft_bins, RAW_IMAGE_HEIGHT,
@@ -105,8 +105,8 @@ class ModelInfo:
         lowered = [name.lower() for name in self.labels]
         if label.lower() in lowered:
             return lowered.index(label.lower())
-        if label.isdigit() and int(label) < max(len(self.labels), 1_000_000):
-            return int(label)
+        if label.isdigit() and (not self.labels or int(label) < len(self.labels)):
+            return int(label)  # a model without labels: checked against its output width once loaded
         known = ", ".join(self.labels) if self.labels else "none (this model has no labels; use a class index)"
         raise ParameterError(f"unknown target label {label!r}; this model knows: {known}")
 
@@ -338,6 +338,14 @@ class LoadedModel:
         self.parity_error = parity_error
         self.output_shapes = output_shapes or {}  # for the parity probe (batch 1)
 
+    def check_channels(self, objective) -> None:
+        """Refuse a --layer NAME@CHANNEL past the layer's width (tracing would fail with an IndexError)."""
+        for name, _, channel, axis in objective.layers:
+            shape = self.output_shapes[name]
+            width = shape[axis] if -len(shape) <= axis < len(shape) else 1
+            if channel >= width:
+                raise ParameterError(f"layer {name!r} has {width} channels; pick a channel from 0 to {width - 1}")
+
 
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
     """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
@@ -385,6 +393,10 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
         if ref.shape != ours.shape:
             raise ModelError(f"{info.path.name}: torch and ONNX Runtime disagree on the shape of {name!r}; "
                              "the conversion is wrong, re-export the model")
+        # NaN compares as neither close nor far: without this a model that outputs NaN passed as "exact"
+        if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(ours))):
+            raise ModelError(f"{info.path.name} outputs NaN or Inf in {name!r} for an ordinary input; "
+                             "it cannot be dreamed with, check or re-export the model")
         scale = max(float(np.abs(ref).max()), 1e-12)
         worst = max(worst, float(np.abs(ref - ours).max()) / scale)
     if not worst <= PARITY_TOLERANCE:
@@ -422,18 +434,12 @@ def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, fron
                    class_axis if class_axis is not None else int(meta.get(META_CLASS_AXIS, -1)),
                    channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part.onnx", dir=dest.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
+    with atomic_path(dest) as tmp:
+        onnx.save(proto, str(tmp))
         info = read_model_info(tmp)
         info.path = source  # errors name the file the user gave
         check_annotation(info)
-        os.replace(tmp, dest)
-        info.path = dest
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    info.path = dest
     return info
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio import devices
+from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..params import Params
-from ..errors import MidiPortError, RunError, StreamDreamError
+from ..errors import FileWriteError, MidiPortError, ParameterError, RunError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder
@@ -51,6 +52,32 @@ class LiveOptions:
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
+
+    def check(self) -> "LiveOptions":
+        """Every option and every file the run will need, checked before the model loads (which takes seconds)."""
+        from ..audio.files import check_output_path
+        from ..atomic import check_writable
+        from ..control.mapping import load_mapping
+        from ..control.presets import load_presets
+
+        if self.samplerate is not None and not 8000 <= self.samplerate <= 192000:
+            raise ParameterError(f"--samplerate {self.samplerate} is outside 8000-192000 Hz")
+        if not 0 <= self.blocksize <= 8192:
+            raise ParameterError("--blocksize must be 0 (let the device choose) to 8192 frames")
+        if not 0.1 <= self.budget_s <= 60.0:  # also refuses nan
+            raise ParameterError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
+        if self.duration is not None and not 0 < self.duration < math.inf:
+            raise ParameterError("--duration must be a positive, finite number of seconds (leave it out to run until stopped)")
+        if self.threads is not None and not 1 <= self.threads <= 1024:
+            raise ParameterError("--threads must be 1 or more (leave it out for all cores but one)")
+        if self.stats_path:
+            check_writable(self.stats_path, "--stats")
+        if self.record_path:
+            check_output_path(self.record_path, self.record_format, "--record")
+        load_mapping(self.midi_map)
+        if self.presets:
+            load_presets(self.presets)
+        return self
 
 
 def rss_bytes() -> int:
@@ -104,12 +131,23 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
     }
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".stats.", dir=folder)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+class StatsFile:
+    """--stats: rewritten whole once a second. It is a side channel, so a write that fails mid-run
+    (disk full) is reported once and the audio goes on; the path itself was checked before the start."""
+
+    def __init__(self, path: str | None, console):
+        self.path, self.console, self.failed = path, console, False
+
+    def write(self, snap: dict) -> None:
+        if not self.path:
+            return
+        try:
+            write_text_atomic(self.path, json.dumps(snap, indent=1))
+            self.failed = False
+        except FileWriteError as exc:
+            if not self.failed:
+                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False, soft_wrap=True)
+            self.failed = True
 
 
 def _meter(level: float) -> str:
@@ -219,29 +257,22 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
     import soxr
 
     params = params.validate()
+    opts.check()
     from ..dreaming.model import read_model_info
     read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
-    if not 0.1 <= opts.budget_s <= 60.0:
-        raise StreamDreamError("--budget must be 0.1 to 60 seconds (how long a dream may take)")
-    if opts.stats_path:
-        folder = os.path.dirname(os.path.abspath(opts.stats_path))
-        if not os.path.isdir(folder):
-            raise StreamDreamError(f"--stats folder {folder} does not exist; create it first")
     opts = choose_device(opts, console)
     source = None
     rate = opts.samplerate
     if opts.input_file:
         loaded = read_audio(opts.input_file)
+        for warning in loaded.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         rate = rate or (48000 if opts.output_device != "null" else loaded.sample_rate)
         audio = loaded.audio
         if loaded.sample_rate != rate:
             audio = soxr.resample(audio.T, loaded.sample_rate, rate).T.astype(np.float32)
         source = FileSource(audio, loop=opts.loop_input)
     rate = rate or 48000
-    if not 8000 <= rate <= 192000:
-        raise StreamDreamError(f"--samplerate {rate} is outside 8000-192000 Hz")
-    if opts.blocksize < 0 or opts.blocksize > 8192:
-        raise StreamDreamError("--blocksize must be 0 (let the device choose) to 8192 frames")
     if opts.lockstep and opts.output_device != "null":
         raise StreamDreamError("--lockstep runs on the null device only (--output-device null)")
     if opts.output_device != "null":  # fail on device problems before spending time on the model
@@ -250,9 +281,6 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         channels = (devices.input_channel_slice(opts.input_channels, input_index)[0]
                     if opts.input_file is None else None)
         devices.check_settings(input_index, output_index, rate, channels)
-    if opts.record_path:
-        from ..audio.files import check_output_path
-        check_output_path(opts.record_path, opts.record_format)
 
     window_frames = int(round(params.window_s * rate))
     no_huge_pages()  # before the worker starts: it inherits the setting (see memory.py)
@@ -316,6 +344,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         pump = MidiPump(midi, report=lambda text: console.print(f"[yellow]{text}[/]"))
         pump.start()
     device.start()
+    stats_file = StatsFile(opts.stats_path, console)
     live_display = None
     try:
         if not opts.quiet:
@@ -350,7 +379,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
                 snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-                write_json_atomic(opts.stats_path, snap)
+                stats_file.write(snap)
                 last_stats = now
             if live_display is not None:
                 live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
@@ -370,8 +399,7 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
                 signal.signal(sig, handler)
         sys.setswitchinterval(switch_interval)
         snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-        if opts.stats_path:
-            write_json_atomic(opts.stats_path, snap)
+        stats_file.write(snap)
         if recorder:
             path = recorder.close()
             console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")

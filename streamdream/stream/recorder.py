@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 import soundfile as sf
 
+from ..atomic import publish, temp_beside
 from ..audio.files import check_output_path
 from ..audio.ring import AudioRing
 
@@ -23,9 +23,7 @@ class Recorder:
                  seconds_buffered: float = 20.0):
         self.path, fmt, sf_subtype = check_output_path(path, subtype)
         self.ring = AudioRing(channels, int(seconds_buffered * sample_rate))
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part" + self.path.suffix,
-                                        dir=self.path.parent)
-        os.close(fd)
+        self.tmp = temp_beside(self.path)
         self.file = sf.SoundFile(self.tmp, "w", sample_rate, channels, sf_subtype, format=fmt)
         self.read_pos = 0
         self.dropped = 0
@@ -55,5 +53,5 @@ class Recorder:
             self._thread.join(timeout=10)
         self._drain()
         self.file.close()
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
         return self.path
