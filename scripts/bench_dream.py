@@ -61,10 +61,11 @@ def step_cost(dreamer: Dreamer, window: np.ndarray, repeats: int) -> tuple[float
 
     net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
     x = torch.from_numpy(window)
+    weights = dreamer._class_weights(dreamer.params)
 
     def one_step():
         xr = x.clone().requires_grad_(True)
-        net(dreamer.view(xr)).backward()  # (FlopCounterMode cannot follow autograd.grad)
+        net(dreamer.view(xr), weights).backward()  # (FlopCounterMode cannot follow autograd.grad)
 
     one_step()
     counter = FlopCounterMode(display=False)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import signal
@@ -36,7 +35,11 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
 
     d, r = Params(), RANGES
     g = p.add_argument_group("dream")
-    add = functools.partial(g.add_argument, default=argparse.SUPPRESS)
+    given = []  # the dest of every dream option, so params_from_args reads these and nothing else
+
+    def add(*flags, **kwargs):
+        given.append(g.add_argument(*flags, default=argparse.SUPPRESS, **kwargs).dest)
+
     add("--preset", choices=list(BUILTIN_PRESETS),
         help="a named set of the options below; options given too override it (default: live, "
              "the settings listed as defaults here; see docs/DREAMS.md)")
@@ -75,14 +78,17 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
         help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
     add("--backend", choices=BACKENDS, help=f"default {d.backend}")
     # one name per meaning in every command: --torch-device computes, --device/--input-device/--output-device sound
-    add("--torch-device", dest="device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    add("--torch-device", dest="torch_device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    p.set_defaults(dream_options=tuple(given))
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
     """The --preset (default: live), with every dream option given on the command line on top."""
     from .control.presets import builtin_preset
 
-    given = {name: value for name, value in vars(a).items() if name in Params.__dataclass_fields__}
+    field = {"torch_device": "device", "preset": None}  # option dest -> Params field, where they differ
+    given = {field.get(dest, dest): getattr(a, dest) for dest in a.dream_options
+             if hasattr(a, dest) and field.get(dest, dest)}
     return builtin_preset(getattr(a, "preset", "live")).with_changes(**given)
 
 
