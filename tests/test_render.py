@@ -250,9 +250,9 @@ def test_preset_sets_the_dream_and_given_options_override_it():
 
     assert params() == Params()                      # no preset: the live defaults
     assert params("--preset", "live") == Params()
-    legacy = params("--preset", "legacy")
-    assert (legacy.top_db, legacy.shape, legacy.eot) == (0.0, 0.0, 0.0)
-    mixed = params("--preset", "legacy", "--shape", "0.5", "--no-match-loudness", "--jitter", "5")
-    assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (0.0, 0.5, False, 5.0)
+    musical = params("--preset", "musical")
+    assert (musical.top_db, musical.shape, musical.eot) == (60.0, 1.0, 0.0)
+    mixed = params("--preset", "musical", "--shape", "0.5", "--no-match-loudness", "--jitter", "5")
+    assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (60.0, 0.5, False, 5.0)
     for name, values in BUILTIN_PRESETS.items():     # every preset is a valid set of knobs
         assert params("--preset", name) == Params().with_changes(**values)

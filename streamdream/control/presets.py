@@ -23,12 +23,13 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
 
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
 # "live" is Params() itself: the defaults of render, live and the Python API.
+MUSICAL = {"top_db": 60.0, "shape": 1.0}  # the change grows where the music has energy
 BUILTIN_PRESETS: dict[str, dict] = {
-    "live": {},                                            # toward --target, or amplify without one
-    "subtle": {"step_size": 0.025},                        # half the change: a tint
-    "deep": {"steps": 8, "step_size": 0.1},                # twice the steps, twice the step: offline or a long budget
-    "amplify": {"target": None, "away": None},             # the original DeepDream: more of what the layer hears
-    "legacy": {"top_db": 0.0, "shape": 0.0, "eot": 0.0},  # before docs/DREAMS.md, unshaped: for comparison
+    "live": {},                                             # Params(): the defaults (unshaped, as before)
+    "musical": MUSICAL,                                     # best measured: no hiss bed, the music keeps its identity
+    "subtle": {**MUSICAL, "step_size": 0.025},              # half the change: a tint
+    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1},      # twice the steps and step: offline or a long budget
+    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
 }
 
 
