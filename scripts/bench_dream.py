@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdream.params import Params  # noqa: E402
 from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
 from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
-from streamdream.dreaming.model import default_model_path  # noqa: E402
+from streamdream.dreaming.model import default_model_path, model_path as resolve_model  # noqa: E402
 
 RATE, SECONDS = 48000, 9.0
 
@@ -61,11 +61,11 @@ def step_cost(dreamer: Dreamer, window: np.ndarray, repeats: int) -> tuple[float
 
     net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
     x = torch.from_numpy(window)
-    weights = dreamer._class_weights(dreamer.params)
 
     def one_step():
         xr = x.clone().requires_grad_(True)
-        net(dreamer.view(xr), weights).backward()  # (FlopCounterMode cannot follow autograd.grad)
+        # (FlopCounterMode cannot follow autograd.grad)
+        net(dreamer.view(xr), dreamer.target_weights(dreamer.params)).backward()
 
     one_step()
     counter = FlopCounterMode(display=False)
@@ -87,7 +87,7 @@ def ort_forward(model_path: Path, dreamer: Dreamer, window: np.ndarray, repeats:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(default_model_path()))
+    parser.add_argument("--model", default=str(default_model_path()), help="an .onnx file or a shipped model name")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -103,7 +103,7 @@ def main() -> int:
         results[backend] = median_time(lambda: dreamer.dream_window(window, 2), args.repeats)
     step_seconds, step_flops = step_cost(dreamer, window, max(5, args.repeats))
     peak = matmul_peak()
-    ort_seconds = ort_forward(Path(args.model), dreamer, window, max(5, args.repeats))
+    ort_seconds = ort_forward(resolve_model(args.model), dreamer, window, max(5, args.repeats))
     steps_total = defaults.steps * defaults.octaves
 
     cpu = platform.processor() or platform.machine()

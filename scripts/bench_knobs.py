@@ -85,9 +85,10 @@ def main() -> int:
             sent = time.perf_counter()
             sender.send_message([0xB0, 22, raw])
             wanted = load_mapping().lookup()[(0, 22)].value(raw)
-            seen = len(engine.heard)
+            seen = engine.heard_total
             while True:
-                hits = [t for k, t, p in engine.heard[seen:] if p is not None and p.steps == wanted]
+                new = list(engine.heard)[len(engine.heard) - min(len(engine.heard), engine.heard_total - seen):]
+                hits = [t for k, t, p in new if p is not None and p.steps == wanted]
                 if hits:
                     per_window.append(hits[0] - sent)
                     break

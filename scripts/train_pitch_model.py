@@ -326,7 +326,7 @@ def export(net: PitchCNN, front: FrontEnd, path: Path, log) -> None:
         "stage 2 (24 ch, every band, 1/2 time): harmonic stacks",
         "stage 3 (32 ch, every band, 1/4 time): pitch evidence the keys are read from"])]
     layers.append({"name": "logits", "description": "the 88 keys A0..C8 (multi-label): play them with --target or MIDI notes"})
-    sd_model.write_metadata(proto, "mel", front, LABELS, layers, default_layer=relus[-1])
+    sd_model.write_metadata(proto, "mel", front, LABELS, layers, default_layer=relus[-1], multi_label=True)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     log(f"wrote {path} ({path.stat().st_size} bytes)")

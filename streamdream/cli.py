@@ -129,7 +129,7 @@ def cmd_render(a: argparse.Namespace) -> int:
         with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
                       TimeRemainingColumn(), console=console, transient=True,
                       disable=not console.is_terminal) as bar, \
-                audio_writer(a.output, rate, channels, a.format) as write_audio:
+                audio_writer(a.output, rate, channels, a.format, reader.frames) as write_audio:
             task = bar.add_task("dream", total=schedule.count(reader.frames))
 
             def write(block):
@@ -192,7 +192,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print("sample rates: any; 3 x 103,000 stereo frames per image "
                       f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
     console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none")
-                  + (f" (on axis {info.class_axis} of {info.output_names[0]})" if info.labels else ""))
+                  + (f" (on axis {info.class_axis} of {info.output_names[0]}"
+                     + (", multi-label)" if info.multi_label else ")") if info.labels else ""))
     title = "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"
     table = Table(title=f"dreamable layers (shape for {title})")
     for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
@@ -244,7 +245,7 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
             raise ParameterError(f"cannot read --labels-file {a.labels_file}: {exc.strerror}") from None
     layers = a.layers.split(",") if a.layers else None
     info = annotate(a.input, a.output, a.view, front, labels, layers, a.default_layer, a.class_axis,
-                    a.channel_axis, a.force)
+                    a.channel_axis, True if a.multi_label else None, a.force)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
     if not info.recommended and not info.default_layer:
@@ -291,10 +292,85 @@ def cmd_live(a: argparse.Namespace) -> int:
                        loop_input=not a.no_loop, duration=a.duration, stats_path=a.stats, record_path=a.record,
                        quiet=a.quiet, budget_s=a.budget, lockstep=a.lockstep, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
-                       worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime)
+                       worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime,
+                       record_format=a.record_format, osc_port=a.osc_port)
     if a.device == "null" and a.input_device:
         raise ParameterError("--device null has no capture side; play a file with --input FILE")
     run_live(params_from_args(a), opts, console)
+    return 0
+
+
+# Params field -> the argparse dest of its dream option (where the names differ)
+DREAM_DESTS = {"jitter_ms": "jitter", "gain_db": "gain", "limit_db": "limit", "window_s": "window",
+               "crossfade_s": "crossfade", "device": "torch_device"}
+
+
+def piece_arg_defaults(argv: list[str]) -> dict | None:
+    """`loop --config piece.toml`: the piece's settings become the defaults, so options given on the command
+    line win over the file."""
+    if not argv or argv[0] != "loop" or "--config" not in argv[:-1]:
+        return None
+    from .stream.installation import load_piece
+
+    piece = load_piece(argv[argv.index("--config") + 1])
+    defaults = {DREAM_DESTS.get(k, k): v for k, v in piece.dream.items() if k != "match_loudness"}
+    if "match_loudness" in piece.dream:
+        defaults["no_match_loudness"] = not piece.dream["match_loudness"]
+    for key in ("feedback", "evolve", "evolve_period_s", "record", "record_format", "samplerate", "blocksize",
+                "duration", "log", "stats", "osc_port"):
+        value = getattr(piece, key)
+        if value is not None:
+            defaults[key] = value
+    defaults.update(evolve_seed=piece.seed, device=piece.device, _piece=piece)
+    if piece.budget_s is not None:
+        defaults["budget"] = piece.budget_s
+    return defaults
+
+
+def cmd_loop(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .stream.installation import Piece, check_piece, run_loop
+    from .stream.live import LiveOptions
+
+    piece = getattr(a, "_piece", None) or Piece()
+    piece.files = a.files or piece.files
+    piece.feedback, piece.evolve, piece.evolve_period_s = a.feedback, a.evolve, a.evolve_period_s
+    piece.seed, piece.log, piece.osc_port = a.evolve_seed, a.log, a.osc_port
+    check_piece(piece, "loop")
+    if not piece.files:
+        raise ParameterError("loop needs audio files or a playlist (or a --config whose [piece] lists files)")
+    if a.duration is not None and a.duration <= 0:
+        raise ParameterError("--duration must be positive seconds")
+    params = params_from_args(a)
+    if a.watchdog:
+        from .stream.installation import run_watchdog, setup_log
+        from .stream.live import Say
+        setup_log(piece.log)
+        argv = [x for x in a._argv if x != "--watchdog"]
+        return run_watchdog(argv, a.stats, a.record, Say(Console(stderr=True)))
+    budget = a.budget if a.budget is not None else params.window_s  # read ahead: a late window is unlikely
+    console = Console(stderr=True)
+    opts = LiveOptions(output_device=a.output_device or a.device or "auto", input_device=None, name=a.name,
+                       samplerate=a.samplerate, blocksize=a.blocksize, duration=a.duration,
+                       stats_path=a.stats, record_path=a.record, record_format=a.record_format, quiet=a.quiet,
+                       budget_s=budget, lockstep=a.lockstep, midi_port=a.midi, midi_map=a.midi_map,
+                       presets=a.presets, midi=not a.no_midi, threads=a.threads, worker=a.worker,
+                       realtime=a.realtime, osc_port=a.osc_port)
+    run_loop(piece, params, opts, console)
+    return 0
+
+
+def cmd_service(a: argparse.Namespace) -> int:
+    from .stream.installation import install_service, service_unit
+
+    if a.service_command == "unit":
+        print(service_unit(a.piece), end="")
+        return 0
+    path = install_service(a.piece, a.folder)
+    name = path.stem
+    print(f"wrote {path}\nstart it now and at every boot: systemctl {'--user ' if not a.folder else ''}daemon-reload && "
+          f"systemctl {'--user ' if not a.folder else ''}enable --now {name}")
     return 0
 
 
@@ -359,7 +435,7 @@ def cmd_midi_learn(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(piece_defaults: dict | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -378,6 +454,43 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--input", help="play this file (looped) in place of the capture side")
     lv.add_argument("--demo", action="store_true", help="play the shipped demo clip (looped) in place of the capture side")
     lv.add_argument("--no-loop", action="store_true", help="with --input: silence after the file ends")
+    add_run_options(lv, budget=2.8)
+    lv.set_defaults(func=cmd_live)
+
+    lp = sub.add_parser("loop", help="installation mode: loop files or a playlist through the dream for days")
+    lp.add_argument("files", nargs="*", metavar="FILE|PLAYLIST",
+                    help="audio files and/or .m3u/.txt playlists, played back to back and looped with a crossfade")
+    lp.add_argument("--config", help="piece TOML holding everything the piece needs (options given here win)")
+    lp.add_argument("--feedback", type=float, default=0.0,
+                    help="share 0..1 of the output fed back into the dream's input (guarded against runaway)")
+    lp.add_argument("--evolve", action="store_true", help="slowly walk layer, target and depth (seeded)")
+    lp.add_argument("--evolve-seed", dest="evolve_seed", type=int, default=0, help="seed of the --evolve walk")
+    lp.add_argument("--evolve-period", dest="evolve_period_s", type=float, default=120.0,
+                    help="seconds of audio between evolve steps (default 120)")
+    lp.add_argument("--log", help="also log to this file (rotated at 5 MB, 10 kept)")
+    lp.add_argument("--watchdog", action="store_true",
+                    help="run the engine as a child and restart it if it dies or freezes (recordings of later "
+                         "starts are numbered: night-2.flac ...)")
+    add_run_options(lp, budget=None)
+    if piece_defaults:
+        lp.set_defaults(**piece_defaults)
+    lp.set_defaults(func=cmd_loop)
+
+    sv = sub.add_parser("service", help="run a piece as a systemd service (starts at boot, restarts on failure)")
+    svsub = sv.add_subparsers(dest="service_command", required=True, parser_class=_Parser)
+    su = svsub.add_parser("unit", help="print the systemd unit for a piece TOML")
+    su.add_argument("piece")
+    si = svsub.add_parser("install", help="write the unit to ~/.config/systemd/user (then: systemctl --user "
+                                          "enable --now streamdream-NAME)")
+    si.add_argument("piece")
+    si.add_argument("--folder", help="write the unit here instead (e.g. /etc/systemd/system)")
+    sv.set_defaults(func=cmd_service)
+    _rest_of_parser(sub)
+    return parser
+
+
+def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
+    """Options of a real-time run, shared by live and loop."""
     lv.add_argument("--device", help="sound device for both sides (index or part of its name, see `streamdream "
                                      "devices`), or null: a clock, no sound (default: the system's defaults, else null)")
     lv.add_argument("--output-device", help="sound device to play to (overrides --device for output), or null")
@@ -390,10 +503,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frames per callback; 0 (default) lets the host choose, which on JACK adds no "
                          "buffering (a forced size equal to the JACK period adds one block)")
     lv.add_argument("--duration", type=float, help="stop after this many seconds of output")
-    lv.add_argument("--budget", type=float, default=2.8,
-                    help="processing budget per window, s; latency = window + budget (default 2.8: a file input starts sounding after 2.8 s)")
+    lv.add_argument("--budget", type=float, default=budget,
+                    help="processing budget per window, s; latency = window + budget "
+                         + ("(default 2.8: a file input starts sounding after 2.8 s)" if budget else
+                            "(default: the window length; the material is known, so dreams are read ahead)"))
     lv.add_argument("--stats", help="write counters as JSON to this file once a second")
-    lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac)")
+    lv.add_argument("--osc-port", dest="osc_port", type=int,
+                    help="OSC control (the parameters MIDI reaches) and /streamdream/status on 127.0.0.1:PORT")
+    lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac), safe on disk every second")
+    lv.add_argument("--record-format", dest="record_format", choices=["float32", "16", "24"],
+                    help="sample format of --record (default float32 in .wav, 24 in .flac)")
     lv.add_argument("--quiet", action="store_true", help="no live display")
     lv.add_argument("--lockstep", action="store_true",
                     help="null device only: the clock waits for each dream, so every window is dreamed, "
@@ -415,8 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the dream in its own process (default: keeps the audio callback off the GIL) "
                          "or in a thread")
     add_dream_options(lv)
-    lv.set_defaults(func=cmd_live)
 
+
+def _rest_of_parser(sub) -> None:
     md = sub.add_parser("midi", help="MIDI mapping tools")
     msub = md.add_subparsers(dest="midi_command", required=True, parser_class=_Parser)
     ml = msub.add_parser("learn", help="move a knob for each parameter; writes a --midi-map TOML")
@@ -452,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--labels-file", help="class labels, one per line")
     an.add_argument("--class-axis", type=int, help="axis of the classes in the first output (default -1, the last)")
     an.add_argument("--channel-axis", type=int, help="axis NAME@CH picks a channel from (default 1)")
+    an.add_argument("--multi-label", action="store_true",
+                    help="several labels can be true at once (classify reports each by sigmoid, not softmax)")
     an.add_argument("--layers", help="comma-separated recommended layers (ONNX tensor names)")
     an.add_argument("--default-layer", help="layer dreamed when no --layer or --target is given")
     an.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
@@ -462,15 +584,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="all labels as JSON")
     c.add_argument("--top", type=int, default=5)
     c.set_defaults(func=cmd_models_classify)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     from .atomic import raise_on_sigterm
     before = raise_on_sigterm()  # a service manager's SIGTERM cleans up temp files as Ctrl-C does
     try:
+        parser = build_parser(piece_arg_defaults(argv))
+        args = parser.parse_args(argv)
+        args._argv = argv  # the watchdog starts the same command as its child
         return args.func(args)
     except StreamDreamError as exc:
         print(f"streamdream: error: {exc}", file=sys.stderr)
@@ -488,7 +611,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"streamdream: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print("streamdream: stopped", file=sys.stderr)
+        try:
+            print("streamdream: stopped", file=sys.stderr)
+        except OSError:
+            pass  # the terminal is gone (closed window, SIGHUP): the exit code still says why
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
         if before is not None:

@@ -12,15 +12,16 @@ from models import make_audio_model, make_image_model  # noqa: E402
 
 
 @pytest.fixture
-def jack(request, monkeypatch):
+def jack(monkeypatch):
     """A private JACK server (dummy driver) for one test; its clients are killed with it.
 
     This process's own JACK clients (rtmidi ports) talk to it too.
     """
     import os
-    import re
-    # the pid first: a long test name must not cut it off, or two runs of one test share a server name
-    server = JackServer(f"sd{os.getpid()}" + re.sub(r"\W", "", request.node.name)[-16:])
+    # One name per test process: two runs at once (two people, two suites) never share a server, and
+    # the next test reuses the name, which lets JACK reclaim the entry of a server that died uncleanly
+    # (JACK's registry holds 8 servers and frees a dead one's entry only when its name comes back).
+    server = JackServer(f"sd{os.getpid()}")
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server.clients = []

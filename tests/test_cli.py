@@ -47,10 +47,11 @@ def test_devices_marks_the_defaults_and_speaks_json(jack):
 
 
 def test_an_ambiguous_device_name_is_refused_with_the_matches(jack, mel_model, tmp_path):
+    metros = []
     for name in ("metroA", "metroB"):  # two JACK clients whose names share "metro": two capture devices
-        proc = subprocess.Popen(["jack_metro", "-n", name, "-b", "120"], env=jack.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        jack.clients.append(proc)
+        metros.append(subprocess.Popen(["jack_metro", "-n", name, "-b", "120"], env=jack.env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        jack.clients.append(metros[-1])
         jack.wait_for_port(f"{name}:120_bpm")
     out = tmp_path / "rec.wav"
     proc = subprocess.run(CLI + ["live", "--input-device", "metro", "--output-device", "system", "--model", mel_model,
@@ -59,6 +60,9 @@ def test_an_ambiguous_device_name_is_refused_with_the_matches(jack, mel_model, t
     assert "'metro' matches several input devices" in proc.stderr
     assert "metroA" in proc.stderr and "metroB" in proc.stderr and "system" not in proc.stderr.split("(")[1]
     assert not out.exists()
+    for metro in metros:  # leave gracefully: a killed client can hold the server's shutdown up
+        metro.terminate()
+        metro.wait(timeout=30)
 
 
 def test_jack_client_name_and_capture_channels_are_chosen(jack, mel_model, tmp_path):
@@ -89,6 +93,8 @@ def test_jack_client_name_and_capture_channels_are_chosen(jack, mel_model, tmp_p
         recordings[port] = sf.read(rec, dtype="float32")[0]
     live.terminate()
     live.wait(timeout=60)
+    metro.terminate()
+    metro.wait(timeout=30)
     # channel 1 is not listened to: nothing of it comes out; channel 2 comes out on both sides (mono input)
     assert np.max(np.abs(recordings["dreamA:in_0"])) == 0.0
     heard = recordings["dreamA:in_1"]
@@ -122,7 +128,7 @@ def test_live_ctrl_c_exits_130_and_finishes_the_recording(mel_model, tmp_path):
         documented.update(re.findall(r"`([a-z_0-9.]+)`", cell))
     snap = json.loads(stats.read_text())
     assert snap["schema_version"] == 1
-    assert set(snap) == documented - {"midi"}  # --no-midi: the one optional key is absent
+    assert set(snap) == documented - {"midi", "feedback"}  # --no-midi, no loop --feedback: the optional keys
 
 
 def test_midi_learn_ctrl_c_exits_130(jack, tmp_path):

@@ -110,3 +110,47 @@ def test_the_audio_callback_thread_is_real_time_only_when_asked_and_allowed(jack
     else:
         assert snap["audio_thread"].startswith("normal: no permission") and "FF" not in classes
     assert classes.count("FF") <= 1  # only the audio thread; the main and MIDI threads stay ordinary
+
+
+def test_loop_with_its_watchdog_plays_on_when_the_jack_server_comes_back(jack, mel_model, tmp_path):
+    """Installation mode: the server stops mid-run and is started again; the engine that lost it ends with
+    its recording finished, the watchdog tries a fresh engine every few seconds until the server is back."""
+    from conftest import music_clip
+    from jackserver import JackServer
+    src, stats, log, rec = tmp_path / "in.wav", tmp_path / "stats.json", tmp_path / "piece.log", tmp_path / "rec.wav"
+    sf.write(src, music_clip(48000, 4.0).T, 48000)
+    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
+           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
+           "--no-midi", "--model", str(mel_model), "--stats", str(stats), "--log", str(log), "--record", str(rec),
+           "--watchdog"]
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    jack.clients.append(proc)
+
+    def seconds_out():
+        try:
+            return json.loads(stats.read_text())["seconds_out"]
+        except (OSError, ValueError):
+            return 0.0
+
+    def logged():
+        return log.read_text() if log.exists() else ""
+
+    deadline = time.monotonic() + 300
+    while seconds_out() < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.1)
+    jack.stop()  # the server goes away ...
+    while logged().count("watchdog: the engine ended") < 2:  # the lost engine, then a failed attempt
+        assert proc.poll() is None and time.monotonic() < deadline, logged()[-2000:]
+        time.sleep(0.2)
+    again = JackServer(jack.name)  # ... and comes back under the same name
+    jack.clients.append(again)
+    while seconds_out() < 2:  # a new engine plays (its stats file is new)
+        assert proc.poll() is None and time.monotonic() < deadline, logged()[-2000:]
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    assert "the audio device stopped" in logged()
+    assert sf.info(str(rec)).frames > 2 * 48000  # the first engine's recording, finished when it lost the device
+    later = sorted(tmp_path.glob("rec-*.wav"))
+    assert later and sf.info(str(later[-1])).frames == round(json.loads(stats.read_text())["seconds_out"] * 48000)

@@ -21,7 +21,7 @@ def objective_of(dreamer, window):
     """The objective the loop climbs, computed eagerly at full resolution."""
     net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
     with torch.no_grad():
-        return float(net(dreamer.view(torch.from_numpy(window)), dreamer._class_weights(dreamer.params)))
+        return float(net(dreamer.view(torch.from_numpy(window)), dreamer.target_weights(dreamer.params)))
 
 
 @pytest.mark.parametrize("layer_spec", [None, "@3", "target"])
@@ -44,7 +44,7 @@ def test_weighted_layer_mix_and_away_label(mel_model):
     names = [layer.name for layer in read_model_info(mel_model).recommended]
     dreamer = make(mel_model, layer=f"{names[0]}:0.3,{names[2]}:1.0", target="brass", away="piano")
     assert dreamer.objective.layers == ((names[0], 0.3, -1, 1), (names[2], 1.0, -1, 1))
-    assert dreamer._class_weights(dreamer.params).tolist() == [-1.0, 1.0, 0.0, 0.0]  # brass up, piano down
+    assert dreamer.target_weights(dreamer.params).tolist() == [-1.0, 1.0, 0.0, 0.0]  # brass up, piano down
     window = music_clip(RATE, 2.0)
     assert objective_of(dreamer, dreamer.dream_window(window, 0)) > objective_of(dreamer, window)
 

@@ -35,7 +35,7 @@ def test_a_chord_target_pushes_each_key_by_its_weight(keyed_model):
     window = music_clip(RATE, 2.0)
     params = Params(model=str(keyed_model), target="C4,E4:0.5,G4", steps=4, octaves=1, jitter_ms=0.0)
     dreamer = Dreamer(params, RATE, 2, window.shape[1])
-    weights = dreamer._class_weights(params).numpy()
+    weights = dreamer.target_weights(params).numpy()
     chord = [KEYS.index(k) for k in ("C4", "E4", "G4")]
     assert weights[chord].tolist() == [1.0, 0.5, 1.0] and weights.sum() == 2.5
     before, after = key_scores(dreamer, window), key_scores(dreamer, dreamer.dream_window(window, 0))
@@ -93,3 +93,20 @@ def test_live_worker_prepares_the_key_playing_dreamer_for_keyboard_models():
     assert dreamer_key(played) == dreamer_key(params.with_changes(target="C4:1,E4:0.504"))
     assert keyboard_params(params, ["piano", "brass"]) is None
     assert keyboard_params(params.with_changes(target="C4"), KEYS) is None
+
+
+@pytest.mark.parametrize("freq, key", [(98.0, "G2"), (261.63, "C4"), (440.0, "A4")])
+def test_shipped_pitch_model_names_the_key_of_a_tone_it_never_heard(tmp_path, freq, key):
+    """A plain additive tone (seven decaying harmonics), not a soundfont: the shipped model's top key is its pitch."""
+    t = np.arange(2 * 48000) / 48000
+    tone = sum(np.sin(2 * np.pi * k * freq * t) / k for k in range(1, 8)) * np.exp(-1.5 * t)
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.3 * tone / np.abs(tone).max()).astype(np.float32), 48000)
+    result = subprocess.run([sys.executable, "-m", "streamdream.cli", "models", "classify", str(path), "--model",
+                             "pitch", "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import json
+    probs = json.loads(result.stdout)["probabilities"]
+    assert len(probs) == 88 and max(probs, key=probs.get) == key and probs[key] > 0.5
+    info = read_model_info("pitch")
+    assert info.multi_label and info.labels == KEYS

@@ -79,3 +79,19 @@ def test_plot_spectrogram_fed_in_blocks():
     assert np.allclose(whole.db(), 20 * np.log10(direct + 1e-9), atol=1e-3)
     long = Spectrogram(RATE * 3600)  # an hour: squeezed to the picture's width, not a frame matrix
     assert long.power.shape == (n_fft // 2 + 1, 2000)
+
+
+def test_a_wav_too_long_for_32_bits_is_written_as_rf64(tmp_path):
+    """Four hours of 48 kHz float stereo pass the WAV format's 4 GiB: such a .wav is written as RF64 (checked here on
+    the size rule and on a real RF64 file through libsndfile, without writing 4 GiB)."""
+    from streamdream.audio.files import audio_writer, wav_container
+    four_gib_of_frames = (2 ** 32) // 8  # float32 stereo: 8 bytes a frame
+    assert wav_container(four_gib_of_frames - 1000, 2, "FLOAT") == "WAV"
+    assert wav_container(four_gib_of_frames, 2, "FLOAT") == "RF64"
+    assert wav_container(4 * 3600 * 48000, 2, "FLOAT") == "RF64"   # four hours at 48 kHz
+    assert wav_container(4 * 3600 * 48000, 2, "PCM_16") == "WAV"
+    clip = music_clip(RATE, 0.5)
+    with audio_writer(tmp_path / "long.wav", RATE, 2, "float32", frames=four_gib_of_frames) as write:
+        write(clip)
+    assert sf.info(tmp_path / "long.wav").format == "RF64"
+    assert np.array_equal(sf.read(tmp_path / "long.wav", dtype="float32", always_2d=True)[0].T, clip)

@@ -87,7 +87,7 @@ def test_waveform_models_dream_at_their_own_rate(request, fixture, layout):
 
     def objective(w):
         with torch.no_grad():
-            return float(net(dreamer.view(torch.from_numpy(w)), dreamer._class_weights(dreamer.params)))
+            return float(net(dreamer.view(torch.from_numpy(w)), dreamer.target_weights(dreamer.params)))
 
     dreamed = dreamer.dream_window(window, 0)
     assert dreamed.shape == window.shape and np.all(np.isfinite(dreamed))
@@ -103,7 +103,7 @@ def test_target_on_a_frames_by_classes_output_averages_over_frames(wave_model):
     dreamer = Dreamer(Params(model=str(wave_model), target="brass:2,voice", steps=4, octaves=1,
                                       jitter_ms=0.0), RATE, 1,
                       window.shape[1])
-    weights = dreamer._class_weights(dreamer.params).numpy()
+    weights = dreamer.target_weights(dreamer.params).numpy()
     assert weights.tolist() == [0.0, 2.0, 0.0, 1.0]
     module = dreamer.loaded.module
 

@@ -180,11 +180,25 @@ def check_output_path(path: str | os.PathLike, subtype: str, what: str = "output
     return check_writable(path, what), fmt, sf_subtype
 
 
+BYTES_PER_SAMPLE = {"FLOAT": 4, "PCM_16": 2, "PCM_24": 3}
+WAV_LIMIT = 0xFFFFFFFF - 1024   # a WAV's sizes are 32-bit; leave room for the header
+
+
+def wav_container(frames: int, channels: int, sf_subtype: str) -> str:
+    """"WAV", or "RF64" (the 64-bit WAV every current reader opens) when the data would pass 4 GiB."""
+    return "RF64" if frames * channels * BYTES_PER_SAMPLE[sf_subtype] > WAV_LIMIT else "WAV"
+
+
 @contextlib.contextmanager
-def audio_writer(path: str | os.PathLike, sample_rate: int, channels: int,
-                 subtype: str = "float32") -> Iterator[Callable[[np.ndarray], None]]:
-    """Yield write(block) for (channels, n) blocks; the file appears under `path` only when complete."""
+def audio_writer(path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "float32",
+                 frames: int = 0) -> Iterator[Callable[[np.ndarray], None]]:
+    """Yield write(block) for (channels, n) blocks; the file appears under `path` only when complete.
+
+    `frames`, the length to expect, picks RF64 for a .wav too long for the 32-bit WAV format.
+    """
     path, fmt, sf_subtype = check_output_path(path, subtype)
+    if fmt == "WAV":
+        fmt = wav_container(frames, channels, sf_subtype)
     with atomic_path(path) as tmp, sf.SoundFile(tmp, "w", sample_rate, channels, sf_subtype, format=fmt) as fh:
         yield lambda block: fh.write(np.ascontiguousarray(block.T))
 

@@ -60,9 +60,10 @@ class TruePeakLimiter:
         self.lookahead = max(1, round(lookahead_ms * sample_rate / 1000.0))
         self.release_step = 1.0 / max(1.0, release_ms * sample_rate / 1000.0)
         self.filters = _interpolation_filters()
-        # tap k of the three phases as a (phases, 1) column: column @ (1, n) samples gives all three
-        # phases' products in one call without broadcasting (numpy allocates work buffers for that)
-        self.taps = [np.ascontiguousarray(self.filters[:, tap:tap + 1]) for tap in range(TAPS)]
+        # tap k of the three phases as a (1, phases, 1) column: column @ (channels, 1, n) samples gives
+        # every phase's and channel's products in one batched matrix product (a broadcast multiply
+        # would make numpy allocate work buffers in the audio callback)
+        self.taps = [np.ascontiguousarray(self.filters[None, :, tap:tap + 1]) for tap in range(TAPS)]
         self.bound = float(np.abs(self.filters).sum(axis=1).max())  # largest gain of an interpolator
         self.half = TAPS // 2
         self.latency = self.half + self.lookahead
@@ -92,7 +93,7 @@ class TruePeakLimiter:
         self._x, self._r = x, r
         self.x_hist, self.r_hist = x[:, :k], r[:lookahead]
         phases = OVERSAMPLE - 1
-        self._interp, self._term = resident_zeros((c, phases * n)), resident_zeros(phases * n)
+        self._interp, self._term = resident_zeros(c * phases * n), resident_zeros(c * phases * n)
         self._abs = resident_zeros((c, n))
         self._peak, self._phase_peak, self._both = (resident_zeros(n) for _ in range(3))
         self._need, self._attack, self._gain, self._env = (resident_zeros(n) for _ in range(4))
@@ -173,22 +174,20 @@ class TruePeakLimiter:
                 np.copyto(peak, magnitude)
             else:
                 np.maximum(peak, magnitude, out=peak)
-        phases = OVERSAMPLE - 1
+        shape = (self.channels, OVERSAMPLE - 1, n)
+        size = shape[0] * shape[1] * n
+        interp, term = self._interp[:size].reshape(shape), self._term[:size].reshape(shape)
+        x = x_all[:, None, :]  # (channels, 1, samples)
+        np.matmul(self.taps[0], x[:, :, start:start + n], out=interp)
+        for tap in range(1, TAPS):  # every phase and channel per tap, each summed in tap order
+            np.matmul(self.taps[tap], x[:, :, start + tap:start + tap + n], out=term)
+            np.add(interp, term, out=interp)
+        np.abs(interp, out=interp)
         phase_peak = self._phase_peak[:n]
-        term = self._term[:phases * n].reshape(phases, n)
-        for c in range(self.channels):
-            interp = self._interp[c, :phases * n].reshape(phases, n)
-            x = x_all[c:c + 1]
-            np.matmul(self.taps[0], x[:, start:start + n], out=interp)
-            for tap in range(1, TAPS):  # all three phases per tap, each summed in tap order
-                np.matmul(self.taps[tap], x[:, start + tap:start + tap + n], out=term)
-                np.add(interp, term, out=interp)
-            np.abs(interp, out=interp)
-            for p in range(phases):
-                if c == 0 and p == 0:
-                    np.copyto(phase_peak, interp[0])
-                else:
-                    np.maximum(phase_peak, interp[p], out=phase_peak)
+        np.copyto(phase_peak, interp[0, 0])
+        for c in range(shape[0]):
+            for p in range(shape[1]):
+                np.maximum(phase_peak, interp[c, p], out=phase_peak)
         np.maximum(peak, phase_peak, out=peak)
         # A sample touches the intervals on both sides of it.
         both = self._both[:n]

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..memory import resident_zeros
 from ..params import Params
 
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
@@ -31,7 +32,7 @@ class Controls:
         # the callback's work buffers (it allocates none): this block's targets, the glide in float64
         self._target = np.zeros(3)
         self._step = np.zeros(3)
-        self._glide = np.zeros((3, max_block))
+        self._glide = resident_zeros((3, max_block))
 
     def set(self, intensity: float | None = None, mix: float | None = None, gain_db: float | None = None) -> None:
         if intensity is not None:

@@ -13,7 +13,7 @@ from .views import build_view, needed_sample_rate, padded_frames
 
 def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info: ModelInfo | None = None,
              window_s: float = 9.0) -> dict[str, float]:
-    """Mean softmax over the windows (and channels) of (channels, frames) audio, by label."""
+    """Mean softmax (sigmoid for multi-label models) over the windows and channels of (channels, frames) audio."""
     info = info or read_model_info(model)
     if not info.labels or info.view is None:
         raise ParameterError(f"{info.path.name} has no labels or view in its metadata; it cannot classify")
@@ -43,7 +43,8 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
         # Weight each window by how much of it is real signal, so padding does not vote.
         weight = chunk.shape[1] / schedule.window
         scores = logits.movedim(info.class_axis, -1).reshape(-1, logits.shape[info.class_axis])  # any layout
-        probs.append((torch.softmax(scores, dim=-1).mean(dim=0).numpy(), weight))
+        probs.append(((torch.sigmoid(scores) if info.multi_label else torch.softmax(scores, dim=-1)).mean(dim=0).numpy(),
+                      weight))
     total_weight = sum(w for _, w in probs)
     mean = sum(p * w for p, w in probs) / total_weight
     return {label: float(p) for label, p in zip(info.labels, mean)}

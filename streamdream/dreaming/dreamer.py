@@ -153,7 +153,7 @@ class Dreamer:
         view = view.to(self.device)
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device),
-                                            self._class_weights(self.params))
+                                            self.target_weights(self.params))
             self.loop = script_loop(DreamLoop(view, objective_net, self._shape_fft()).to(self.device))
         else:
             self.loop = DreamLoop(view, ObjectiveNet(net, self.objective), self._shape_fft()).to(self.device)
@@ -162,7 +162,8 @@ class Dreamer:
         """FFT size for shaping the update: the power of two at or above 40 ms (2048 points at 44.1 and 48 kHz)."""
         return fft_size(round(0.04 * self.rate))
 
-    def _class_weights(self, p: Params) -> torch.Tensor:
+    def target_weights(self, p: Params) -> torch.Tensor:
+        """The class weights `p` asks for (--target/--away), as the objective takes them per window."""
         if not self.objective.logits:
             return torch.zeros(1, device=self.device)
         return torch.from_numpy(class_weights(p, self.info, self.n_classes)).to(self.device)
@@ -221,7 +222,7 @@ class Dreamer:
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self._class_weights(p), p.shape,
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p), p.shape,
                                 transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.stereo_input and self.channels == 1:
@@ -246,7 +247,7 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms), self._class_weights(p), 0.0, [],
+                                self._shifts(p, index, frames_per_ms), self.target_weights(p), 0.0, [],
                                 logmag.new_zeros(0))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":

@@ -28,6 +28,7 @@ META_LAYERS = "streamdream.layers"  # JSON list of {"name": ONNX tensor, "descri
 META_DEFAULT_LAYER = "streamdream.default_layer"
 META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the first output (default: the last)
 META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
+META_MULTI_LABEL = "streamdream.multi_label"    # "1": several labels can be true at once (sigmoid, not softmax)
 
 PARITY_TOLERANCE = 1e-4
 # Activations of these ops carry features worth dreaming on.
@@ -87,6 +88,7 @@ class ModelInfo:
     class_axis: int = -1       # where the labels are in the first output: (batch, classes), (batch, frames, classes)...
     channel_axis: int = 1      # where NAME@CH picks its channel
     layout: str = ""           # waveform view: how the input holds batch, samples and audio channels
+    multi_label: bool = False  # several labels at once (the pitch model's keys): probabilities by sigmoid
 
     @property
     def stereo_input(self) -> bool:
@@ -123,7 +125,7 @@ class ModelInfo:
 
 def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers: list[dict],
                    default_layer: str | None = None, class_axis: int | None = None,
-                   channel_axis: int | None = None) -> None:
+                   channel_axis: int | None = None, multi_label: bool | None = None) -> None:
     """Stamp a model with what streamdream needs to know (training, `models annotate`, test fixtures)."""
     entries = {META_VIEW: view, META_FRONTEND: json.dumps(front.to_dict()), META_LABELS: json.dumps(labels),
                META_LAYERS: json.dumps(layers)}
@@ -133,6 +135,8 @@ def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers:
         entries[META_CLASS_AXIS] = str(class_axis)
     if channel_axis is not None:
         entries[META_CHANNEL_AXIS] = str(channel_axis)
+    if multi_label is not None:
+        entries[META_MULTI_LABEL] = "1" if multi_label else "0"
     keep = [p for p in proto.metadata_props if p.key not in entries]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
@@ -195,7 +199,7 @@ def read_model_info(path: str | os.PathLike | None = None, view: str | None = No
     info = ModelInfo(path=path, view=chosen_view, front=front, labels=list(labels), recommended=recommended,
                      default_layer=meta.get(META_DEFAULT_LAYER), input_name=inputs[0].name, input_shape=shape,
                      output_names=[o.name for o in proto.graph.output], proto=proto, class_axis=class_axis,
-                     channel_axis=channel_axis)
+                     channel_axis=channel_axis, multi_label=meta.get(META_MULTI_LABEL) == "1")
     if len(shape) != 4 or chosen_view == "waveform":
         _check_waveform(info)
     return info
@@ -407,7 +411,8 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
 
 def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, front_changes: dict | None = None,
              labels: list[str] | None = None, layers: list[str] | None = None, default_layer: str | None = None,
-             class_axis: int | None = None, channel_axis: int | None = None, force: bool = False) -> ModelInfo:
+             class_axis: int | None = None, channel_axis: int | None = None, multi_label: bool | None = None,
+             force: bool = False) -> ModelInfo:
     """Write `source` with streamdream metadata to `dest`, checked by loading the result as a dream would.
 
     Starts from the metadata the file already has, so annotating twice changes only what is given.
@@ -432,7 +437,8 @@ def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, fron
     write_metadata(proto, view, front, labels if labels is not None else old_labels, layer_entries,
                    default_layer or meta.get(META_DEFAULT_LAYER),
                    class_axis if class_axis is not None else int(meta.get(META_CLASS_AXIS, -1)),
-                   channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)))
+                   channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)),
+                   multi_label if multi_label is not None else meta.get(META_MULTI_LABEL) == "1")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         onnx.save(proto, str(tmp))

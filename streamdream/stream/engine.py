@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -37,16 +38,20 @@ from ..audio.mix import mix_output
 from ..audio.ring import AudioRing
 from ..audio.shared import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, DreamExchange
 from ..control.store import Controls
-from ..errors import StreamDreamError
+from ..memory import resident_zeros
 from ..params import Params
 from ..windows import Schedule
-from .worker import dream_windows
+from .feedback import Feedback
+from .worker import DreamWorker
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
 TIMING_BINS_PER_DECADE = 100  # callback durations are counted in bins 2.3% wide, from 1 us to 1 s
 XRUN_HISTORY = 256           # times of the most recent callbacks that carried an xrun flag
 SLOW_FRACTION = 0.10         # a callback using more than this share of its block's time counts as slow
 SLOW_HISTORY = 1024          # (start, duration) of the most recent slow callbacks
+# Knobs move for weeks: nothing the engine keeps per change or per window may grow without bound.
+VERSION_HISTORY = 4096       # Params versions kept for `heard` (MIDI applies every 20 ms: 80 s, far beyond the latency)
+HEARD_HISTORY = 1024         # the most recent windows heard, with their Params
 STATUS_FLAGS = ("input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming_output")
 
 
@@ -87,6 +92,7 @@ class EngineStats:
     def __init__(self, worker_counters: np.ndarray):
         self.worker = worker_counters  # written by the worker (maybe another process), see audio/shared.py W_*
         self.late_windows = 0
+        self.callback_errors = 0
         self.warmup_windows = 0
         self.flags = {name: 0 for name in STATUS_FLAGS}
         # when (time.perf_counter) the last XRUN_HISTORY flagged callbacks ran, so an xrun can be
@@ -160,11 +166,14 @@ class Engine:
         Where the dream worker runs (see worker.py for why live uses a process).
     threads : int
         torch threads of a process worker.
+    feedback : float or None
+        Installation mode: this share (0..1) of the output goes back into the input (see feedback.py);
+        None leaves the feedback path out altogether.
     """
 
     def __init__(self, params: Params, sample_rate: int, blocksize: int = 512, budget_s: float = 3.0,
                  source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False,
-                 worker: str = "thread", threads: int = 1, monitor: bool = False):
+                 worker: str = "thread", threads: int = 1, monitor: bool = False, feedback: float | None = None):
         self.params = params.validate()
         self.sample_rate = sample_rate
         self.schedule = Schedule.from_seconds(sample_rate, params.window_s, params.crossfade_s)
@@ -185,39 +194,38 @@ class Engine:
         self._frame_index = np.arange(self.max_block, dtype=np.float32)
         self.lockstep = lockstep
         w, h = self.schedule.window, self.schedule.hop
-        if worker not in ("thread", "process"):
-            raise ValueError("worker must be 'thread' or 'process'")
-        self.worker_mode, self.threads = worker, threads
         self.n_slots = math.ceil(self.delay / h) + 2
         # room for the delay, two windows for the worker to read, and the largest block
         self.exchange = DreamExchange(CHANNELS, self.delay + self.preroll + 2 * w + self.max_block, self.n_slots, w,
-                               shared=worker == "process")
+                                      shared=worker == "process")
         self.in_ring = self.exchange.in_ring
         self.slots = self.exchange.slots
         self.slot_window = self.exchange.slot_window    # published window per slot (worker writes)
         self.slot_ok = self.exchange.slot_ok
         self.slot_version = self.exchange.slot_version  # which Params version each window was dreamed with
         self.params_version = 0
-        self._versions = {0: self.params}
-        self.heard: list[tuple[int, float, object]] = []  # (window, perf_counter first heard, its Params)
+        # a ring: version v at v % VERSION_HISTORY; a window dreamed with a version since overwritten is
+        # heard with Params None (only measurements read these)
+        self._versions: list[tuple[int, Params] | None] = [None] * VERSION_HISTORY
+        self._versions[0] = (0, self.params)
+        # (window, perf_counter first heard, its Params) of the last HEARD_HISTORY windows; heard_total counts all
+        self.heard: deque[tuple[int, float, Params | None]] = deque(maxlen=HEARD_HISTORY)
+        self.heard_total = 0
         self.latched_window = [-1] * self.n_slots  # callback's decision per slot
         self.latched_use = [False] * self.n_slots
         self.controls = Controls(params, sample_rate, self.max_block)
         self.stats = EngineStats(self.exchange.counters)
         self.out_pos = 0
         self.record_ring: AudioRing | None = None
+        self.feedback = Feedback(feedback, CHANNELS, self.max_block, sample_rate) if feedback is not None else None
+        self.callback_error: BaseException | None = None  # the first exception the callback caught
         self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._dry = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._delta = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
         self._limited = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
-        self._mixed = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
-        self._amount = np.zeros(self.max_block, dtype=np.float32)  # mix x intensity per frame, while gliding
-        self._dreamer_factory = dreamer_factory
-        self._ready = threading.Condition()
-        self._stop = threading.Event()
-        self._worker = None
-        self._conn = None
-        self.worker_error: BaseException | None = None
+        self._mixed = resident_zeros((CHANNELS, self.max_block), np.float32)
+        self._amount = resident_zeros(self.max_block, np.float32)  # mix x intensity per frame, while gliding
+        self.worker = DreamWorker(self, worker, threads, dreamer_factory)
         if source is not None:
             pre = np.zeros((CHANNELS, self.preroll), dtype=np.float32)
             source.fill(pre)
@@ -231,23 +239,44 @@ class Engine:
         """
         self.params = params.validate()
         self.params_version += 1
-        self._versions[self.params_version] = self.params
-        if self._conn is not None:
-            self._conn.send((self.params_version, self.params))
+        self._versions[self.params_version % VERSION_HISTORY] = (self.params_version, self.params)
+        self.worker.send_params(self.params_version, self.params)
         if instant:
             self.controls.set(params.intensity, params.mix, params.gain_db)
+
+    def params_of_version(self, version: int) -> Params | None:
+        entry = self._versions[version % VERSION_HISTORY]
+        return entry[1] if entry is not None and entry[0] == version else None
 
     def input_frame_for_output(self, out_pos: int) -> int:
         return out_pos - self.delay + self.preroll
 
     # ---- the audio callback: real-time code
     def process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int, status_flags=None) -> None:
-        """indata/outdata are (frames, channels) as sounddevice gives them."""
+        """indata/outdata are (frames, channels) as sounddevice gives them.
+
+        A bug in here must not end the show or be mistaken for a lost device: the block is silence,
+        the error is kept for the main thread to report (and counted), and the next block tries again.
+        """
+        out_pos, captured = self.out_pos, self.in_ring.written
+        try:
+            self._process(indata, outdata, frames, status_flags)
+        except Exception as exc:
+            outdata.fill(0.0)
+            # keep input and output on their timeline, so the stated latency still holds afterwards
+            if self.in_ring.written < captured + frames:
+                self.in_ring.write_zeros(captured + frames - self.in_ring.written)
+            self.out_pos = self.stats.frames_out = out_pos + frames
+            self.stats.callback_errors += 1
+            if self.callback_error is None:
+                self.callback_error = exc
+
+    def _process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int, status_flags=None) -> None:
         if frames > self.max_block:  # a block larger than prepared: take it in prepared-size pieces
             for start in range(0, frames, self.max_block):
                 n = min(self.max_block, frames - start)
-                self.process(None if indata is None else indata[start:start + n], outdata[start:start + n], n,
-                             status_flags if start == 0 else None)
+                self._process(None if indata is None else indata[start:start + n], outdata[start:start + n], n,
+                              status_flags if start == 0 else None)
             return
         began = time.perf_counter()
         stats = self.stats
@@ -272,6 +301,8 @@ class Engine:
         monitoring = self.monitor and self.out_pos < self.delay
         if monitoring:
             self._start_monitor(block_in, frames)
+        if self.feedback is not None:
+            self.feedback.mix_into(block_in, frames)
         self.in_ring.write(block_in)
 
         first_frame = self.input_frame_for_output(self.out_pos)
@@ -294,6 +325,8 @@ class Engine:
             outdata[:, CHANNELS:] = 0.0
         if self.record_ring is not None:
             self.record_ring.write(limited)
+        if self.feedback is not None:
+            self.feedback.keep(limited, frames)
         self.out_pos += frames
         stats.frames_out = self.out_pos
         stats.last_frames = frames
@@ -337,7 +370,8 @@ class Engine:
                 self.latched_window[s] = k
                 self.latched_use[s] = published and bool(self.slot_ok[s])
                 if self.latched_use[s]:
-                    self.heard.append((k, time.perf_counter(), self._versions.get(int(self.slot_version[s]))))
+                    self.heard.append((k, time.perf_counter(), self.params_of_version(int(self.slot_version[s]))))
+                    self.heard_total += 1
                 if not published:
                     if self.input_frame_for_output(0) > k * h:
                         self.stats.warmup_windows += 1
@@ -350,95 +384,28 @@ class Engine:
                 part = delta[c, lo - first_frame:hi - first_frame]
                 np.add(part, self.slots[s, c, lo - k * h:hi - k * h], out=part)
 
-    # ---- the dream worker
+    # ---- the dream worker (its lifecycle lives in worker.DreamWorker)
     def start_worker(self, timeout: float = 300.0) -> None:
         """Start the worker; a process worker is ready (model loaded, warmed up) when this returns."""
-        self._stop.clear()
-        if self.worker_mode == "thread":
-            self._worker = threading.Thread(target=self._thread_main, name="streamdream-dream", daemon=True)
-            self._worker.start()
-            return
-        import multiprocessing
-
-        from .worker import process_main
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that holds audio devices
-        self._conn, child = ctx.Pipe()
-        self._process_stop = ctx.Event()
-        process = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
-                              args=(self.exchange.spec(), self.params.window_s, self.params.crossfade_s,
-                                    self.sample_rate, CHANNELS, child, self._process_stop, self.lockstep,
-                                    self.threads))
-        process.start()
-        self._worker = process  # only a started process: stop_worker joins it
-        self._conn.send((self.params_version, self.params))
-        deadline = time.monotonic() + timeout
-        while not self._conn.poll(0.1):
-            # a worker killed while loading (out of memory, a crash in a native library) sends nothing:
-            # say so at once rather than after the whole timeout
-            if not process.is_alive():
-                raise StreamDreamError(f"the dream worker process ended while starting (exit {process.exitcode}); "
-                                       "check free memory and that the model loads with `streamdream models info`")
-            if time.monotonic() > deadline:
-                raise StreamDreamError(f"the dream worker did not start within {timeout:.0f} s")
-        kind, message = self._conn.recv()
-        if kind == "error":
-            self._worker.join(timeout=10)
-            raise StreamDreamError(message)
+        self.worker.start(timeout)
 
     def poll_worker(self) -> None:
-        """Main thread: pick up an error the worker process reported."""
-        if self._conn is not None and self.worker_error is None:
-            try:
-                while self._conn.poll():
-                    kind, message = self._conn.recv()
-                    if kind == "error":
-                        self.worker_error = StreamDreamError(message)
-            except (EOFError, OSError):
-                self.worker_error = StreamDreamError("the dream worker process ended")
-            if self.worker_error is None and not self._worker.is_alive() and not self._process_stop.is_set():
-                self.worker_error = StreamDreamError(f"the dream worker process died (exit {self._worker.exitcode})")
+        """Main thread: pick up an error the worker reported, or its death."""
+        self.worker.poll()
 
     def stop_worker(self) -> None:
-        self._stop.set()
-        with self._ready:
-            self._ready.notify_all()
-        if self._worker is None:
-            return
-        if self.worker_mode == "process":
-            self._process_stop.set()
-            self._worker.join(timeout=30)
-            if self._worker.is_alive():
-                self._worker.terminate()
-                self._worker.join(timeout=10)
-            self._conn.close()
-            self._conn = None
-        else:
-            self._worker.join(timeout=60)
-        self._worker = None
+        self.worker.stop()
+
+    @property
+    def worker_error(self) -> BaseException | None:
+        return self.worker.error
 
     def close(self) -> None:
         """Free shared memory (process mode); the engine cannot run afterwards. Stats stay readable."""
         self.stop_worker()
-        if self.exchange.shm is not None:
+        if self.exchange.shm is not None and self.exchange.counters is not None:  # not already closed
             self.stats.worker = self.exchange.counters.copy()
             self.exchange.release(unlink=True)
-
-    def _thread_main(self) -> None:
-        from ..dreaming.dreamer import Dreamer
-
-        w = self.schedule.window
-        factory = self._dreamer_factory or (lambda p: Dreamer(p, self.sample_rate, CHANNELS, w))
-
-        def notify():
-            with self._ready:
-                self._ready.notify_all()
-
-        try:
-            dream_windows(self.exchange, self.schedule, lambda: (self.params_version, self.params), factory,
-                       self._stop.is_set, self.lockstep, notify)
-        except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
-            self.worker_error = exc
-            notify()
 
     def wait_for_dreams(self, frames: int, timeout: float = 600.0) -> None:
         """Lockstep only: block until every window the next block touches is published."""
@@ -446,12 +413,13 @@ class Engine:
         deadline = time.monotonic() + timeout
         for k in self._windows_touching(first_frame, frames):
             s = k % self.n_slots
-            with self._ready:
+            ready = self.worker.ready
+            with ready:
                 while self.slot_window[s] != k and self.latched_window[s] != k:
-                    if self.worker_error is not None or self._stop.is_set():
+                    if self.worker.error is not None or self.worker.stopping:
                         return
                     self.poll_worker()
                     # a process worker cannot signal this condition: poll it every few ms
-                    wait = 0.005 if self.worker_mode == "process" else max(0.0, deadline - time.monotonic())
-                    if not self._ready.wait(timeout=wait) and time.monotonic() > deadline:
+                    wait = 0.005 if self.worker.mode == "process" else max(0.0, deadline - time.monotonic())
+                    if not ready.wait(timeout=wait) and time.monotonic() > deadline:
                         raise TimeoutError(f"window {k} was not dreamed within {timeout:.0f} s")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -19,7 +20,7 @@ from ..params import Params
 from ..errors import FileWriteError, MidiPortError, ParameterError, RunError, StreamDreamError
 from ..memory import no_huge_pages
 from .engine import CHANNELS, Engine, FileSource
-from .recorder import Recorder
+from .recorder import Recorder, default_format
 
 
 STALL_SECONDS = 2.0  # no audio callback for this long means the device is gone
@@ -40,7 +41,7 @@ class LiveOptions:
     duration: float | None = None
     stats_path: str | None = None
     record_path: str | None = None
-    record_format: str = "float32"
+    record_format: str | None = None  # float32, 16 or 24; default float32 in .wav, 24 in .flac
     quiet: bool = False
     budget_s: float = 2.8          # dream time measured 1.6 s mean, 2.3 s max per 9-s window here
     lockstep: bool = False        # null device only: the clock waits for each dream (every window dreamed)
@@ -52,6 +53,7 @@ class LiveOptions:
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
+    osc_port: int | None = None   # OSC control and status on 127.0.0.1:PORT (control/osc.py)
 
     def check(self) -> "LiveOptions":
         """Every option and every file the run will need, checked before the model loads (which takes seconds)."""
@@ -73,7 +75,7 @@ class LiveOptions:
         if self.stats_path:
             check_writable(self.stats_path, "--stats")
         if self.record_path:
-            check_output_path(self.record_path, self.record_format, "--record")
+            check_output_path(self.record_path, default_format(self.record_path, self.record_format), "--record")
         load_mapping(self.midi_map)
         if self.presets:
             load_presets(self.presets)
@@ -252,25 +254,54 @@ def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
     return control
 
 
-def run_live(params: Params, opts: LiveOptions, console) -> dict:
-    """Run until --duration, Ctrl-C, or the device fails. Returns the final stats snapshot."""
-    import soxr
+def run_live(params: Params, opts: LiveOptions, console, source_audio: tuple[np.ndarray, int] | None = None,
+             ticks=(), feedback: float | None = None) -> dict:
+    """Run until --duration, a stop signal, or the device fails. Returns the final stats snapshot.
 
+    source_audio (audio, rate) replaces --input; `ticks` are objects with tick(engine, seconds, say) called
+    about ten times a second (installation mode's guard, evolution, schedule); feedback is the share of
+    the output fed back into the input (None: no feedback path)."""
     params = params.validate()
     opts.check()
     from ..dreaming.model import read_model_info
     read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
+    source, rate = _prepare(opts, console, source_audio)
+    say = Say(console)
+    engine = _start_engine(params, opts, rate, source, feedback, say)
+    try:
+        midi = open_midi(engine, params, opts, console) if (opts.midi or opts.midi_port) else None
+        device = open_device(engine, opts, rate)
+    except BaseException:
+        engine.close()
+        raise
+    if isinstance(device, devices.NullDevice):
+        device.max_frames = int(opts.duration * rate) if opts.duration else None
+    say(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
+        f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
+        + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
+        + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.output_device}")
+    return Session(engine, device, midi, opts, say, ticks).run()
+
+
+def _prepare(opts: LiveOptions, console, source_audio) -> tuple[FileSource | None, int]:
+    """The source and the rate; device problems found before any time goes into the model."""
+    import soxr
+
+    if source_audio is not None:
+        opts.input_file = opts.input_file or "<loop>"  # a file-like source: no capture side
     opts = choose_device(opts, console)
     source = None
     rate = opts.samplerate
-    if opts.input_file:
-        loaded = read_audio(opts.input_file)
-        for warning in loaded.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        rate = rate or (48000 if opts.output_device != "null" else loaded.sample_rate)
-        audio = loaded.audio
-        if loaded.sample_rate != rate:
-            audio = soxr.resample(audio.T, loaded.sample_rate, rate).T.astype(np.float32)
+    if source_audio is not None or opts.input_file:
+        if source_audio is None:
+            loaded = read_audio(opts.input_file)
+            for warning in loaded.warnings:
+                console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            source_audio = loaded.audio, loaded.sample_rate
+        audio, file_rate = source_audio
+        rate = rate or (48000 if opts.output_device != "null" else file_rate)
+        if file_rate != rate:
+            audio = soxr.resample(audio.T, file_rate, rate).T.astype(np.float32)
         source = FileSource(audio, loop=opts.loop_input)
     rate = rate or 48000
     if opts.lockstep and opts.output_device != "null":
@@ -281,7 +312,10 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         channels = (devices.input_channel_slice(opts.input_channels, input_index)[0]
                     if opts.input_file is None else None)
         devices.check_settings(input_index, output_index, rate, channels)
+    return source, rate
 
+
+def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback, say) -> Engine:
     window_frames = int(round(params.window_s * rate))
     no_huge_pages()  # before the worker starts: it inherits the setting (see memory.py)
     threads = opts.threads or max(1, (os.cpu_count() or 2) - 1)
@@ -292,122 +326,288 @@ def run_live(params: Params, opts: LiveOptions, console) -> dict:
         first = warm_dreamer(params, rate, window_frames)
         from ..dreaming.dreamer import Dreamer
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
-    console.print(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
+    say(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=opts.lockstep, worker=opts.worker, threads=threads,
-                    monitor=opts.monitor)
+                    lockstep=opts.lockstep, worker=opts.worker, threads=threads, monitor=opts.monitor,
+                    feedback=feedback)
     try:
         engine.start_worker()
     except BaseException:
         engine.close()
         raise
-    max_frames = int(opts.duration * rate) if opts.duration else None
-    try:
-        midi = open_midi(engine, params, opts, console) if (opts.midi or opts.midi_port) else None
-        device = open_device(engine, opts, rate)
-    except BaseException:
-        engine.close()
-        raise
-    if isinstance(device, devices.NullDevice):
-        device.max_frames = max_frames
-    console.print(f"latency {engine.latency / rate:.3f} s ({engine.latency} frames: window {params.window_s:g} s "
-                  f"+ budget {opts.budget_s:g} s + limiter {engine.limiter.latency} frames)"
-                  + (f" + device {device.latency}" if getattr(device, "latency", 0) else "")
-                  + f"; {rate} Hz, block {opts.blocksize or 'host default'}, device {opts.output_device}")
+    return engine
 
-    # Python hands the GIL over every 5 ms by default; the audio callback should not wait that long.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    stop = threading.Event()
-    # Ctrl-C, or SIGTERM from a service manager running an installation: stop cleanly either way
-    handled = (signal.SIGINT, signal.SIGTERM)
-    previous = ([signal.getsignal(sig) for sig in handled]
-                if threading.current_thread() is threading.main_thread() else None)
-    stopped_by: list[int] = []
-    if previous is not None:
-        for sig in handled:
-            signal.signal(sig, lambda signum, _frame: (stopped_by.append(signum), stop.set()))
-    started = time.perf_counter()
-    failure = None
-    recorder = Recorder(opts.record_path, rate, CHANNELS, opts.record_format) if opts.record_path else None
-    if recorder:
-        engine.record_ring = recorder.ring
-        recorder.start()
-    # Everything loaded so far lives for the whole run: keep the cyclic garbage collector from
-    # walking it (a full collection here is a multi-millisecond pause that can land on the callback).
-    import gc
-    gc.collect()
-    gc.freeze()
-    pump = None
-    if midi is not None:
-        from ..control.midi import MidiPump
-        pump = MidiPump(midi, report=lambda text: console.print(f"[yellow]{text}[/]"))
-        pump.start()
-    device.start()
-    stats_file = StatsFile(opts.stats_path, console)
-    live_display = None
-    try:
-        if not opts.quiet:
-            from rich.live import Live
-            live_display = Live(render_status(engine, stats_snapshot(engine, started, opts.blocksize)),
-                                console=console, refresh_per_second=4, transient=False)
-            live_display.start()
+
+class Say:
+    """Messages to the screen and the log. A closed terminal (SIGHUP, ssh gone) must not stop the show
+    or lose the recording: after the first failed write the screen is left alone."""
+
+    def __init__(self, console):
+        self.console = console
+        self.screen = True
+        self.log = logging.getLogger("streamdream")
+
+    def __call__(self, text: str, style: str | None = None, level: int = logging.INFO) -> None:
+        self.log.log(level, text)
+        if self.screen:
+            try:
+                self.console.print(f"[{style}]{text}[/]" if style else text)
+            except (OSError, ValueError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
+                self.screen = False
+
+    def warn(self, text: str) -> None:
+        self(text, "yellow", logging.WARNING)
+
+
+WORKER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # waits before successive restarts of a failing worker
+WORKER_CALM_S = 600.0      # a worker that ran this long since its last restart starts the backoff afresh
+# A window dreamed for longer than max(8 budgets, 60 s) is hung. Generous: a new layer or target builds
+# and warms up a new dreamer first, which took 36 s on this 2-core machine under heavy load.
+HANG_FACTOR, HANG_FLOOR_S = 8.0, 60.0
+
+
+class Session:
+    """One run: the main thread's watch over the engine, device, worker, recorder, MIDI and display."""
+
+    def __init__(self, engine: Engine, device, midi, opts: LiveOptions, say: Say, ticks=()):
+        self.engine, self.device, self.midi, self.opts, self.say = engine, device, midi, opts, say
+        self.ticks = list(ticks)
+        self.rate = engine.sample_rate
+        self.failure: str | None = None
+        self.recorder: Recorder | None = None
+        self.pump = None
+        self.osc = None
+        self.display = None
+        self.started = time.perf_counter()
+        self.stop = threading.Event()
+        self.stopped_by: list[int] = []
+        self.stats_file = StatsFile(opts.stats_path, say.console)
+        self.next_restart_at: float | None = None
+        self.restarting: threading.Thread | None = None
+        self.last_restart = 0.0
+        self.failed_restarts = 0
+        self.callback_errors_said = 0
+
+    # ---- life
+    def run(self) -> dict:
+        engine, opts = self.engine, self.opts
+        try:
+            if opts.osc_port is not None:
+                self._open_osc()
+            if opts.record_path:
+                self.recorder = Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
+        except BaseException:
+            if self.osc is not None:
+                self.osc.stop()
+            self.engine.close()
+            if self.midi is not None:
+                self.midi.close()
+            raise
+        # Python hands the GIL over every 5 ms by default; the audio callback should not wait that long.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        # Ctrl-C, SIGTERM from a service manager, SIGHUP from a closed terminal: all stop cleanly
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = ([signal.getsignal(sig) for sig in handled]
+                    if threading.current_thread() is threading.main_thread() else None)
+        if previous is not None:
+            for sig in handled:
+                signal.signal(sig, lambda signum, _frame: (self.stopped_by.append(signum), self.stop.set()))
+        if self.recorder:
+            engine.record_ring = self.recorder.ring
+            self.recorder.start()
+        # Everything loaded so far lives for the whole run: keep the cyclic garbage collector from
+        # walking it (a full collection here is a multi-millisecond pause that can land on the callback).
+        import gc
+        gc.collect()
+        gc.freeze()
+        if self.midi is not None:
+            from ..control.midi import MidiPump
+            self.pump = MidiPump(self.midi, report=self.say.warn)
+            self.pump.start()
+        self.device.start()
+        try:
+            if not opts.quiet:
+                from rich.live import Live
+                self.display = Live(render_status(engine, stats_snapshot(engine, self.started, opts.blocksize)),
+                                    console=self.say.console, refresh_per_second=4, transient=False)
+                self.display.start()
+            self._watch()
+        finally:
+            snap = self._finish()
+            if previous is not None:
+                for sig, handler in zip(handled, previous):
+                    signal.signal(sig, handler)
+            sys.setswitchinterval(switch_interval)
+        if self.failure:
+            kept = f"; the recording so far is in {opts.record_path}" if self.recorder else ""
+            raise RunError(f"{self.failure}{kept}")
+        self.say(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
+                 f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
+        if signal.SIGINT in self.stopped_by:
+            raise KeyboardInterrupt  # cleaned up; the CLI exits 130 as for Ctrl-C in any command
+        return snap
+
+    def _open_osc(self) -> None:
+        from ..control.osc import OscControl
+        from ..dreaming.model import read_model_info
+        info = read_model_info(self.engine.params.model, self.engine.params.view)
+        self.osc = OscControl(self.engine, self.opts.osc_port, info.labels, [layer.name for layer in info.recommended],
+                              status=self.snapshot, report=self.say.warn)
+        self.osc.start()
+        self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
+
+    def _watch(self) -> None:
+        engine, opts = self.engine, self.opts
+        max_frames = int(opts.duration * self.rate) if opts.duration else None
         last_stats = 0.0
-        progress_frames, progress_time = -1, time.perf_counter()
+        self.progress = (-1, time.perf_counter())
         priority_said = False
-        while not stop.is_set():
+        while not self.stop.is_set():
             time.sleep(0.1)
             now = time.perf_counter()
-            if not priority_said and getattr(device, "priority", None):
-                console.print(f"audio thread: {device.priority}")
+            if not priority_said and getattr(self.device, "priority", None):
+                self.say(f"audio thread: {self.device.priority}")
                 priority_said = True
             if max_frames is not None and engine.stats.frames_out >= max_frames:
                 break
-            if device.failed or not device.active:
-                failure = device.failed or "the audio device stopped the stream (unplugged, or its server went away)"
+            if not self._check_device(now):
                 break
-            # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
-            if engine.stats.frames_out != progress_frames:
-                progress_frames, progress_time = engine.stats.frames_out, now
-            elif not opts.lockstep and now - progress_time > STALL_SECONDS:  # lockstep waits for dreams by design
-                failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
-                break
-            engine.poll_worker()
-            if engine.worker_error is not None:
-                failure = f"the dream worker failed: {engine.worker_error}"
-                break
+            self._check_worker(now)
+            self._check_callback()
+            self._check_recorder()
+            seconds = engine.stats.frames_out / self.rate
+            for tick in self.ticks:
+                tick.tick(engine, seconds, self.say)
             snap = None
             if opts.stats_path and now - last_stats >= 1.0:
-                snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-                stats_file.write(snap)
+                snap = self.snapshot()
+                self.stats_file.write(snap)
                 last_stats = now
-            if live_display is not None:
-                live_display.update(render_status(engine, snap or stats_snapshot(engine, started, opts.blocksize)))
-    finally:
-        if _stop_with_timeout(device, failure is not None):
+            if self.display is not None:
+                try:
+                    self.display.update(render_status(engine, snap or stats_snapshot(engine, self.started,
+                                                                                      opts.blocksize)))
+                except (OSError, ValueError, SystemExit):
+                    self.display = None  # the terminal went away; carry on without a display
+
+    def snapshot(self) -> dict:
+        snap = stats_snapshot(self.engine, self.started, self.opts.blocksize, self.midi,
+                              getattr(self.device, "priority", None))
+        snap.update(worker_restarts=self.engine.worker.restarts, callback_errors=self.engine.stats.callback_errors,
+                    recorded_s=(self.recorder.frames_written / self.rate if self.recorder else None),
+                    recording_error=(self.recorder.error if self.recorder else None))
+        if self.engine.feedback is not None:
+            snap["feedback"] = {"share": self.engine.feedback.share, "effective": self.engine.feedback.effective}
+        return snap
+
+    # ---- faults
+    def _check_device(self, now: float) -> bool:
+        """False when the device is gone (loop --watchdog then starts a fresh engine until it is back:
+        PortAudio cannot be restarted reliably inside a process whose stream died with its server)."""
+        engine = self.engine
+        failure = None
+        if self.device.failed or not self.device.active:
+            failure = self.device.failed or "the audio device stopped the stream (unplugged, or its server went away)"
+        elif not engine.lockstep:  # unpaced, the null device waits for each dream by design
+            # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
+            frames, since = self.progress
+            if engine.stats.frames_out != frames:
+                self.progress = (engine.stats.frames_out, now)
+            elif now - since > STALL_SECONDS:
+                failure = f"the audio device stopped delivering blocks for {STALL_SECONDS:g} s (unplugged?)"
+        if failure is None:
+            return True
+        self.failure = failure
+        self.say.warn(failure)
+        return False
+
+    def _check_worker(self, now: float) -> None:
+        """A worker that raised, died or hangs past its budget is restarted with backoff; dry plays meanwhile."""
+        worker, engine = self.engine.worker, self.engine
+        if self.restarting is not None:  # a new worker is loading (seconds): the watch carries on meanwhile
+            if self.restarting.is_alive():
+                return
+            self.restarting = None
+            if worker.error is None:
+                self.say(f"dream worker restarted ({worker.restarts} restart(s) so far)", "green")
+        worker.poll()
+        while worker.notices:
+            self.say.warn(f"dream worker: {worker.notices.pop(0)}")
+        if self.next_restart_at is None:
+            hang_limit = max(HANG_FACTOR * engine.budget / self.rate, HANG_FLOOR_S)
+            if worker.error is not None:
+                reason = f"the dream worker failed: {worker.error}"
+            elif worker.hung_for() > hang_limit:
+                reason = f"the dream worker has been on one window for over {hang_limit:.0f} s"
+            else:
+                return
+            if now - self.last_restart > WORKER_CALM_S:
+                self.failed_restarts = 0
+            wait = WORKER_BACKOFF_S[min(self.failed_restarts, len(WORKER_BACKOFF_S) - 1)]
+            self.say.warn(f"{reason}; dry sound plays; restarting it in {wait:g} s "
+                          f"(restart {worker.restarts + 1})")
+            worker.stop(timeout=0.5)  # a hung process is killed now, not when the restart is due
+            self.next_restart_at = now + wait
+            return
+        if now < self.next_restart_at:
+            return
+        self.next_restart_at = None
+        self.last_restart = now
+        self.failed_restarts += 1
+
+        def restart():
+            try:
+                worker.restart()
+            except StreamDreamError as exc:
+                worker.error = exc  # picked up on the next pass: the backoff grows
+
+        self.restarting = threading.Thread(target=restart, name="streamdream-restart", daemon=True)
+        self.restarting.start()
+
+    def _check_callback(self) -> None:
+        stats = self.engine.stats
+        if stats.callback_errors > self.callback_errors_said:
+            exc = self.engine.callback_error
+            self.say.warn(f"error in the audio callback ({stats.callback_errors} block(s) played as silence so far): "
+                          f"{type(exc).__name__}: {exc}")
+            self.callback_errors_said = stats.callback_errors
+
+    def _check_recorder(self) -> None:
+        rec = self.recorder
+        if rec is not None and rec.error is not None and not rec.error_said:
+            rec.error_said = True
+            self.engine.record_ring = None
+            self.say.warn(f"recording stopped: {rec.error}; the audio plays on "
+                          f"({rec.frames_written / self.rate:.1f} s are safe in {rec.path})")
+
+    def _finish(self) -> dict:
+        engine = self.engine
+        if self.restarting is not None:
+            self.restarting.join(timeout=120)  # let a worker being started finish, then stop it as usual
+        if _stop_with_timeout(self.device, self.failure is not None):
             engine.close()
         else:
             engine.stop_worker()  # the callback may still touch the buffers: leave them mapped
-        if pump is not None:
-            pump.stop()
-        if midi is not None:
-            midi.close()
-        if live_display is not None:
-            live_display.stop()
-        if previous is not None:
-            for sig, handler in zip(handled, previous):
-                signal.signal(sig, handler)
-        sys.setswitchinterval(switch_interval)
-        snap = stats_snapshot(engine, started, opts.blocksize, midi, getattr(device, "priority", None))
-        stats_file.write(snap)
-        if recorder:
-            path = recorder.close()
-            console.print(f"recorded {snap['seconds_out']:.1f} s to {path}")
-    if failure:
-        kept = f"; the recording so far is in {opts.record_path}" if recorder else ""
-        raise RunError(f"{failure}{kept}")
-    console.print(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
-                  f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
-    if signal.SIGINT in stopped_by:
-        raise KeyboardInterrupt  # cleaned up; the CLI exits 130 as for Ctrl-C in any command
-    return snap
+        path = None
+        if self.recorder:  # first: nothing below may cost the recording
+            try:
+                path = self.recorder.close()
+            except OSError as exc:
+                self.say.warn(f"finishing the recording failed: {exc}")
+        if self.pump is not None:
+            self.pump.stop()
+        if self.osc is not None:
+            self.osc.stop()
+        if self.midi is not None:
+            self.midi.close()
+        if self.display is not None:
+            try:
+                self.display.stop()
+            except (OSError, ValueError, SystemExit):
+                pass
+        snap = self.snapshot()
+        self.stats_file.write(snap)
+        if path is not None:
+            self.say(f"recorded {snap['recorded_s']:.1f} s to {path}")
+        return snap

@@ -1,8 +1,21 @@
-"""--record: what went to the speakers, written by a plain thread (never by the callback)."""
+"""--record: what went to the speakers, written by a plain thread (never by the callback).
+
+Built for nights unattended:
+
+* the file is flushed, its header brought up to date and synced to disk at least once a second, so
+  after a SIGKILL or a power cut everything up to the last flush is readable;
+* .wav recordings are RF64 (WAV with 64-bit sizes) once they pass 4 GB, plain WAV until then
+  (a float32 stereo night at 48 kHz is about 13 GB);
+* a full disk (or any write error) stops the recording with a message; the audio plays on.
+
+While recording, the audio grows in a hidden ".NAME.XXXX.part.EXT" beside the target (atomic.temp_beside);
+it takes the target's name when the run ends.
+"""
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import soundfile as sf
@@ -11,24 +24,39 @@ from ..atomic import publish, temp_beside
 from ..audio.files import check_output_path
 from ..audio.ring import AudioRing
 
+FLUSH_EVERY_S = 1.0
+_SFC_UPDATE_HEADER_NOW = 0x1060   # libsndfile: rewrite the header for the frames written so far
+_SFC_RF64_AUTO_DOWNGRADE = 0x1210  # libsndfile: an RF64 file under 4 GB is closed as plain WAV
+DEFAULT_FORMATS = {".wav": "float32", ".flac": "24"}
+
+
+def default_format(path: str | os.PathLike, asked: str | None) -> str:
+    """--record-format when not given: float32 in a .wav, 24-bit in a .flac (FLAC holds no floats)."""
+    return asked or DEFAULT_FORMATS.get(Path(path).suffix.lower(), "float32")
+
 
 class Recorder:
-    """Drains a ring the callback fills; the file appears under its name only when closed.
+    """Drains a ring the callback fills into a file that is safe on disk every second."""
 
-    The temp file is a valid, growing WAV/FLAC beside the target, so even a crash leaves the
-    audio recorded so far on disk.
-    """
-
-    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str = "float32",
+    def __init__(self, path: str | os.PathLike, sample_rate: int, channels: int, subtype: str | None = None,
                  seconds_buffered: float = 20.0):
-        self.path, fmt, sf_subtype = check_output_path(path, subtype)
+        self.path, fmt, sf_subtype = check_output_path(path, default_format(path, subtype))
         self.ring = AudioRing(channels, int(seconds_buffered * sample_rate))
         self.tmp = temp_beside(self.path)
-        self.file = sf.SoundFile(self.tmp, "w", sample_rate, channels, sf_subtype, format=fmt)
+        self.file = sf.SoundFile(self.tmp, "w", sample_rate, channels, sf_subtype,
+                                 format="RF64" if fmt == "WAV" else fmt)
+        if fmt == "WAV":
+            self._command(_SFC_RF64_AUTO_DOWNGRADE, 1)
         self.read_pos = 0
+        self.frames_written = 0
         self.dropped = 0
+        self.error: str | None = None    # set when writing failed; nothing more is written
+        self.error_said = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamdream-recorder", daemon=True)
+
+    def _command(self, command: int, value: int) -> None:
+        sf._snd.sf_command(self.file._file, command, sf._ffi.NULL, value)
 
     def start(self) -> None:
         self._thread.start()
@@ -42,16 +70,48 @@ class Recorder:
             n = min(written - self.read_pos, 65536)
             self.file.write(self.ring.read(self.read_pos, n).T)
             self.read_pos += n
+            self.frames_written += n
+
+    def _flush(self) -> None:
+        self.file.flush()
+        self._command(_SFC_UPDATE_HEADER_NOW, 0)
+        # soundfile does not expose libsndfile's descriptor; any descriptor of the file syncs its pages
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _run(self) -> None:
+        last_flush = time.monotonic()
         while not self._stop.wait(0.1):
-            self._drain()
+            try:
+                self._drain()
+                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                    self._flush()
+                    last_flush = time.monotonic()
+            except Exception as exc:  # disk full, file too large, device gone: stop recording, keep playing
+                self.error = _describe(exc)
+                return
 
     def close(self) -> Path:
+        """Finish the file and give it its name (also after a write error: what was written is kept)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        self._drain()
-        self.file.close()
+        if self.error is None:
+            try:
+                self._drain()
+            except Exception as exc:
+                self.error = _describe(exc)
+        try:
+            self.file.close()
+        except Exception as exc:
+            self.error = self.error or _describe(exc)
         publish(self.tmp, self.path)
         return self.path
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"writing the recording failed ({text}); is the disk full?"

@@ -9,6 +9,7 @@ the same DreamExchange (audio/shared.py); in process mode it lives in shared mem
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -17,13 +18,23 @@ from ..audio.mix import window_delta
 from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_READY, W_STARTED, W_SUM_S,
                             DreamExchange, ExchangeSpec)
 from ..control.mapping import keyboard_keys
+from ..errors import StreamDreamError
 from ..params import Params
 from ..windows import Schedule
 
 
+def gpu_failure(exc: BaseException) -> bool:
+    """A CUDA error or out-of-memory (told apart by name and message: this module does not import torch)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "CUDA" in str(exc) or "cuda" in str(exc)
+
+
 def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
-               notify=lambda: None) -> None:
-    """Window after window until `stopped()`. get_params() -> (version, Params)."""
+                  notify=lambda: None, say=lambda text: None) -> None:
+    """Window after window until `stopped()`. get_params() -> (version, Params).
+
+    A GPU that fails (CUDA error, out of memory) is given up for the rest of the run: the window plays
+    dry, `say` tells why, and every later dream runs on the CPU."""
+    cpu_only = False
     w, h = schedule.window, schedule.hop
     n_slots = buf.slots.shape[0]
     dreamers: dict = {}  # by objective: switching back to a layer or target already used is instant
@@ -38,6 +49,8 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
         # Live: jump to the newest window rather than fall further behind. Lockstep: every window.
         k = next_k if lockstep else newest
         version, params = get_params()
+        if cpu_only and params.device != "cpu":
+            params = params.with_changes(device="cpu")
         window = buf.in_ring.read(k * h, w)
         counters[W_CURRENT], counters[W_STARTED] = k, time.perf_counter()
         began = time.perf_counter()
@@ -49,7 +62,15 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
                 if len(dreamers) >= 6:
                     dreamers.pop(next(iter(dreamers)))
                 dreamers[key] = make_dreamer(params)
-            dreamed = dreamers[key].dream_window(window, k, params)
+            try:
+                dreamed = dreamers[key].dream_window(window, k, params)
+            except Exception as exc:
+                if cpu_only or params.device == "cpu" or not gpu_failure(exc):
+                    raise
+                say(f"dreaming on the GPU failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    f"window {k} plays dry and the dream carries on on the CPU")
+                cpu_only, dreamed = True, None
+                dreamers.clear()
             if dreamed is not None and not np.all(np.isfinite(dreamed)):
                 dreamed = None  # a NaN/Inf dream is discarded; its slot plays dry
             if dreamed is not None:
@@ -65,6 +86,7 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
         buf.slot_version[s] = version
         buf.slot_window[s] = k   # publish last
         counters[W_DREAMED if dreamed is not None else W_FAILED] += 1
+        counters[W_CURRENT] = -1  # idle: a window that stays "current" for long means a hung dream
         next_k = k + 1
         notify()
 
@@ -120,19 +142,164 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
             return
         buf.counters[W_READY] = 1
         conn.send(("ready", None))
-        state = {"version": version, "params": params}
+        latest = [(version, params)]
+
+        def receive_params():
+            # Always reading, so the pipe never fills: MIDI sends a Params every 20 ms while a knob moves,
+            # and a sender blocked on a full pipe would hold up the engine's control thread.
+            try:
+                while True:
+                    latest[0] = conn.recv()
+            except (EOFError, OSError):
+                pass
+        threading.Thread(target=receive_params, name="streamdream-params", daemon=True).start()
 
         def get_params():
-            while conn.poll():
-                state["version"], state["params"] = conn.recv()
-            return state["version"], state["params"]
+            return latest[0]
 
         def make_dreamer(p):
             return ready.get(dreamer_key(p)) or make(p)
 
         try:
-            dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep)
+            dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep,
+                          say=lambda text: conn.send(("notice", text)))
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         buf.release(unlink=False)
+
+
+class DreamWorker:
+    """The dream worker's lifecycle for one engine: start, report, stop, and restart after a failure.
+
+    mode "thread" runs dream_windows beside the callback (tests, custom dreamers); "process" runs it in a
+    spawned process over the engine's shared DreamExchange (live). A failed worker leaves the slots
+    unpublished, so the callback simply plays dry until a restarted one catches up.
+    """
+
+    def __init__(self, engine, mode: str, threads: int, dreamer_factory=None):
+        if mode not in ("thread", "process"):
+            raise ValueError("worker must be 'thread' or 'process'")
+        self.engine, self.mode, self.threads, self.factory = engine, mode, threads, dreamer_factory
+        self.ready = threading.Condition()   # a thread worker notifies it after each window
+        self._stop = threading.Event()
+        self._handle = None                  # the thread or process
+        self._conn = None
+        self._process_stop = None
+        self.error: BaseException | None = None
+        self.restarts = 0
+        self.notices: list[str] = []         # said by the worker (e.g. a fallback to CPU); the caller empties it
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def send_params(self, version: int, params: Params) -> None:
+        conn = self._conn
+        if conn is not None:
+            try:
+                conn.send((version, params))
+            except (OSError, ValueError):
+                pass  # the worker died or is being restarted: a new one is sent the current Params at start
+
+    def start(self, timeout: float = 300.0) -> None:
+        self._stop = threading.Event()  # a fresh one: a hung thread left behind keeps its own, set
+        self.error = None
+        if self.mode == "thread":
+            self._handle = threading.Thread(target=self._thread_main, name="streamdream-dream", daemon=True)
+            self._handle.start()
+            return
+        import multiprocessing
+
+        e = self.engine
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that holds audio devices
+        self._conn, child = ctx.Pipe()
+        self._process_stop = ctx.Event()
+        process = ctx.Process(target=process_main, name="streamdream-dream", daemon=True,
+                              args=(e.exchange.spec(), e.params.window_s, e.params.crossfade_s,
+                                    e.sample_rate, e.exchange.spec_args[0], child, self._process_stop, e.lockstep,
+                                    self.threads))
+        process.start()
+        self._handle = process  # only a started process: stop() joins it
+        self._conn.send((e.params_version, e.params))
+        deadline = time.monotonic() + timeout
+        while not self._conn.poll(0.1):
+            # a worker killed while loading (out of memory, a crash in a native library) sends nothing:
+            # say so at once rather than after the whole timeout
+            if not process.is_alive():
+                raise StreamDreamError(f"the dream worker process ended while starting (exit {process.exitcode}); "
+                                       "check free memory and that the model loads with `streamdream models info`")
+            if time.monotonic() > deadline:
+                raise StreamDreamError(f"the dream worker did not start within {timeout:.0f} s")
+        kind, message = self._conn.recv()
+        if kind == "error":
+            self._handle.join(timeout=10)
+            raise StreamDreamError(message)
+
+    def poll(self) -> None:
+        """Main thread: pick up an error the worker process reported, a notice, or its death."""
+        if self._conn is None or self.error is not None:
+            return
+        try:
+            while self._conn.poll():
+                kind, message = self._conn.recv()
+                if kind == "error":
+                    self.error = StreamDreamError(message)
+                elif kind == "notice":
+                    self.notices.append(message)
+        except (EOFError, OSError):
+            self.error = StreamDreamError("the dream worker process ended")
+        if self.error is None and not self._handle.is_alive() and not self._process_stop.is_set():
+            self.error = StreamDreamError(f"the dream worker process died (exit {self._handle.exitcode})")
+
+    def hung_for(self) -> float:
+        """Seconds the current window has been dreaming (0 when idle)."""
+        counters = self.engine.exchange.counters
+        if counters[W_CURRENT] < 0:
+            return 0.0
+        return max(0.0, time.perf_counter() - float(counters[W_STARTED]))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        with self.ready:
+            self.ready.notify_all()
+        if self._handle is None:
+            return
+        if self.mode == "process":
+            self._process_stop.set()
+            self._handle.join(timeout=timeout)
+            if self._handle.is_alive():
+                self._handle.kill()
+                self._handle.join(timeout=10)
+            self._conn.close()
+            self._conn = None
+        else:
+            self._handle.join(timeout=timeout)  # a thread cannot be killed: a hung one is left behind
+        self._handle = None
+
+    def restart(self, timeout: float = 300.0) -> None:
+        """Stop what is left of the worker (a hung process is killed at once) and start a fresh one."""
+        self.stop(timeout=0.5)
+        self.engine.exchange.counters[W_CURRENT] = -1
+        self.restarts += 1
+        self.start(timeout)
+
+    def _thread_main(self) -> None:
+        from ..dreaming.dreamer import Dreamer
+
+        e = self.engine
+        w = e.schedule.window
+        factory = self.factory or (lambda p: Dreamer(p, e.sample_rate, e.exchange.spec_args[0], w))
+        stop = self._stop  # this thread's own event: a restart gives the next thread a fresh one
+
+        def notify():
+            with self.ready:
+                self.ready.notify_all()
+
+        try:
+            dream_windows(e.exchange, e.schedule, lambda: (e.params_version, e.params), factory,
+                          stop.is_set, e.lockstep, notify, self.notices.append)
+        except BaseException as exc:  # reported by the main thread; the audio keeps playing dry
+            if not stop.is_set():
+                self.error = exc
+            notify()

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Installation soak: `streamdream loop` on a JACK dummy server, feedback on, knobs and notes moving the
+whole time; fails on growth after warm-up, lost audio or a late window.
+
+    python scripts/soak.py [--minutes 2] [--feedback 0.3] [--warmup 0.33] [--json out.json]
+
+Starts a private JACK server (dummy driver, 48 kHz, period 512), runs `streamdream loop` on it with the
+demo clip, --feedback, --evolve, --record (FLAC) and --stats, and sends MIDI to its 'streamdream' port:
+CC 1/7/20 (instant), CC 21/22 (depth) and notes (targets) at random, ~50 messages a second. Every 5 s it
+samples, for EVERY process of the run (the audio process, the dream worker, multiprocessing's helper):
+RSS, open file descriptors and threads. A real-time sleeper per CPU (tests/stallwatch.py) tells machine
+stalls from the engine's own xruns, as bench_live does.
+
+Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
+descriptors or threads grow; when a window is late or a worker restarted; when the recording is not
+exactly the audio played, or the audio played drifts from wall time by more than a second.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from jackserver import JackServer  # noqa: E402
+from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
+from stallwatch import StallWatch  # noqa: E402
+
+RSS_GROWTH_LIMIT = 0.02
+SAMPLE_EVERY_S = 5.0
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def sample(pid: int) -> dict:
+    """{pid: {name, rss, fds, threads}} for the run's processes."""
+    out = {}
+    for p in descendants(pid):
+        try:
+            status = dict(line.split(":", 1) for line in open(f"/proc/{p}/status") if ":" in line)
+            cmdline = open(f"/proc/{p}/cmdline").read().replace("\0", " ")
+            out[p] = {"name": ("worker" if "multiprocessing.spawn" in cmdline and "resource_tracker" not in cmdline
+                               else "tracker" if "resource_tracker" in cmdline else "audio"),
+                      "rss": int(status["VmRSS"].split()[0]) * 1024, "fds": len(os.listdir(f"/proc/{p}/fd")),
+                      "threads": int(status["Threads"])}
+        except (OSError, KeyError):
+            pass
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--feedback", type=float, default=0.3)
+    parser.add_argument("--warmup", type=float, default=0.33, help="share of the run counted as warm-up")
+    parser.add_argument("--rate", type=float, default=50.0, help="MIDI messages per second")
+    parser.add_argument("--json", help="also write every sample here")
+    parser.add_argument("extra", nargs="*", help="more `streamdream loop` options, after --")
+    args = parser.parse_args()
+
+    import rtmidi
+
+    server = JackServer(f"sdsoak{os.getpid()}", rate=48000, period=512)
+    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")  # this process's MIDI sender
+    work = Path(tempfile.mkdtemp(prefix="soak."))
+    stats, rec = work / "stats.json", work / "soak.flac"
+    seconds = args.minutes * 60
+    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(shipped_path(DEMO_CLIP)), "--device", "system",
+           "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), "--evolve",
+           "--evolve-period", "30", "--record", str(rec), "--stats", str(stats), "--log", str(work / "soak.log"),
+           "--quiet", *args.extra]
+    watch = StallWatch()
+    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sender = None
+    samples, messages, rng = [], 0, random.Random(1)
+    first_audio = None  # (wall, seconds_out) once audio flows
+    try:
+        sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="soak")
+        deadline = time.monotonic() + 300
+        while "streamdream:streamdream" not in sender.get_ports():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"streamdream did not open its MIDI port: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.2)
+        sender.open_port(sender.get_ports().index("streamdream:streamdream"))
+        next_sample = time.monotonic()
+        while proc.poll() is None:
+            time.sleep(1.0 / args.rate)
+            kind = rng.random()
+            if kind < 0.8:
+                sender.send_message([0xB0, rng.choice([1, 7, 20, 21, 22]), rng.randrange(128)])
+            else:
+                note = rng.randrange(60, 72)
+                sender.send_message([0x90, note, rng.randrange(1, 128)])
+                sender.send_message([0x80, note, 0])
+            messages += 1
+            if time.monotonic() >= next_sample and stats.exists():
+                next_sample += SAMPLE_EVERY_S
+                try:
+                    snap = json.loads(stats.read_text())
+                except (OSError, ValueError):
+                    continue
+                if first_audio is None and snap["seconds_out"] > 0:
+                    first_audio = (time.monotonic(), snap["seconds_out"])
+                samples.append({"wall": time.monotonic(), "seconds_out": snap["seconds_out"],
+                                "procs": sample(proc.pid)})
+        end_wall = time.monotonic()
+        err = proc.stderr.read()
+    finally:
+        if sender is not None:
+            sender.close_port()
+            del sender
+        if proc.poll() is None:
+            proc.terminate()
+        server.stop()
+        watch.stop()
+    if proc.returncode != 0:
+        print(err[-3000:], file=sys.stderr)
+        return 1
+    last = json.loads(stats.read_text())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"samples": samples, "last": last}, indent=1))
+    return report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages)
+
+
+def report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages) -> int:
+    import soundfile as sf
+
+    failures = []
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"machine: {cpu}, {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; JACK dummy 48 kHz, "
+          f"period 512; {args.minutes:g} min; {messages} MIDI messages; command: {' '.join(cmd[2:])}\n")
+    print("| process | RSS after warm-up | RSS at end (max of last quarter) | growth | fds | threads |")
+    print("|---|---|---|---|---|---|")
+    warm = [s for s in samples if s["seconds_out"] >= args.warmup * args.minutes * 60]
+    if len(warm) < 4:
+        failures.append("too few samples after warm-up")
+    else:
+        tail = warm[-max(1, len(warm) // 4):]
+        names = {v["name"] for s in warm for v in s["procs"].values()}
+        for name in sorted(names):
+            def of(s):
+                return [v for v in s["procs"].values() if v["name"] == name]
+            start = of(warm[0])
+            ends = [v for s in tail for v in of(s)]
+            if not start or not ends:
+                failures.append(f"{name} process missing in some samples (restarted?)")
+                continue
+            r0, r1 = start[0]["rss"], max(v["rss"] for v in ends)
+            growth = (r1 - r0) / r0
+            fds = (start[0]["fds"], max(v["fds"] for v in ends))
+            threads = (start[0]["threads"], max(v["threads"] for v in ends))
+            print(f"| {name} | {r0 / 2**20:.0f} MiB | {r1 / 2**20:.0f} MiB | {100 * growth:+.2f}% | "
+                  f"{fds[0]} -> {fds[1]} | {threads[0]} -> {threads[1]} |")
+            if growth > RSS_GROWTH_LIMIT:
+                failures.append(f"{name} RSS grew {100 * growth:.2f}% after warm-up")
+            if fds[1] > fds[0] or threads[1] > threads[0] + 1:
+                failures.append(f"{name} descriptors {fds} or threads {threads} grew")
+    xruns = last["xrun_times"]
+    unexplained = [t for t in xruns if watch.explains(t) is None]
+    recorded = sf.info(str(rec)).frames
+    played = round(last["seconds_out"] * 48000)
+    drift = (end_wall - first_audio[0]) - (last["seconds_out"] - first_audio[1]) if first_audio else float("nan")
+    print(f"\n| measure | value |\n|---|---|")
+    print(f"| windows dreamed / late / failed | {last['windows_dreamed']} / {last['late_windows']} / "
+          f"{last['failed_windows']} |")
+    print(f"| worker restarts / callback errors | {last['worker_restarts']} / {last['callback_errors']} |")
+    print(f"| xrun events / during a machine stall / unexplained | {len(xruns)} / {len(xruns) - len(unexplained)} / "
+          f"{len(unexplained)} |")
+    print(f"| feedback share asked / at end (after the guard) | {last['feedback']['share']} / "
+          f"{last['feedback']['effective']:.3f} |")
+    print(f"| recorded frames / played frames | {recorded} / {played} |")
+    print(f"| audio played vs wall time since the first block | {drift:+.3f} s (positive: audio behind) |")
+    if last["late_windows"]:
+        failures.append(f"{last['late_windows']} late window(s)")
+    if last["worker_restarts"] or last["callback_errors"]:
+        failures.append("the worker restarted or the callback raised")
+    if recorded != played:
+        failures.append(f"recording has {recorded} frames, {played} were played")
+    if not abs(drift) < 1.0:
+        failures.append(f"audio played drifted {drift:+.3f} s from wall time")
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

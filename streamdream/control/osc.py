@@ -1,0 +1,94 @@
+"""OSC control and status, on loopback by default, for a technician (or a show controller) to reach a
+running piece: the same parameters MIDI reaches (control/mapping.py KNOBS), by name, in their own units.
+
+    /streamdream/<param> VALUE     intensity, mix, gain_db (instant); steps, step_size, octaves,
+                                   octave_scale, jitter_ms, layer, target, freeze (from the next window)
+    /streamdream/feedback SHARE    installation mode: the feedback share 0..1
+    /streamdream/status            replies /streamdream/status JSON (the --stats snapshot) to the sender
+
+A bad value is refused with the same one-line message the command line gives, sent back as
+/streamdream/error and logged; the piece carries on.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+from ..errors import ParameterError, StreamDreamError
+from .mapping import KNOBS
+
+PREFIX = "/streamdream/"
+
+
+class OscControl:
+    def __init__(self, engine, port: int, labels: list[str], layers: list[str], host: str = "127.0.0.1",
+                 status=lambda: {}, report=print):
+        from pythonosc.dispatcher import Dispatcher
+        from pythonosc.osc_server import ThreadingOSCUDPServer
+
+        self.engine, self.status, self.report = engine, status, report
+        self.labels, self.layers = labels, layers  # what MIDI offers too: a wrong name never reaches the worker
+        self.messages = 0
+        dispatcher = Dispatcher()
+        dispatcher.map(PREFIX + "*", self._on_message, needs_reply_address=True)
+        try:
+            self.server = ThreadingOSCUDPServer((host, port), dispatcher)
+        except OSError as exc:
+            raise StreamDreamError(f"cannot listen for OSC on {host}:{port} ({exc.strerror}); "
+                                   "choose another --osc-port") from exc
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="streamdream-osc", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _reply(self, client, address: str, value) -> None:
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        builder = OscMessageBuilder(address=address)
+        builder.add_arg(value)
+        self.server.socket.sendto(builder.build().dgram, client)
+
+    def _on_message(self, client, address: str, *args) -> None:
+        self.messages += 1
+        name = address[len(PREFIX):]
+        try:
+            if name == "status":
+                self._reply(client, PREFIX + "status", json.dumps(self.status()))
+                return
+            if len(args) != 1:
+                raise ParameterError(f"{address} takes one value")
+            self.apply(name, args[0])
+        except StreamDreamError as exc:
+            self.report(f"OSC {address}: {exc}")
+            self._reply(client, PREFIX + "error", str(exc))
+
+    def apply(self, name: str, value) -> None:
+        engine = self.engine
+        if name == "feedback":
+            if engine.feedback is None:
+                raise ParameterError("feedback is off in this run (start the piece with --feedback above 0)")
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ParameterError("feedback must be 0..1")
+            engine.feedback.share = float(value)
+            return
+        knob = KNOBS.get(name)
+        if knob is None or knob.kind == "action":
+            known = ", ".join(k for k, v in KNOBS.items() if v.kind != "action")
+            raise ParameterError(f"unknown OSC parameter {name!r}; known: {known}, feedback, status")
+        if name == "freeze":
+            value = bool(value)
+        elif name in ("layer", "target"):
+            value = None if value in ("", "none", "default") else str(value)
+            choices = self.layers if name == "layer" else self.labels
+            if value is not None and value not in choices:
+                raise ParameterError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+        params = engine.params.with_changes(**{name: value})  # validated: the CLI's own ranges and messages
+        if knob.kind == "instant":
+            engine.controls.set(**{name: value})
+        else:
+            engine.set_params(params, instant=False)

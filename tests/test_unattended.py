@@ -1,0 +1,91 @@
+"""Installation mode: a piece runs for weeks, so nothing may grow while knobs move and windows pass."""
+import gc
+import threading
+import time
+
+import numpy as np
+
+from conftest import music_clip
+from streamdream.control.mapping import load_mapping
+from streamdream.control.midi import MidiControl
+from streamdream.params import Params
+from streamdream.stream.engine import HEARD_HISTORY, VERSION_HISTORY, Engine, FileSource
+
+
+class HalfDreamer:
+    """Dreams instantly (the dream is half the window): these tests are about the engine's bookkeeping over
+    thousands of windows, which the real tiny model would take minutes to reach."""
+
+    def dream_window(self, window, k, params=None):
+        return window * 0.5
+
+
+def knob_params(model):
+    return Params(model=str(model), steps=2, octaves=1, window_s=1.0, crossfade_s=0.25, backend="eager")
+
+
+def test_thousands_of_knob_moves_and_windows_leave_every_structure_bounded(mel_model):
+    rate, block = 8000, 4000  # blocks of 0.5 s: a thousand windows pass quickly
+    engine = Engine(knob_params(mel_model), rate, block, budget_s=1.0, source=FileSource(music_clip(rate, 3.0)),
+                    dreamer_factory=lambda p: HalfDreamer(), lockstep=True)
+    midi = MidiControl(engine, load_mapping(), ["a", "b"], ["/x", "/y"])
+    out = np.zeros((block, 2), dtype=np.float32)
+    moves = 0
+
+    def play(blocks: int) -> None:
+        nonlocal moves
+        for _ in range(blocks):
+            for _turn in range(3):  # MIDI applies every 20 ms: real knobs move more often than this
+                for cc in (1, 20, 21, 22):  # intensity and mix (instant), step size and steps (per window)
+                    midi.on_message(([0xB0, cc, moves % 128], 0.0))
+                    moves += 1
+                if midi.apply() is None:
+                    raise AssertionError("every turn moves a per-window knob: a new Params each time")
+            engine.wait_for_dreams(block)
+            engine.process(None, out, block, None)
+
+    engine.start_worker()
+    try:
+        play(1600)  # warm-up: past both history lengths
+        assert engine.params_version > VERSION_HISTORY and engine.heard_total > HEARD_HISTORY
+        gc.collect()
+        objects_before = len(gc.get_objects())
+        versions_before, heard_before = engine.params_version, engine.heard_total
+        play(3000)
+        gc.collect()
+        objects_after = len(gc.get_objects())
+    finally:
+        engine.stop_worker()
+    assert engine.worker_error is None
+    assert engine.params_version - versions_before == 9000 and engine.heard_total - heard_before > 1900
+    assert len(engine.heard) == HEARD_HISTORY and len(engine._versions) == VERSION_HISTORY
+    # the windows heard last still know the Params they were dreamed with
+    assert all(p is not None for _, _, p in list(engine.heard)[-10:])
+    # one object kept per move or per window would be 2,000 to 9,000 more objects; allow for caches filling
+    assert objects_after - objects_before < 500, objects_after - objects_before
+
+
+def test_a_busy_dream_process_never_blocks_the_thread_that_moves_knobs(mel_model):
+    """The worker process used to read new Params only between windows; while it waited (or dreamed), a
+    pipe full of knob moves blocked set_params, and with it MIDI, for good."""
+    engine = Engine(knob_params(mel_model), 16000, 256, budget_s=0.5, worker="process", lockstep=True)
+    engine.start_worker()
+    done = threading.Event()
+
+    def move_knobs():
+        params = engine.params
+        for n in range(5000):  # about 100 s of a knob moving; ~300 bytes each, far more than a pipe holds
+            engine.set_params(params.with_changes(steps=1 + n % 50), instant=False)
+        done.set()
+
+    try:
+        threading.Thread(target=move_knobs, daemon=True).start()
+        deadline = time.monotonic() + 120
+        while not done.is_set() and time.monotonic() < deadline:
+            engine.poll_worker()
+            time.sleep(0.01)
+        assert done.is_set(), "set_params blocked: the worker process is not reading its pipe"
+        engine.poll_worker()
+        assert engine.worker_error is None
+    finally:
+        engine.close()
