@@ -296,9 +296,9 @@ def voice_clip(rng, voice: str, wav: Path) -> np.ndarray:
     return np.tile(audio, reps)[:clip]
 
 
-def random_voice(rng) -> str:
-    variant = VOICE_VARIANTS[rng.integers(len(VOICE_VARIANTS))]
-    lang = VOICE_LANGS[rng.integers(len(VOICE_LANGS))]
+def random_voice(rng, langs=VOICE_LANGS, variants=VOICE_VARIANTS) -> str:
+    variant = variants[rng.integers(len(variants))]
+    lang = langs[rng.integers(len(langs))]
     return f"{lang}+{variant}" if variant else lang
 
 
@@ -314,8 +314,13 @@ def to_int16(clip: np.ndarray) -> np.ndarray:
     return np.round(clip / peak * 0.89 * 32767).astype(np.int16)
 
 
-def generate_split(seed: int, per_class: int, workdir: Path, tag: str) -> tuple[np.ndarray, np.ndarray]:
-    """per_class clips of every label, as (N, CLIP_S*rate) int16 and (N,) labels."""
+def generate_split(seed: int, per_class: int, workdir: Path, tag: str, soundfont: Path = SOUNDFONT,
+                   voice_langs=VOICE_LANGS, voice_variants=VOICE_VARIANTS) -> tuple[np.ndarray, np.ndarray]:
+    """per_class clips of every label, as (N, CLIP_S*rate) int16 and (N,) labels.
+
+    The soundfont and the espeak-ng voices are parameters so the independent ear
+    (scripts/train_ear.py) can be trained on other instruments and other voices.
+    """
     jobs = []
     chunk = 100  # slots per MIDI file: long renders amortise fluidsynth's soundfont load
     for label in range(len(LABELS)):
@@ -330,11 +335,11 @@ def generate_split(seed: int, per_class: int, workdir: Path, tag: str) -> tuple[
 
     def run(job):
         label, n, mid = job
-        return label, cut_slots(render_midi(mid, mid.with_suffix(".wav")), n)
+        return label, cut_slots(render_midi(mid, mid.with_suffix(".wav"), soundfont), n)
 
     def run_voice(i):
         rng = np.random.default_rng([seed, VOICE, i])
-        return voice_clip(rng, random_voice(rng), workdir / f"{tag}_voice_{i}.wav")
+        return voice_clip(rng, random_voice(rng, voice_langs, voice_variants), workdir / f"{tag}_voice_{i}.wav")
 
     clips, labels = [], []
     with ThreadPoolExecutor(2) as pool:  # at most two renders at once: the machine has two cores
@@ -512,6 +517,12 @@ def features(view, int16_batch: np.ndarray) -> torch.Tensor:
     return view(torch.from_numpy(int16_batch.astype(np.float32) / 32768.0))
 
 
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on soft labels (from mixing) with 0.1 label smoothing."""
+    smooth = 0.9 * target + 0.1 / target.shape[1]
+    return -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
 def train(args, x_train, y_train, front, log):
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
@@ -537,9 +548,7 @@ def train(args, x_train, y_train, front, log):
             with torch.no_grad():
                 feats = view(augment(wave, gen))
             logits = net(feats)
-            # Soft-label cross-entropy with a little label smoothing.
-            smooth = 0.9 * target + 0.1 / n_classes
-            loss = -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss = soft_cross_entropy(logits, target)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -30,41 +30,66 @@ def _version() -> str:
 
 
 def add_dream_options(p: argparse.ArgumentParser) -> None:
+    """Dream options. None has a parser default: what is not given comes from --preset (default: live)."""
+    from .control.presets import BUILTIN_PRESETS
+
     d, r = Params(), RANGES
     g = p.add_argument_group("dream")
-    g.add_argument("--model", help="ONNX model file, or a shipped model by name: default (instruments), "
-                                        "pitch (piano keys: --target C4,E4,G4, MIDI notes play it)")
-    g.add_argument("--view", choices=VIEW_NAMES, help="override the model's own view")
-    g.add_argument("--reconstruct", choices=RECONSTRUCT_MODES, default=d.reconstruct,
-                   help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
-    g.add_argument("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
-    g.add_argument("--target", help="class label(s) to dream toward: LABEL, or A,B:0.5 for several with weights")
-    g.add_argument("--away", help="class label(s) to dream away from (same form as --target)")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
-    g.add_argument("--step-size", type=float, default=d.step_size,
-                   help=f"step per iteration relative to the window's RMS, {r['step_size'].lo:g}..{r['step_size'].hi:g} (default {d.step_size})")
-    g.add_argument("--octaves", type=int, default=d.octaves, help=f"{r['octaves']} (default {d.octaves})")
-    g.add_argument("--octave-scale", type=float, default=d.octave_scale, help=f"{r['octave_scale']} (default {d.octave_scale})")
-    g.add_argument("--jitter", type=float, default=d.jitter_ms, help=f"max random shift per step, {r['jitter_ms']} (default {d.jitter_ms:g})")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--intensity", type=float, default=d.intensity, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
-    g.add_argument("--mix", type=float, default=d.mix, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
-    g.add_argument("--gain", type=float, default=d.gain_db, help=f"output gain before the limiter, {r['gain_db']} (default {d.gain_db:g})")
-    g.add_argument("--no-match-loudness", action="store_true", help="do not bring each dreamed window to the input's level")
-    g.add_argument("--limit", type=float, default=d.limit_db, help=f"true-peak ceiling, {r['limit_db']} (default {d.limit_db:g})")
-    g.add_argument("--window", type=float, default=d.window_s, help=f"window length, {r['window_s']} (default {d.window_s:g})")
-    g.add_argument("--crossfade", type=float, default=d.crossfade_s, help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
-    g.add_argument("--backend", choices=BACKENDS, default=d.backend)
+    given = []  # the dest of every dream option, so params_from_args reads these and nothing else
+
+    def add(*flags, **kwargs):
+        given.append(g.add_argument(*flags, default=argparse.SUPPRESS, **kwargs).dest)
+
+    add("--preset", choices=list(BUILTIN_PRESETS),
+        help="a named set of the options below; options given too override it (default: live, "
+             "the settings listed as defaults here; see docs/DREAMS.md)")
+    add("--model", help="ONNX model file, or a shipped model by name: default (instruments), "
+                        "pitch (piano keys: --target C4,E4,G4, MIDI notes play it)")
+    add("--view", choices=VIEW_NAMES, help="override the model's own view")
+    add("--reconstruct", choices=RECONSTRUCT_MODES,
+        help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
+    add("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
+    add("--target", help="class label(s) to dream toward: LABEL, or A,B:0.5 for several with weights")
+    add("--away", help="class label(s) to dream away from (same form as --target)")
+    add("--steps", type=int, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
+    add("--step-size", type=float, help=f"step per iteration relative to the window's RMS, "
+                                        f"{r['step_size'].lo:g}..{r['step_size'].hi:g} (default {d.step_size:g})")
+    add("--octaves", type=int, help=f"{r['octaves']} (default {d.octaves})")
+    add("--octave-scale", type=float, help=f"{r['octave_scale']} (default {d.octave_scale:g})")
+    add("--jitter", dest="jitter_ms", type=float,
+        help=f"max random shift per step, {r['jitter_ms']} (default {d.jitter_ms:g})")
+    add("--seed", type=int, help=f"default {d.seed}")
+    add("--top-db", dest="top_db", type=float,
+        help=f"the view ignores what lies this many dB under each frame's loudest band, {r['top_db']}; "
+             f"none for the shipped model (default {d.top_db:g})")
+    add("--shape", type=float, help="shape each step by the input's spectrum so the change grows where the music "
+                                    f"has energy, {r['shape']}, 1 = in proportion (default {d.shape:g})")
+    add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow, "
+                                  f"{r['eot']}, 1 = full (default {d.eot:g})")
+    add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
+    add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
+    add("--gain", dest="gain_db", type=float,
+        help=f"output gain before the limiter, {r['gain_db']} (default {d.gain_db:g})")
+    add("--no-match-loudness", dest="match_loudness", action="store_false",
+        help="do not bring each dreamed window to the input's level")
+    add("--limit", dest="limit_db", type=float, help=f"true-peak ceiling, {r['limit_db']} (default {d.limit_db:g})")
+    add("--window", dest="window_s", type=float, help=f"window length, {r['window_s']} (default {d.window_s:g})")
+    add("--crossfade", dest="crossfade_s", type=float,
+        help=f"equal-power crossfade, 0..window/2 s (default {d.crossfade_s:g})")
+    add("--backend", choices=BACKENDS, help=f"default {d.backend}")
     # one name per meaning in every command: --torch-device computes, --device/--input-device/--output-device sound
-    g.add_argument("--torch-device", default=d.device, help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    add("--torch-device", dest="torch_device", help="torch device: auto (CUDA when present), cpu or cuda[:N]")
+    p.set_defaults(dream_options=tuple(given))
 
 
 def params_from_args(a: argparse.Namespace) -> Params:
-    return Params(model=a.model, view=a.view, reconstruct=a.reconstruct, layer=a.layer, target=a.target,
-                  away=a.away, steps=a.steps, step_size=a.step_size, octaves=a.octaves, octave_scale=a.octave_scale,
-                  jitter_ms=a.jitter, seed=a.seed, intensity=a.intensity, mix=a.mix, gain_db=a.gain,
-                  match_loudness=not a.no_match_loudness, limit_db=a.limit, window_s=a.window,
-                  crossfade_s=a.crossfade, backend=a.backend, device=a.torch_device).validate()
+    """The --preset (default: live), with every dream option given on the command line on top."""
+    from .control.presets import builtin_preset
+
+    field = {"torch_device": "device", "preset": None}  # option dest -> Params field, where they differ
+    given = {field.get(dest, dest): getattr(a, dest) for dest in a.dream_options
+             if hasattr(a, dest) and field.get(dest, dest)}
+    return builtin_preset(getattr(a, "preset", "live")).with_changes(**given)
 
 
 def cmd_render(a: argparse.Namespace) -> int:

@@ -39,6 +39,9 @@ RANGES = {
     "octaves": Range(1, 8, "--octaves", integer=True),
     "octave_scale": Range(1.0, 4.0, "--octave-scale"),
     "jitter_ms": Range(0.0, 2000.0, "--jitter", " ms"),
+    "top_db": Range(0.0, 200.0, "--top-db", " dB (0 = the model's own floor)"),
+    "shape": Range(0.0, 4.0, "--shape", " (0 = off)"),
+    "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
     "intensity": Range(0.0, 2.0, "--intensity"),
     "mix": Range(0.0, 1.0, "--mix"),
     "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
@@ -64,6 +67,10 @@ class Params:
     octave_scale: float = 1.4
     jitter_ms: float = 30.0         # maximum circular shift per step
     seed: int = 0
+    # How the dream is kept musical: --preset musical sets top_db 60 and shape 1 (docs/DREAMS.md)
+    top_db: float = 0.0             # view's log floor under each frame's loudest band, dB; 0 = the model's own
+    shape: float = 0.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
+    eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"
     device: str = "auto"

@@ -114,3 +114,45 @@ def test_unknown_label_lists_the_known_ones(mel_model):
 def test_model_without_metadata_needs_a_view(image_model):
     with pytest.raises(ParameterError, match="--view"):
         Dreamer(Params(model=str(image_model)), RATE, 2, FRAMES)
+
+
+def quiet_cell_share(dry: np.ndarray, change: np.ndarray, below_db: float = 50.0) -> float:
+    """Share of the change's STFT energy in cells more than `below_db` under their frame's loudest input cell."""
+    def mag(x):
+        return torch.stft(torch.from_numpy(x.astype(np.float32)), 512, 128, 512, torch.hann_window(512),
+                          return_complex=True).abs().numpy()
+    x, d = mag(dry), mag(change)
+    quiet = x < x.max(axis=0, keepdims=True) * 10 ** (-below_db / 20)
+    return float((d[quiet] ** 2).sum() / (d ** 2).sum())
+
+
+def test_shaped_update_stays_where_the_music_has_energy(mel_model):
+    t = np.arange(FRAMES) / RATE
+    # two partials, 4 s on; most of the spectrum is > 50 dB down
+    tone = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.1 * np.sin(2 * np.pi * 990 * t)
+    window = np.stack([tone, tone]).astype(np.float32)
+    window += (1e-5 * np.random.default_rng(0).standard_normal(window.shape)).astype(np.float32)
+    plain = make(mel_model, target="brass", shape=0.0, top_db=0.0).dream_window(window, 0) - window
+    shaped = make(mel_model, target="brass", shape=1.0, top_db=0.0).dream_window(window, 0) - window
+    assert quiet_cell_share(window[0], plain[0]) > 0.5          # unshaped: mostly where the music is not
+    assert quiet_cell_share(window[0], shaped[0]) < 0.01
+    assert np.abs(shaped).max() > 1e-3                          # and it still changes the sound
+
+
+def test_shaped_loop_with_transformations_is_scripted_and_matches_eager(mel_model):
+    window = music_clip(RATE, 2.0)
+    scripted = make(mel_model, shape=1.0, top_db=60.0, eot=1.0)
+    assert isinstance(scripted.loop, torch.jit.ScriptModule)
+    eager = make(mel_model, shape=1.0, top_db=60.0, eot=1.0, backend="eager")
+    np.testing.assert_allclose(scripted.dream_window(window, 3), eager.dream_window(window, 3), rtol=0, atol=1e-5)
+
+
+def test_transformations_change_the_dream_reproducibly(mel_model):
+    window = music_clip(RATE, 2.0)
+    plain = make(mel_model, target="brass").dream_window(window, 1)
+    a = make(mel_model, target="brass", eot=1.0).dream_window(window, 1)
+    b = make(mel_model, target="brass", eot=1.0).dream_window(window, 1)
+    assert np.array_equal(a, b)
+    assert np.abs(a - plain).max() > 1e-4
+    # the view heard a transformed copy, but the step lands on the clean window: no noise is added
+    assert np.all(np.isfinite(a)) and np.abs(a - window).max() < 10 * np.abs(plain - window).max()

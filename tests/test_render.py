@@ -176,6 +176,8 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
     (["--reconstruct", "phase"], "--reconstruct needs"),
     (["--format", "8"], "unknown sample format"),
     (["--torch-device", "cuda"], "no CUDA GPU|"),
+    (["--shape", "-1"], "--shape must be 0..4"),
+    (["--preset", "loud"], "invalid choice: 'loud'"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
     if args[0] == "--torch-device":
@@ -236,3 +238,21 @@ def test_python_api_rejects_integer_audio(mel_model):
     import streamdream
     with pytest.raises(streamdream.ParameterError, match="floating point"):
         streamdream.dream(np.zeros(100, dtype=np.int16), 16000, model=str(mel_model))
+
+
+def test_preset_sets_the_dream_and_given_options_override_it():
+    from streamdream.cli import build_parser, params_from_args
+    from streamdream.params import Params
+    from streamdream.control.presets import BUILTIN_PRESETS
+
+    def params(*argv):
+        return params_from_args(build_parser().parse_args(["render", "in.wav", "out.wav", *argv]))
+
+    assert params() == Params()                      # no preset: the live defaults
+    assert params("--preset", "live") == Params()
+    musical = params("--preset", "musical")
+    assert (musical.top_db, musical.shape, musical.eot) == (60.0, 1.0, 0.0)
+    mixed = params("--preset", "musical", "--shape", "0.5", "--no-match-loudness", "--jitter", "5")
+    assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (60.0, 0.5, False, 5.0)
+    for name, values in BUILTIN_PRESETS.items():     # every preset is a valid set of knobs
+        assert params("--preset", name) == Params().with_changes(**values)

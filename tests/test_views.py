@@ -71,3 +71,50 @@ def test_mel_resamples_only_when_bands_pass_nyquist():
 def test_unknown_view_is_refused():
     with pytest.raises(ParameterError, match="unknown view 'cqt'"):
         build_view("cqt", FrontEnd(), 48000)
+
+
+def _sine_with_silence(rate: int, seconds: float = 1.0) -> torch.Tensor:
+    """A 440 Hz sine in the first half, digital silence in the second: most cells hold nothing."""
+    t = torch.arange(int(rate * seconds)) / rate
+    wave = 0.5 * torch.sin(2 * torch.pi * 440.0 * t)
+    wave[t >= seconds / 2] = 0.0
+    return wave[None]
+
+
+@pytest.mark.parametrize("view", ["mel", "stft"])
+def test_top_db_floor_makes_the_view_deaf_to_noise_far_below_the_music(view):
+    rate = 16000
+    clean = _sine_with_silence(rate)
+    # noise 70 dB under the sine: inaudible beside it, but in the empty bands it is all there is
+    noise = 0.5 * 10 ** (-70 / 20) * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    plain = build_view(view, FrontEnd(n_mels=32, fmax_hz=7000.0), rate)
+    floored = build_view(view, FrontEnd(n_mels=32, fmax_hz=7000.0, top_db=60.0), rate)
+    sine_frames = slice(5, 40)  # frames well inside the sine half (10 ms hop)
+    moved_plain = (plain(clean + noise) - plain(clean))[..., sine_frames].abs().max()
+    moved_floored = (floored(clean + noise) - floored(clean))[..., sine_frames].abs().max()
+    assert moved_plain > 0.3            # the fixed 1e-6 offset hears the noise in the empty bands
+    assert moved_floored < 0.02 and moved_floored < moved_plain / 20
+
+
+def test_top_db_floor_sends_no_gradient_to_empty_bands():
+    rate = 16000
+    freqs = torch.fft.rfftfreq(4800, 1 / rate)
+    near_sine = (freqs - 440.0).abs() < 1000.0
+
+    def gradient_share_near_the_sine(top_db):
+        wave = _sine_with_silence(rate).requires_grad_(True)
+        view = build_view("mel", FrontEnd(n_mels=32, fmax_hz=7000.0, top_db=top_db), rate)
+        view(wave)[..., 5:40].sum().backward()  # sine frames only: every band, empty or not, asks for more
+        spectrum = torch.fft.rfft(wave.grad[0, 1600:6400]).abs().pow(2)
+        return float(spectrum[near_sine].sum() / spectrum.sum())
+
+    assert gradient_share_near_the_sine(0.0) < 0.6      # no floor: half of it is a push into the empty bands
+    assert gradient_share_near_the_sine(60.0) > 0.999   # a floored view only asks for more of what is there
+
+
+def test_front_end_without_top_db_in_its_metadata_still_loads():
+    old = FrontEnd().to_dict()
+    del old["top_db"]  # metadata written before the floor existed
+    assert FrontEnd.from_dict(old).top_db == 0.0
+    with pytest.raises(ParameterError, match="top_db"):
+        FrontEnd(top_db=-3.0).validate()

@@ -21,6 +21,24 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
               "layer", "target", "freeze")
 
 
+# Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
+# "live" is Params() itself: the defaults of render, live and the Python API.
+MUSICAL = {"top_db": 60.0, "shape": 1.0}  # the change grows where the music has energy
+BUILTIN_PRESETS: dict[str, dict] = {
+    "live": {},                                             # Params(): the defaults (unshaped, as before)
+    "musical": MUSICAL,                                     # best measured: no hiss bed, the music keeps its identity
+    "subtle": {**MUSICAL, "step_size": 0.025},              # half the change: a tint
+    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1},      # twice the steps and step: offline or a long budget
+    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
+}
+
+
+def builtin_preset(name: str) -> Params:
+    if name not in BUILTIN_PRESETS:
+        raise ParameterError(f"unknown preset {name!r}; choose one of {', '.join(BUILTIN_PRESETS)}")
+    return Params().with_changes(**BUILTIN_PRESETS[name])
+
+
 def _check_value(key: str, value, where: str):
     knob = KNOBS[key]
     if key in ("layer", "target"):

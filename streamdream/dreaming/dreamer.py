@@ -1,6 +1,8 @@
 """Dreamer: one model, one view, one objective, ready to dream window after window."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import soxr
 import torch
@@ -11,7 +13,7 @@ from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
 from .model import LoadedModel, ModelInfo, convert, read_model_info
-from .views import SpectrogramView, build_view, needed_sample_rate, padded_frames
+from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
 
 
 def pick_device(name: str) -> torch.device:
@@ -118,7 +120,8 @@ class Dreamer:
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
         self.view_frames = padded_frames(self.view_name, self._at_view_rate(window_frames))
-        self.view = build_view(self.view_name, self.info.front, self.rate, self.info.image_hw, self.info.layout,
+        self.front = replace(self.info.front, top_db=params.top_db) if params.top_db > 0 else self.info.front
+        self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw, self.info.layout,
                                self.info.model_channels)
         self.stereo_input = self.info.stereo_input  # mono is then dreamed as L = R, and the change averaged
         batch = 2 if self.stereo_input else channels
@@ -151,9 +154,13 @@ class Dreamer:
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device),
                                             self.target_weights(self.params))
-            self.loop = script_loop(DreamLoop(view, objective_net))
+            self.loop = script_loop(DreamLoop(view, objective_net, self._shape_fft()).to(self.device))
         else:
-            self.loop = DreamLoop(view, ObjectiveNet(net, self.objective))
+            self.loop = DreamLoop(view, ObjectiveNet(net, self.objective), self._shape_fft()).to(self.device)
+
+    def _shape_fft(self) -> int:
+        """FFT size for shaping the update: the power of two at or above 40 ms (2048 points at 44.1 and 48 kHz)."""
+        return fft_size(round(0.04 * self.rate))
 
     def target_weights(self, p: Params) -> torch.Tensor:
         """The class weights `p` asks for (--target/--away), as the objective takes them per window."""
@@ -172,6 +179,23 @@ class Dreamer:
         if limit <= 0:
             return [0] * count
         return rng.integers(-limit, limit + 1, size=count).tolist()
+
+    def _transforms(self, p: Params, index: int, rms: float, x: torch.Tensor) -> tuple[list[list[float]], torch.Tensor]:
+        """Expectation over transformation: one random gain, EQ tilt and noise per step, scaled by p.eot.
+
+        At eot = 1: gain within +-6 dB, a first-order tilt of up to +5 / -14 dB at the top of the
+        band, white noise 20-40 dB under the window's RMS. Seeded like the jitter.
+        """
+        if p.eot <= 0.0:
+            return [], x.new_zeros(0)
+        rng = np.random.default_rng([p.seed, index, 1])
+        count = p.steps * p.octaves
+        gains = 10 ** (p.eot * rng.uniform(-6, 6, count) / 20)
+        tilts = p.eot * rng.uniform(-0.4, 0.4, count)
+        levels = p.eot * rms * 10 ** (-rng.uniform(20, 40, count) / 20)
+        noise_shifts = rng.integers(0, x.shape[-1], count)
+        noise = torch.from_numpy(rng.standard_normal(tuple(x.shape)).astype(np.float32)).to(x.device)
+        return [[float(g), float(t), float(v), float(n)] for g, t, v, n in zip(gains, tilts, levels, noise_shifts)], noise
 
     def dream_window(self, window: np.ndarray, index: int = 0, params: Params | None = None) -> np.ndarray | None:
         """window: (channels, window_frames) float32 -> dreamed window, or None if the dream went non-finite.
@@ -197,7 +221,9 @@ class Dreamer:
             dreamed = self._dream_spectrum(x, p, index)
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p))
+            transforms, noise = self._transforms(p, index, rms, x)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p), p.shape,
+                                transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.stereo_input and self.channels == 1:
             delta = delta.mean(axis=0, keepdims=True)
@@ -221,7 +247,8 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms), self.target_weights(p))
+                                self._shifts(p, index, frames_per_ms), self.target_weights(p), 0.0, [],
+                                logmag.new_zeros(0))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

@@ -32,6 +32,9 @@ class FrontEnd:
     fmin_hz: float = 30.0
     fmax_hz: float = 16000.0
     log_offset: float = 1e-6
+    # Log floor relative to each frame's loudest band, dB (0 = none, only log_offset). With a
+    # floor the view cannot see, so the dream cannot fill, what lies that far under the music.
+    top_db: float = 0.0
     mean: float = 0.0  # normalisation applied after the log: (x - mean) / std
     std: float = 1.0
     # raw-image only: pixel = (sample * image_scale - image_mean[c]) / image_std[c]
@@ -70,6 +73,8 @@ class FrontEnd:
             raise ParameterError("front end needs 0 <= fmin_hz < fmax_hz")
         if self.n_mels < 8 or self.log_offset <= 0 or self.std <= 0:
             raise ParameterError("front end needs n_mels >= 8, log_offset > 0 and std > 0")
+        if not 0.0 <= self.top_db <= 200.0:
+            raise ParameterError("front end needs 0 <= top_db <= 200 (0 = no floor)")
         if not (0 <= self.rate_hz <= 384000 and 0 <= self.input_samples and 0.0 <= self.overlap <= 0.5):
             raise ParameterError("front end needs 0 <= rate_hz <= 384000, input_samples >= 0 and 0 <= overlap <= 0.5")
         if self.layout not in ("",) + WAVEFORM_LAYOUTS:

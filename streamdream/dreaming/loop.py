@@ -71,24 +71,59 @@ class ObjectiveNet(nn.Module):
 
 
 class DreamLoop(nn.Module):
-    """waveform (or spectrogram, for the reconstruct baselines) -> dreamed waveform, same shape."""
+    """waveform (or spectrogram, for the reconstruct baselines) -> dreamed waveform, same shape.
 
-    def __init__(self, view: nn.Module, objective_net: nn.Module):
+    `shape` > 0 shapes every step by the input's own spectrum: the gradient is taken to the
+    STFT domain (`shape_fft` points, hop a quarter of that), each cell is weighted by
+    (input magnitude / its frame's loudest input cell) ** shape, and the result is taken
+    back. The change then lives where the music already has energy, in proportion to it,
+    instead of where the view happens to be most sensitive (quiet, high bands).
+
+    `transforms` (expectation over transformation, one draw per step): per step [gain,
+    tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
+    difference of x) + level * (rolled `noise`), so only changes that survive a different
+    level, a brighter or duller EQ and some noise keep growing. Empty = off.
+    """
+
+    def __init__(self, view: nn.Module, objective_net: nn.Module, shape_fft: int = 2048):
         super().__init__()
         self.view = view
         self.objective_net = objective_net
         self.grad_floor = GRAD_FLOOR
+        self.shape_fft = shape_fft
+        self.shape_hop = shape_fft // 4
+        self.register_buffer("shape_window", torch.hann_window(shape_fft, periodic=True))
+
+    def shaping_weights(self, x: torch.Tensor, shape: float) -> torch.Tensor:
+        """Per-cell weights in [0, 1] from the input's spectrum (channels, bins, frames)."""
+        mag = torch.stft(x, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window, center=True,
+                         pad_mode="constant", return_complex=True).abs()
+        peak = mag.amax(dim=1, keepdim=True)
+        return (mag / (peak + self.grad_floor)).pow(shape)
+
+    def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(g, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window, center=True,
+                          pad_mode="constant", return_complex=True)
+        return torch.istft(spec * weights, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window,
+                           center=True, length=g.shape[-1])
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
-                shifts: List[int], class_weights: torch.Tensor) -> torch.Tensor:
+                shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
+                noise: torch.Tensor) -> torch.Tensor:
         x = x.detach()
+        weights = self.shaping_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
         for size in sizes:
             for _ in range(steps):
                 shift = shifts[k]
                 k += 1
                 rolled = torch.roll(x, shift, -1).detach().requires_grad_(True)
-                v = self.view(rolled)
+                heard = rolled
+                if len(transforms) > 0:
+                    gain, tilt, level, noise_shift = transforms[k - 1]
+                    heard = gain * (rolled + tilt * (rolled - torch.roll(rolled, 1, -1))) \
+                        + level * torch.roll(noise, int(noise_shift), -1)
+                v = self.view(heard)
                 if v.dim() == 4 and (v.shape[2] != size[0] or v.shape[3] != size[1]):
                     v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
                 objective = self.objective_net(v, class_weights)
@@ -97,8 +132,11 @@ class DreamLoop(nn.Module):
                 if g is None:
                     g = torch.zeros_like(x)
                 g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+                g = torch.roll(g, -shift, -1)
+                if shape > 0.0:
+                    g = self.shaped(g, weights)
                 g = g / (g.abs().mean() + self.grad_floor)
-                x = x + step_size * torch.roll(g, -shift, -1)
+                x = x + step_size * g
         return x
 
 

@@ -64,6 +64,8 @@ class SpectrogramView(nn.Module):
         self.register_buffer("filterbank", fb)
         self.use_mel = kind == "mel"
         self.log_offset = float(front.log_offset)
+        # top-dB floor as a ratio of the frame's loudest bin: power for mel, magnitude for stft
+        self.floor_ratio = 10.0 ** (-front.top_db / (10.0 if kind == "mel" else 20.0)) if front.top_db > 0 else 0.0
         self.mean = float(front.mean)
         self.std = float(front.std)
 
@@ -76,6 +78,9 @@ class SpectrogramView(nn.Module):
             feat = torch.matmul(self.filterbank, power)
         else:
             feat = spec[:, :self.bins].abs()
+        if self.floor_ratio > 0.0:
+            # Cells below the floor get no gradient, so the dream is not drawn to where the music is silent.
+            feat = torch.maximum(feat, feat.amax(dim=1, keepdim=True) * self.floor_ratio)
         feat = torch.log(feat + self.log_offset)
         return ((feat - self.mean) / self.std).unsqueeze(1)
 

@@ -99,7 +99,7 @@ def dreamer_key(params: Params | None):
     if params is None:
         return None
     return (params.model, params.view, params.reconstruct, params.layer, bool(params.target or params.away),
-            params.backend, params.device)
+            params.backend, params.device, params.top_db)
 
 
 def keyboard_params(params: Params, labels: list[str]) -> Params | None:

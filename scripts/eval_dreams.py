@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Does a dream sound like its target to another ear, and does it grow out of the music?
+
+Writes a few short multi-instrument arrangements (written in code below) rendered with
+fluidsynth and a soundfont neither model trained on (MuseScore General Lite, Debian
+musescore-general-soundfont-small; the default model heard FluidR3, the ear TimGM6mb),
+dreams each toward each target label with the CLI (`streamdream render`, its entry point
+called in this process so torch is imported once),
+and judges every render with the independent ear (models/ear.onnx, scripts/ear.py), never
+with the model that dreamed:
+
+  rise       ear P(target) after - before
+  vs noise   ear P(target) after - with white noise of the same change energy added instead
+             (per channel, same RMS as the dream's change)
+  top3       the input's ear top-1 label is still in the ear's top 3 after the dream
+  quiet      share of the change's energy in STFT cells > 50 dB below their frame's loudest
+             input cell (STFT 2048/512, Hann, left channel)
+  above      share of all those cells where the change is louder than the input
+  level      output RMS - input RMS, dB;  peak: output true peak, dBTP
+
+    python scripts/eval_dreams.py                                  # today's defaults
+    python scripts/eval_dreams.py --label deep -- --preset deep    # anything after -- goes to render
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+from ear import Ear  # noqa: E402
+from train_default_model import control, note, write_midi  # noqa: E402
+from streamdream import cli  # noqa: E402
+from streamdream.audio.limiter import true_peak  # noqa: E402
+
+SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
+RATE = 48000
+SECONDS = 9.0
+TARGETS = ["brass", "strings", "organ", "voice"]
+QUIET_DB = 50.0
+
+# (name, tempo bpm, [(role, GM program, pan, volume)], with drums?). Roles: bass, chords, arp, melody, pad.
+ARRANGEMENTS = [
+    ("band", 104, [("bass", 33, 64, 105), ("chords", 4, 40, 80), ("melody", 73, 80, 95)], True),
+    ("chamber", 72, [("bass", 42, 50, 95), ("pad", 48, 80, 70), ("melody", 71, 40, 100)], False),
+    ("piano", 90, [("bass", 0, 64, 90), ("arp", 0, 64, 80), ("melody", 0, 64, 100)], False),
+    ("folk", 120, [("bass", 32, 60, 100), ("arp", 24, 30, 85), ("melody", 40, 95, 95)], True),
+]
+# I - vi - IV - V in C and relatives; each arrangement gets its own key and progression order.
+CHORDS = [[0, 4, 7], [9, 12, 16], [5, 9, 12], [7, 11, 14], [2, 5, 9], [4, 7, 11]]
+
+
+def arrangement_events(index: int) -> list:
+    """One arrangement as MIDI events: a chord progression with bass, chords/arpeggio/pad, a melody, maybe drums."""
+    name, bpm, parts, drums = ARRANGEMENTS[index]
+    rng = np.random.default_rng(index)
+    beat = 60.0 / bpm
+    key = 48 + int(rng.integers(-5, 6))
+    progression = [CHORDS[i] for i in rng.permutation(len(CHORDS))[:4]]
+    events = []
+    for ch, (role, program, pan, volume) in enumerate(parts):
+        events.append((0.0, bytes([0xC0 | ch, program])))
+        control(events, ch, 0.0, 10, pan)
+        control(events, ch, 0.0, 7, volume)
+        control(events, ch, 0.0, 91, 50)
+    t, bar = 0.0, 0
+    while t < SECONDS:
+        chord = [key + c for c in progression[bar % len(progression)]]
+        for ch, (role, _, _, _) in enumerate(parts):
+            if role == "bass":
+                for b in (0, 2):
+                    note(events, ch, t + b * beat, 1.8 * beat, chord[0] - 12, 100)
+            elif role == "chords":
+                for b in (0, 1.5, 2, 3):
+                    for p in chord:
+                        note(events, ch, t + b * beat, 0.45 * beat, p + 12, 70)
+            elif role == "pad":
+                for p in chord:
+                    note(events, ch, t, 3.9 * beat, p + 12, 65)
+            elif role == "arp":
+                tones = [chord[0], chord[1], chord[2], chord[0] + 12]
+                for i in range(8):
+                    note(events, ch, t + i * beat / 2, beat / 2, tones[i % 4] + 12, 60 + 10 * (i % 2 == 0))
+            else:  # melody: chord tones and passing notes, a new note every half or whole beat
+                b = 0.0
+                while b < 4:
+                    length = float(rng.choice([0.5, 1.0, 1.0, 1.5]))
+                    pitch = chord[int(rng.integers(3))] + 24 + int(rng.choice([0, 0, 2, -1]))
+                    note(events, ch, t + b * beat, min(length, 4 - b) * beat * 0.9, pitch, 90)
+                    b += length
+        if drums:
+            for i in range(8):
+                note(events, 9, t + i * beat / 2, 0.1, 42, 70 if i % 2 == 0 else 50)
+            for b in (0, 2.5):
+                note(events, 9, t + b * beat, 0.1, 36, 110)
+            for b in (1, 3):
+                note(events, 9, t + b * beat, 0.1, 38, 95)
+        t += 4 * beat
+        bar += 1
+    control(events, 0, SECONDS + 0.5, 121, 0)
+    return events
+
+
+def make_clip(index: int, path: Path) -> None:
+    """Render arrangement `index` to a 9-s stereo 48 kHz WAV peaking at -3 dBFS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mid, wav = Path(tmp) / "clip.mid", Path(tmp) / "clip.wav"
+        write_midi(mid, arrangement_events(index))
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(RATE), "-R", "1", "-C", "0", "-O", "float",
+                        "-T", "wav", "-F", str(wav), str(SOUNDFONT), str(mid)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        audio, _ = sf.read(str(wav), dtype="float32", always_2d=True)
+    audio = audio[: int(SECONDS * RATE)]
+    audio *= 10 ** (-3 / 20) / np.abs(audio).max()
+    sf.write(str(path), audio, RATE, subtype="FLOAT")
+
+
+def stft_mag(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+    """|STFT| (frames, bins) with a Hann window, frames zero-padded at the ends."""
+    window = np.hanning(n_fft + 1)[:-1]
+    padded = np.pad(x, (n_fft // 2, n_fft // 2))
+    count = 1 + (len(padded) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(padded, (count, n_fft), (padded.strides[0] * hop, padded.strides[0]))
+    return np.abs(np.fft.rfft(frames * window, axis=1))
+
+
+def where_the_change_lands(dry: np.ndarray, change: np.ndarray) -> tuple[float, float]:
+    """(share of the change's energy in cells > 50 dB below their frame's peak, share of cells where it is louder)."""
+    x, d = stft_mag(dry.astype(np.float64)), stft_mag(change.astype(np.float64))
+    quiet = x < x.max(axis=1, keepdims=True) * 10 ** (-QUIET_DB / 20)
+    energy = d ** 2
+    return float(energy[quiet].sum() / max(energy.sum(), 1e-30)), float(np.mean(d > x))
+
+
+def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) -> dict:
+    """Every figure for one render; dry and wet are (channels, frames)."""
+    change = wet - dry
+    noise = np.random.default_rng(seed).standard_normal(dry.shape)
+    noise *= np.sqrt(np.mean(change ** 2, axis=1, keepdims=True) / np.mean(noise ** 2, axis=1, keepdims=True))
+    before, after = ear.probabilities(dry, RATE), ear.probabilities(wet, RATE)
+    control_probs = ear.probabilities((dry + noise).astype(np.float32), RATE)
+    quiet, above = where_the_change_lands(dry[0], change[0])
+    rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
+    if target < 0:  # no target (amplify what is there): no rise to measure
+        before_t = after_t = control_t = float("nan")
+    else:
+        before_t, after_t, control_t = float(before[target]), float(after[target]), float(control_probs[target])
+    return {"before": before_t, "after": after_t, "rise": after_t - before_t, "vs_noise": after_t - control_t,
+            "top3": bool(int(np.argmax(before)) in np.argsort(after)[-3:]),
+            "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
+            "peak_dbtp": float(20 * np.log10(true_peak(wet))),
+            "top_before": ear.labels[int(np.argmax(before))], "top_after": ear.labels[int(np.argmax(after))]}
+
+
+def main():
+    argv = sys.argv[1:]
+    render_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=len(ARRANGEMENTS), help="how many arrangements (max 4)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="comma-separated labels; 'none' dreams without a target (no rise to measure)")
+    parser.add_argument("--seed", type=int, default=1, help="render --seed")
+    parser.add_argument("--label", default="defaults", help="name of this run in the printout and JSON")
+    parser.add_argument("--json", type=Path, help="append this run's figures here (one JSON object per line)")
+    parser.add_argument("--keep", type=Path, help="keep clips and renders in this directory (and reuse them)")
+    parser.add_argument("--render-only", action="store_true", help="render, do not judge")
+    args = parser.parse_args(argv)
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+        sys.exit("error: needs fluidsynth and MuseScore General; apt-get install fluidsynth "
+                 "musescore-general-soundfont-small")
+    targets = args.targets.split(",")
+    workdir = Path(args.keep or tempfile.mkdtemp(prefix="eval_dreams_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    # 1. Renders (a render already in --keep with this label is reused: same command, same file).
+    jobs = []
+    for c in range(min(args.clips, len(ARRANGEMENTS))):
+        name = ARRANGEMENTS[c][0]
+        clip = workdir / f"{name}.wav"
+        if not clip.exists():
+            make_clip(c, clip)
+        for target in targets:
+            out = workdir / f"{name}-{target}-{args.label}.wav"
+            if not out.exists():
+                # The CLI's own entry point, in this process (one torch import for all renders).
+                argv = ["render", str(clip), str(out), "--seed", str(args.seed), "--crossfade", "0", "--quiet",
+                        *(["--target", target] if target != "none" else []), *render_args]  # one 9-s window
+                if cli.main(argv) != 0:
+                    sys.exit(f"error: render failed: streamdream {' '.join(argv)}")
+            jobs.append((c, name, clip, target, out))
+    if args.render_only:
+        print(f"rendered {len(jobs)} files into {workdir} ({time.time() - started:.0f} s)")
+        return
+    # 2. The ear's verdict.
+    ear = Ear()
+    for t in targets:
+        if t not in ear.labels + ["none"]:
+            sys.exit(f"error: unknown target {t!r}; labels: {', '.join(ear.labels)}")
+    rows = []
+    print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
+    print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
+          f"{'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
+    for c, name, clip, target, out in jobs:
+        dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
+        wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
+        r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
+        rows.append({"clip": name, "target": target, **r})
+        print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
+              f"{'yes' if r['top3'] else 'no':>4s} {r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} "
+              f"{r['peak_dbtp']:+6.1f}  {r['top_before']} -> {r['top_after']}", flush=True)
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in ("rise", "vs_noise", "top3", "quiet", "above",
+                                                                "level_db", "peak_dbtp")}
+    mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
+    print(f"MEAN over {len(rows)} renders ({args.label}): rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
+          f"top-1 kept in top 3 {mean['top3']:.0%}, quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, "
+          f"level {mean['level_db']:+.2f} dB, true peak max {mean['peak_dbtp_max']:+.2f} dBTP "
+          f"({time.time() - started:.0f} s)")
+    if args.json:
+        with args.json.open("a") as fh:
+            fh.write(json.dumps({"label": args.label, "render_args": render_args, "mean": mean, "rows": rows}) + "\n")
+    if not args.keep:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()
