@@ -67,9 +67,9 @@ class Params:
     octave_scale: float = 1.4
     jitter_ms: float = 30.0         # maximum circular shift per step
     seed: int = 0
-    # How the dream is kept musical: --preset musical sets top_db 60 and shape 1 (docs/DREAMS.md)
-    top_db: float = 0.0             # view's log floor under each frame's loudest band, dB; 0 = the model's own
-    shape: float = 0.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
+    # How the dream is kept musical (the defaults are --preset musical; docs/DREAMS.md)
+    top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
+    shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"

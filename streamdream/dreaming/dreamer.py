@@ -123,8 +123,8 @@ class Dreamer:
         self.front = replace(self.info.front, top_db=params.top_db) if params.top_db > 0 else self.info.front
         self.view = build_view(self.view_name, self.front, self.rate, self.info.image_hw, self.info.layout,
                                self.info.model_channels)
-        self.stereo_input = self.info.stereo_input  # mono is then dreamed as L = R, and the change averaged
-        batch = 2 if self.stereo_input else channels
+        # Mono is dreamed as L = R stereo (see dream_window), so the batch is never one.
+        batch = 2 if channels == 1 else channels
         example_wave = torch.zeros(batch, self.view_frames)
         with torch.no_grad():
             example_view = self.view(example_wave)
@@ -204,14 +204,21 @@ class Dreamer:
         without rebuilding; model, view and objective are fixed at construction.
         """
         p = params or self.params
+        if self.channels == 1:
+            # The live engine is stereo and dreams a mono input as two equal channels; dreaming mono the same
+            # way makes render of a mono file equal live to the sample (a batch of one sums in another order)
+            # and serves models whose input is stereo.
+            dreamed = self._dream_window(np.repeat(window, 2, axis=0), index, p)
+            return None if dreamed is None else dreamed[:1]
+        return self._dream_window(window, index, p)
+
+    def _dream_window(self, window: np.ndarray, index: int, p: Params) -> np.ndarray | None:
         dry = window
         rms = float(np.sqrt(np.mean(np.square(dry, dtype=np.float64))))
         if rms == 0.0 or p.step_size == 0.0:
             return dry.copy()  # silence has nothing to dream on, and the step is relative to the level
         wave = dry if self.rate == self.sample_rate else soxr.resample(dry.T, self.sample_rate, self.rate).T
         frames = wave.shape[1]
-        if self.stereo_input and self.channels == 1:
-            wave = np.repeat(wave, 2, axis=0)  # the model's input is stereo; dream L=R, then average
         padded = np.zeros((wave.shape[0], self.view_frames), dtype=np.float32)
         padded[:, :frames] = wave[:, :self.view_frames]
         step = p.step_size * rms
@@ -225,8 +232,6 @@ class Dreamer:
             dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p), p.shape,
                                 transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
-        if self.stereo_input and self.channels == 1:
-            delta = delta.mean(axis=0, keepdims=True)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
         out = np.zeros_like(dry)
