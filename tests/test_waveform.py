@@ -203,7 +203,7 @@ def test_annotated_waveform_model_runs_live(bare_wave_model, stereo_wav, tmp_pat
     out, rec, stats = tmp_path / "mine.onnx", tmp_path / "rec.wav", tmp_path / "stats.json"
     assert run_cli("models", "annotate", bare_wave_model, out, "--view", "waveform", "--rate", WAVE_RATE,
                    "--labels", ",".join(LABELS)).returncode == 0
-    result = run_cli("live", "--device", "null", "--input", stereo_wav, "--no-loop", "--unpaced", "--duration", "4",
+    result = run_cli("live", "--device", "null", "--input", stereo_wav, "--no-loop", "--lockstep", "--duration", "4",
                      "--model", out, "--target", "voice", "--window", "1.5", "--crossfade", "0.25", "--budget", "0.5",
                      "--steps", "2", "--backend", "eager", "--no-midi", "--quiet", "--record", rec, "--stats", stats)
     assert result.returncode == 0, result.stderr

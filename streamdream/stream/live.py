@@ -509,7 +509,7 @@ class Session:
         failure = None
         if self.device.failed or not self.device.active:
             failure = self.device.failed or "the audio device stopped the stream (unplugged, or its server went away)"
-        elif not engine.lockstep:  # unpaced, the null device waits for each dream by design
+        elif not engine.lockstep:  # in lockstep the null device waits for each dream by design
             # A vanished device (unplugged card, JACK server gone) may simply stop calling back.
             frames, since = self.progress
             if engine.stats.frames_out != frames:
