@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Live engine soak on a JACK dummy device: callback timing, xruns, late windows, memory.
 
-    python scripts/bench_live.py [--minutes 10] [--blocksize 512]
+    python scripts/bench_live.py [--minutes 10] [--blocksize 512] [--knobs 50] [--display]
 
 Starts a private JACK server (dummy driver, 48 kHz, period = blocksize), runs
 `streamdream live` on it with default dream settings, the demo clip looped as
 input (so the worker dreams all the time), and reads the engine's --stats JSON.
 A real-time sleeper on each CPU (tests/stallwatch.py) notes when the machine itself
 stopped running; xruns and slow callbacks are reported in total and with those
-moments left out. Prints a markdown table for docs/BENCHMARKS.md.
+moments left out. --knobs N sends N MIDI messages a second (tests/knobtraffic.py) and --display turns
+the rich live display on, so the engine is measured as users run it. Prints a markdown table for
+docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -23,9 +25,48 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from jackserver import JackServer  # noqa: E402
+from knobtraffic import INSTANT_AND_DEPTH, KnobTraffic  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
+
+
+class Terminal:
+    """A pseudo-terminal for the engine's stdout and stderr, so rich draws its live display as on a real
+    one (120 x 40); a thread reads it, as a terminal would, and keeps the last 64 kB."""
+
+    def __init__(self):
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.fd, self.child_fd = pty.openpty()
+        fcntl.ioctl(self.child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.bytes_read, self.tail = 0, b""
+
+    def start_reading(self) -> None:
+        import threading
+
+        os.close(self.child_fd)  # the engine holds it now; reading ends when the engine does
+
+        def read():
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                self.bytes_read += len(chunk)
+                self.tail = (self.tail + chunk)[-65536:]
+        self._thread = threading.Thread(target=read, daemon=True)
+        self._thread.start()
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return self.tail.decode(errors="replace")
 
 
 def main() -> int:
@@ -35,6 +76,11 @@ def main() -> int:
     parser.add_argument("--input", default=str(ROOT / "streamdream" / "data" / "demo.flac"))
     parser.add_argument("--realtime", action="store_true",
                         help="run jackd with real-time scheduling (as a live rig would), not --no-realtime")
+    parser.add_argument("--knobs", type=float, default=0.0, metavar="PER_SECOND",
+                        help="MIDI messages a second moving knobs and playing notes, as a performer does "
+                             "(0: none, and the engine runs with --no-midi)")
+    parser.add_argument("--display", action="store_true",
+                        help="the rich live display on, drawn into a pseudo-terminal (default: --quiet)")
     parser.add_argument("extra", nargs="*", help="more streamdream live options, after --")
     args = parser.parse_args()
 
@@ -44,30 +90,45 @@ def main() -> int:
     seconds = args.minutes * 60
     cmd = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
            "--blocksize", str(args.blocksize), "--input", args.input, "--duration", str(seconds),
-           "--stats", str(stats), "--quiet", "--no-midi", *args.extra]
+           "--stats", str(stats), *([] if args.display else ["--quiet"]), *([] if args.knobs else ["--no-midi"]),
+           *args.extra]
+    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")  # this process's MIDI sender
     watch = StallWatch()
-    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    terminal = Terminal() if args.display else None
+    out = (terminal.child_fd if terminal else subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=server.env, stdout=out, stderr=out)
+    if terminal:
+        terminal.start_reading()
     first = None
+    traffic = None
     try:
+        if args.knobs:
+            traffic = KnobTraffic(args.knobs, INSTANT_AND_DEPTH)
+            traffic.connect(alive=lambda: proc.poll() is None)
+            traffic.start()
         while proc.poll() is None:
             time.sleep(1.0)
             if first is None and stats.exists():
                 snap = json.loads(stats.read_text())
                 if snap["windows_dreamed"] >= 1:
                     first = snap  # memory after the model is loaded and the first window dreamed
-        _, err = proc.communicate()
+        err = terminal.text() if terminal else proc.communicate()[1].decode(errors="replace")
     finally:
+        if traffic is not None:
+            traffic.stop()
         server.stop()
         watch.stop()
     if proc.returncode != 0:
-        print(err, file=sys.stderr)
+        print(err[-3000:], file=sys.stderr)
         return 1
     last = json.loads(stats.read_text())
     frac = last["callback_fraction_of_block"]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}, "
           f"{'real-time' if args.realtime else 'no-realtime'}; "
-          f"{seconds / 60:g} min; command: {' '.join(cmd[2:])}\n")
+          f"{seconds / 60:g} min; command: {' '.join(cmd[2:])}")
+    print(f"MIDI: {traffic.sent if traffic else 0} messages sent, {last['midi']['messages'] if last.get('midi') else 0} "
+          f"received; display: {f'on, {terminal.bytes_read} bytes drawn' if terminal else 'off (--quiet)'}\n")
     print("| measure | value | target |")
     print("|---|---|---|")
     for key in ("p50", "p99", "p99.9", "max"):

@@ -6,9 +6,9 @@ whole time; fails on growth after warm-up, lost audio or a late window.
 
 Starts a private JACK server (dummy driver, 48 kHz, period 512), runs `streamdream loop` on it with the
 demo clip, --feedback, --evolve, --record (FLAC) and --stats, and sends MIDI to its 'streamdream' port:
-CC 1/7/20 (instant), CC 21/22 (depth) and notes (targets) at random, ~50 messages a second. Every 5 s it
-samples, for EVERY process of the run (the audio process, the dream worker, multiprocessing's helper):
-RSS, open file descriptors and threads. A real-time sleeper per CPU (tests/stallwatch.py) tells machine
+CC 1/7/20 (instant), CC 21/22/26 (depth, jitter), CC 24/25 (layer, target) and notes (targets) at random,
+~50 messages a second. Every 5 s it samples, for EVERY process of the run (the audio process, the dream
+worker, multiprocessing's helper): RSS, open file descriptors and threads. A real-time sleeper per CPU (tests/stallwatch.py) tells machine
 stalls from the engine's own xruns, as bench_live does.
 
 Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from jackserver import JackServer  # noqa: E402
+from knobtraffic import INSTANT_AND_DEPTH, OBJECTIVE, KnobTraffic  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
 
@@ -76,75 +76,61 @@ def main() -> int:
     parser.add_argument("--feedback", type=float, default=0.3)
     parser.add_argument("--warmup", type=float, default=0.33, help="share of the run counted as warm-up")
     parser.add_argument("--rate", type=float, default=50.0, help="MIDI messages per second")
+    parser.add_argument("--fixed-objective", action="store_true",
+                        help="no --evolve, no layer or target knob and no notes: the run's one Dreamer is built "
+                             "before the warm-up ends, so a short run can judge growth (the CI run)")
     parser.add_argument("--json", help="also write every sample here")
     parser.add_argument("extra", nargs="*", help="more `streamdream loop` options, after --")
     args = parser.parse_args()
 
-    import rtmidi
-
     server = JackServer(f"sdsoak{os.getpid()}", rate=48000, period=512)
     os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")  # this process's MIDI sender
     work = Path(tempfile.mkdtemp(prefix="soak."))
-    stats, rec = work / "stats.json", work / "soak.flac"
+    stats, rec, errors = work / "stats.json", work / "soak.flac", work / "stderr.txt"
     seconds = args.minutes * 60
+    evolve = [] if args.fixed_objective else ["--evolve", "--evolve-period", "30"]
     cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(shipped_path(DEMO_CLIP)), "--device", "system",
-           "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), "--evolve",
-           "--evolve-period", "30", "--record", str(rec), "--stats", str(stats), "--log", str(work / "soak.log"),
-           "--quiet", *args.extra]
+           "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), *evolve,
+           "--record", str(rec), "--stats", str(stats), "--log", str(work / "soak.log"), "--quiet", *args.extra]
     watch = StallWatch()
-    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    sender = None
-    samples, messages, rng = [], 0, random.Random(1)
-    first_audio = None  # (wall, seconds_out) once audio flows
+    with open(errors, "w") as err_file:  # a file, not a pipe: an hour of messages would fill a pipe and block
+        proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.DEVNULL, stderr=err_file)
+    traffic = None
+    samples = []
     try:
-        sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="soak")
-        deadline = time.monotonic() + 300
-        while "streamdream:streamdream" not in sender.get_ports():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"streamdream did not open its MIDI port: {proc.stderr.read()[-2000:]}")
-            time.sleep(0.2)
-        sender.open_port(sender.get_ports().index("streamdream:streamdream"))
-        next_sample = time.monotonic()
+        traffic = KnobTraffic(args.rate, INSTANT_AND_DEPTH + ([] if args.fixed_objective else OBJECTIVE),
+                              notes=not args.fixed_objective)
+        traffic.connect(alive=lambda: proc.poll() is None)
+        traffic.start()
         while proc.poll() is None:
-            time.sleep(1.0 / args.rate)
-            kind = rng.random()
-            if kind < 0.8:
-                sender.send_message([0xB0, rng.choice([1, 7, 20, 21, 22]), rng.randrange(128)])
-            else:
-                note = rng.randrange(60, 72)
-                sender.send_message([0x90, note, rng.randrange(1, 128)])
-                sender.send_message([0x80, note, 0])
-            messages += 1
-            if time.monotonic() >= next_sample and stats.exists():
-                next_sample += SAMPLE_EVERY_S
-                try:
-                    snap = json.loads(stats.read_text())
-                except (OSError, ValueError):
-                    continue
-                if first_audio is None and snap["seconds_out"] > 0:
-                    first_audio = (time.monotonic(), snap["seconds_out"])
-                samples.append({"wall": time.monotonic(), "seconds_out": snap["seconds_out"],
-                                "procs": sample(proc.pid)})
-        end_wall = time.monotonic()
-        err = proc.stderr.read()
+            time.sleep(SAMPLE_EVERY_S)
+            try:
+                snap = json.loads(stats.read_text())
+            except (OSError, ValueError):
+                continue
+            samples.append({"wall": time.monotonic(), "elapsed_s": snap["elapsed_s"],
+                            "seconds_out": snap["seconds_out"], "procs": sample(proc.pid)})
+    except RuntimeError as exc:
+        raise SystemExit(f"{exc}: {errors.read_text()[-2000:]}")
     finally:
-        if sender is not None:
-            sender.close_port()
-            del sender
+        if traffic is not None:
+            traffic.stop()
         if proc.poll() is None:
             proc.terminate()
         server.stop()
         watch.stop()
+    err = errors.read_text()
+    messages = traffic.sent
     if proc.returncode != 0:
         print(err[-3000:], file=sys.stderr)
         return 1
     last = json.loads(stats.read_text())
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": samples, "last": last}, indent=1))
-    return report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages)
+    return report(args, cmd, samples, last, rec, watch, messages)
 
 
-def report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages) -> int:
+def report(args, cmd, samples, last, rec, watch, messages) -> int:
     import soundfile as sf
 
     failures = []
@@ -181,7 +167,12 @@ def report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages
     unexplained = [t for t in xruns if watch.explains(t) is None]
     recorded = sf.info(str(rec)).frames
     played = round(last["seconds_out"] * 48000)
-    drift = (end_wall - first_audio[0]) - (last["seconds_out"] - first_audio[1]) if first_audio else float("nan")
+    # Both clocks from the stats file itself (the engine's wall time and the audio it had played when it
+    # wrote it), over the samples taken while audio flowed: start-up and shut-down (the worker finishing
+    # its window, the recording closed, then the last stats written) are not audio time.
+    flowing = [s for s in samples if 0 < s["seconds_out"] < args.minutes * 60 - 1.0]
+    drift = ((flowing[-1]["elapsed_s"] - flowing[0]["elapsed_s"])
+             - (flowing[-1]["seconds_out"] - flowing[0]["seconds_out"]) if len(flowing) > 1 else float("nan"))
     print(f"\n| measure | value |\n|---|---|")
     print(f"| windows dreamed / late / failed | {last['windows_dreamed']} / {last['late_windows']} / "
           f"{last['failed_windows']} |")
@@ -191,7 +182,7 @@ def report(args, cmd, samples, last, rec, first_audio, end_wall, watch, messages
     print(f"| feedback share asked / at end (after the guard) | {last['feedback']['share']} / "
           f"{last['feedback']['effective']:.3f} |")
     print(f"| recorded frames / played frames | {recorded} / {played} |")
-    print(f"| audio played vs wall time since the first block | {drift:+.3f} s (positive: audio behind) |")
+    print(f"| audio played vs wall time while it flowed | {drift:+.3f} s (positive: audio behind) |")
     if last["late_windows"]:
         failures.append(f"{last['late_windows']} late window(s)")
     if last["worker_restarts"] or last["callback_errors"]:

@@ -523,6 +523,34 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(smooth * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
+def adversarial_features(net, feats, target, rms, steps, gen):
+    """The features moved, inside an L2 ball, to where the net is most wrong (PGD from a random start).
+
+    The ball's radius is `rms` normalised log-mel units per cell (one unit is the front end's std, ~18 dB),
+    times the square root of the cell count. A net trained on these has input gradients that point at
+    features of its classes, not at tiny patterns only it responds to (Madry et al. 2018; Santurkar et
+    al. 2019 on robust classifiers as generators), which is what a dream follows.
+    """
+    flat = feats[0].numel()
+    radius = rms * flat ** 0.5
+
+    def project(delta):
+        norm = delta.flatten(1).norm(dim=1).clamp(min=1e-12)
+        return delta * (radius / norm).clamp(max=1.0).view(-1, *[1] * (delta.dim() - 1))
+
+    delta = torch.randn(feats.shape, generator=gen)
+    delta = project(delta * (radius * torch.rand(len(feats), generator=gen)
+                             / delta.flatten(1).norm(dim=1)).view(-1, *[1] * (feats.dim() - 1)))
+    step = 2.5 * radius / steps
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = soft_cross_entropy(net(feats + delta), target)
+        grad, = torch.autograd.grad(loss, delta)
+        grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (feats.dim() - 1))
+        delta = project(delta.detach() + step * grad)
+    return (feats + delta).detach()
+
+
 def train(args, x_train, y_train, front, log):
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
@@ -547,6 +575,11 @@ def train(args, x_train, y_train, front, log):
             wave, target = mix_pairs(wave, target, gen)
             with torch.no_grad():
                 feats = view(augment(wave, gen))
+            if args.adversarial_rms > 0:
+                # the radius ramps up over the first epochs, so the net first learns the classes at all
+                ramp = min(1.0, (epoch * steps_per_epoch + step + 1) / (steps_per_epoch * args.adversarial_ramp))
+                feats = adversarial_features(net, feats, target, args.adversarial_rms * ramp,
+                                             args.adversarial_steps, gen)
             logits = net(feats)
             loss = soft_cross_entropy(logits, target)
             opt.zero_grad()
@@ -696,6 +729,13 @@ def main():
     parser.add_argument("--epochs", type=int, default=22)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--adversarial-rms", type=float, default=0.0,
+                        help="train on adversarial features: L2 radius per cell, in normalised log-mel units "
+                             "(0 = plain training)")
+    parser.add_argument("--adversarial-steps", type=int, default=2, help="PGD steps per batch")
+    parser.add_argument("--adversarial-ramp", type=float, default=3.0, help="epochs over which the radius grows")
+    parser.add_argument("--top-db", type=float, default=0.0,
+                        help="the front end's log floor under each frame's peak, dB (0 = none)")
     parser.add_argument("--out", type=Path, default=REPO / "models",
                         help="directory for the training report and confusion.png")
     parser.add_argument("--model-out", type=Path, default=REPO / "streamdream" / "data" / "default.onnx",
@@ -736,11 +776,11 @@ def main():
 
     # 2. Normalisation: mean/std of the log-mel of augmented training crops (what the net will see).
     gen = torch.Generator().manual_seed(args.seed)
-    raw_view = SpectrogramView(FrontEnd(), SAMPLE_RATE, "mel")
+    raw_view = SpectrogramView(FrontEnd(top_db=args.top_db), SAMPLE_RATE, "mel")
     pick = torch.randperm(len(x_train), generator=gen)[:256].numpy()
     with torch.no_grad():
         sample = raw_view(augment(torch.from_numpy(x_train[pick].astype(np.float32) / 32768.0), gen))
-    front = FrontEnd(mean=round(float(sample.mean()), 4), std=round(float(sample.std()), 4))
+    front = FrontEnd(top_db=args.top_db, mean=round(float(sample.mean()), 4), std=round(float(sample.std()), 4))
     log(f"front end: {front.to_dict()}")
 
     # 3. Train.
@@ -783,7 +823,9 @@ def main():
     report = {
         "command": " ".join(["python", "scripts/train_default_model.py"] + sys.argv[1:]),
         "seed": args.seed, "train_clips": int(len(y_train)), "test_clips": int(len(y_test)),
-        "epochs": args.epochs, "front_end": front.to_dict(), "labels": LABELS,
+        "epochs": args.epochs, "adversarial": {"rms": args.adversarial_rms, "steps": args.adversarial_steps,
+                                               "ramp_epochs": args.adversarial_ramp},
+        "front_end": front.to_dict(), "labels": LABELS,
         "layers": layers, "default_layer": default_layer,
         "test_top1": accuracy, "per_class_top1": per_class, "confusion": conf.tolist(),
         "onnx_bytes": onnx_path.stat().st_size, "parity_relative": parity,

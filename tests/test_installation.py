@@ -128,6 +128,14 @@ def test_evolve_walks_the_same_way_for_one_seed_and_differently_for_another():
     assert all(p.validate() is p for p in one)
 
 
+def test_evolve_never_walks_deeper_than_twice_the_pieces_own_steps():
+    """A dream costs in proportion to its steps: a piece that fits its budget at the start must keep fitting
+    it after a week of walking."""
+    base = Params(steps=4, step_size=0.05)
+    walk = [Evolver(base, ["/a"], ["x"], seed=seed).params_at(n) for seed in range(5) for n in range(0, 2000, 7)]
+    assert max(p.steps for p in walk) == 8 and min(p.steps for p in walk) >= 1
+
+
 @pytest.mark.parametrize("clock,level", [(8 * 3600, 0.0), (9 * 3600 + 5, 0.5), (12 * 3600, 1.0),
                                          (18 * 3600 - 2.5, 0.25), (18 * 3600 + 1, 0.0)])
 def test_day_schedule_fades_in_at_start_and_out_at_stop(clock, level):

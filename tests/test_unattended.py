@@ -2,6 +2,7 @@
 import gc
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -89,3 +90,33 @@ def test_a_busy_dream_process_never_blocks_the_thread_that_moves_knobs(mel_model
         assert engine.worker_error is None
     finally:
         engine.close()
+
+
+def test_a_walk_over_layers_and_targets_builds_each_dreamer_once(mel_model):
+    """TorchScript never gives back a dropped Dreamer's module types, so a worker that dropped and rebuilt
+    Dreamers as --evolve or a knob walked over layers grew for as long as the piece ran. Ten objectives
+    (five layers, with and without a target) visited again and again are built ten times in all."""
+    rate, block = 8000, 4000
+    built = []
+
+    def factory(params):
+        built.append((params.layer, params.target is not None))
+        return HalfDreamer()
+
+    layers = [f"/stage{i}" for i in range(1, 6)]
+    objectives = [(layer, target) for layer in layers for target in (None, "a")]
+    engine = Engine(knob_params(mel_model).with_changes(layer=layers[0]), rate, block, budget_s=1.0,
+                    source=FileSource(music_clip(rate, 3.0)), dreamer_factory=factory, lockstep=True)
+    out = np.zeros((block, 2), dtype=np.float32)
+    engine.start_worker()
+    try:
+        for n in range(300):
+            layer, target = objectives[(n * 7) % len(objectives)]  # every objective, in a shuffled order
+            engine.set_params(engine.params.with_changes(layer=layer, target=target), instant=False)
+            engine.wait_for_dreams(block)
+            engine.process(None, out, block, None)
+    finally:
+        engine.stop_worker()
+    assert engine.worker_error is None
+    assert engine.stats.windows_dreamed > 15 * len(objectives)  # each objective dreamed again and again
+    assert Counter(built) == Counter((layer, target is not None) for layer, target in objectives)

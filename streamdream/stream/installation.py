@@ -15,7 +15,7 @@ import numpy as np
 
 from ..audio.files import read_audio
 from ..errors import ParameterError, StreamDreamError
-from ..params import RANGES, Params
+from ..params import Params
 from .engine import CHANNELS
 
 PLAYLIST_SUFFIXES = (".m3u", ".m3u8", ".txt")
@@ -79,7 +79,8 @@ def load_loop(files: list[Path], sample_rate: int | None, crossfade_s: float = W
 class Evolver:
     """Every `period_s` of audio the dream moves one step: a new layer or target now and then, depth
     (steps, step size) in a slow random walk. The walk is a function of (seed, step) only, so a piece
-    run twice with one seed evolves the same way."""
+    run twice with one seed evolves the same way. Steps walk up to twice the piece's own (a dream's cost
+    grows with its steps, so a piece whose windows fit the budget at the start keeps fitting it)."""
     base: Params
     layers: list[str]
     labels: list[str]
@@ -91,9 +92,10 @@ class Evolver:
         params = self.base
         rng = np.random.default_rng([self.seed, 0])
         steps, size = float(params.steps), float(params.step_size)
+        most_steps = 2 * params.steps
         layer, target = params.layer, params.target
         for n in range(step):
-            steps = float(np.clip(steps * math.exp(rng.normal(0, 0.25)), 1, min(12, RANGES["steps"].hi)))
+            steps = float(np.clip(steps * math.exp(rng.normal(0, 0.25)), 1, most_steps))
             size = float(np.clip(size * math.exp(rng.normal(0, 0.25)), 0.005, 0.3))
             if self.layers and rng.random() < 0.25:
                 layer = self.layers[rng.integers(len(self.layers))]

@@ -28,6 +28,9 @@ def gpu_failure(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "CUDA" in str(exc) or "cuda" in str(exc)
 
 
+MAX_DREAMERS = 32
+
+
 def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
                   notify=lambda: None, say=lambda text: None) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params).
@@ -37,7 +40,14 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
     cpu_only = False
     w, h = schedule.window, schedule.hop
     n_slots = buf.slots.shape[0]
-    dreamers: dict = {}  # by objective: switching back to a layer or target already used is instant
+    # One Dreamer per objective, built on first use and kept for the run: switching back to a layer or
+    # target already used is instant. None is ever dropped, because dropping frees almost nothing:
+    # TorchScript keeps every traced and scripted module type for the life of the process, so a worker
+    # that dropped and rebuilt Dreamers grew ~30 MiB per rebuild without end (measured, default model).
+    # Kept, memory is bounded by the objectives a run reaches: the knobs and --evolve reach the
+    # model's recommended layers, with or without a target (10 for the default model). MAX_DREAMERS
+    # is only a safety net; past it the oldest goes.
+    dreamers: dict = {}
     last_dream = None
     next_k = 0
     counters = buf.counters
@@ -59,7 +69,7 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
         else:
             key = dreamer_key(params)
             if key not in dreamers:
-                if len(dreamers) >= 6:
+                if len(dreamers) >= MAX_DREAMERS:
                     dreamers.pop(next(iter(dreamers)))
                 dreamers[key] = make_dreamer(params)
             try:
