@@ -114,6 +114,9 @@ def main():
     parser.add_argument("--step-size", type=float, default=0.05)
     parser.add_argument("--octaves", type=int, default=3)
     parser.add_argument("--jitter", type=float, default=30.0, help="ms")
+    parser.add_argument("--shape", type=float, default=Params.shape,
+                        help="shape each step by the input's spectrum (render --shape; default: render's)")
+    parser.add_argument("--top-db", type=float, default=Params.top_db, help="render --top-db (default: render's)")
     parser.add_argument("--contrast", type=float, default=0.0,
                         help="also dream away from every other key, with this total weight (spread evenly)")
     args = parser.parse_args()
@@ -122,7 +125,7 @@ def main():
     clips = render_clips(args.clips, args.seed)
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
-                  jitter_ms=args.jitter, octaves=args.octaves)
+                  jitter_ms=args.jitter, octaves=args.octaves, shape=args.shape, top_db=args.top_db)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
 
@@ -156,7 +159,8 @@ def main():
               f"change {change_db:.1f} dB", file=sys.stderr)
     r, c = np.array(rows), np.array(chord_rows)
     print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size} --octaves "
-          f"{args.octaves} --jitter {args.jitter:g} --contrast {args.contrast:g}, one window "
+          f"{args.octaves} --jitter {args.jitter:g} --shape {args.shape:g} --top-db {args.top_db:g} "
+          f"--contrast {args.contrast:g}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
           f"{time.time() - started:.0f} s\n")
     print("| target | ear | dry | dream | noise control | dream > noise in |")
