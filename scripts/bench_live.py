@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from jackserver import JackServer  # noqa: E402
-from knobtraffic import INSTANT_AND_DEPTH, KnobTraffic  # noqa: E402
+from knobtraffic import KnobTraffic, instant_and_depth  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
+from streamdream.params import Params  # noqa: E402
 
 
 class Terminal:
@@ -103,7 +104,7 @@ def main() -> int:
     traffic = None
     try:
         if args.knobs:
-            traffic = KnobTraffic(args.knobs, INSTANT_AND_DEPTH)
+            traffic = KnobTraffic(args.knobs, instant_and_depth(Params().steps))  # live's budget fits the default
             traffic.connect(alive=lambda: proc.poll() is None)
             traffic.start()
         while proc.poll() is None:

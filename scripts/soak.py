@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from jackserver import JackServer  # noqa: E402
-from knobtraffic import INSTANT_AND_DEPTH, OBJECTIVE, KnobTraffic  # noqa: E402
+from knobtraffic import OBJECTIVE, KnobTraffic, instant_and_depth  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
 
@@ -98,7 +98,8 @@ def main() -> int:
     traffic = None
     samples = []
     try:
-        traffic = KnobTraffic(args.rate, INSTANT_AND_DEPTH + ([] if args.fixed_objective else OBJECTIVE),
+        # steps up to 8: twice the default, as far as --evolve walks
+        traffic = KnobTraffic(args.rate, instant_and_depth(8) + ([] if args.fixed_objective else OBJECTIVE),
                               notes=not args.fixed_objective)
         traffic.connect(alive=lambda: proc.poll() is None)
         traffic.start()

@@ -11,11 +11,15 @@ import time
 
 from streamdream.control.midi import VIRTUAL_CLIENT, VIRTUAL_PORT
 
-# (CC, highest value sent) in the default MIDI map (streamdream/control/default_map.toml): intensity, gain,
-# mix, step size, steps up to 8 (value 59: twice the default, as far as --evolve walks; deeper dreams
-# outgrow a 2-core machine's budget, which is a setting, not a fault), jitter.
-INSTANT_AND_DEPTH = [(1, 127), (7, 127), (20, 127), (21, 127), (22, 59), (26, 127)]
 OBJECTIVE = [(24, 127), (25, 127)]  # layer and target: each new one builds a Dreamer
+
+
+def instant_and_depth(most_steps: int) -> list[tuple[int, int]]:
+    """(CC, highest value sent) in the default MIDI map (streamdream/control/default_map.toml): intensity,
+    gain, mix, step size, jitter, and steps (CC 22, 1..16) up to `most_steps`. Deeper dreams than the
+    machine can dream within the budget give late windows by design: a setting, not a fault."""
+    steps_cc = int((most_steps - 1) * 127 / 15)
+    return [(1, 127), (7, 127), (20, 127), (21, 127), (22, steps_cc), (26, 127)]
 
 
 class KnobTraffic:
