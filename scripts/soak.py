@@ -7,9 +7,12 @@ whole time; fails on growth after warm-up, lost audio or a late window.
 Starts a private JACK server (dummy driver, 48 kHz, period 512), runs `streamdream loop` on it with the
 demo clip, --feedback, --evolve, --record (FLAC) and --stats, and sends MIDI to its 'streamdream' port:
 CC 1/7/20 (instant), CC 21/22/26 (depth, jitter), CC 24/25 (layer, target) and notes (targets) at random,
-~50 messages a second. Every 5 s it samples, for EVERY process of the run (the audio process, the dream
-worker, multiprocessing's helper): RSS, open file descriptors and threads. A real-time sleeper per CPU (tests/stallwatch.py) tells machine
-stalls from the engine's own xruns, as bench_live does.
+~50 messages a second, after first holding every layer the layer knob reaches, with and without a
+target, for two hops each (so every Dreamer the run can need is built early; the worker logs each one
+as a "new dream objective"). Every 5 s it samples, for EVERY process of the run (the audio process,
+the dream worker, multiprocessing's helper): RSS, open file descriptors and threads. A real-time
+sleeper per CPU (tests/stallwatch.py) tells machine stalls from the engine's own xruns, as bench_live
+does.
 
 Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
 descriptors or threads grow; when a window is late or a worker restarted; when the recording is not
@@ -33,9 +36,12 @@ sys.path.insert(0, str(ROOT))
 from jackserver import JackServer  # noqa: E402
 from knobtraffic import OBJECTIVE, KnobTraffic, instant_and_depth  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
+from streamdream.dreaming.model import read_model_info  # noqa: E402
+from streamdream.params import Params  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
 
 RSS_GROWTH_LIMIT = 0.02
+NEW_OBJECTIVE = "new dream objective"  # the worker's notice for each Dreamer it builds after the first
 SAMPLE_EVERY_S = 5.0
 
 
@@ -86,12 +92,12 @@ def main() -> int:
     server = JackServer(f"sdsoak{os.getpid()}", rate=48000, period=512)
     os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")  # this process's MIDI sender
     work = Path(tempfile.mkdtemp(prefix="soak."))
-    stats, rec, errors = work / "stats.json", work / "soak.flac", work / "stderr.txt"
+    stats, rec, errors, log = work / "stats.json", work / "soak.flac", work / "stderr.txt", work / "soak.log"
     seconds = args.minutes * 60
     evolve = [] if args.fixed_objective else ["--evolve", "--evolve-period", "30"]
     cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(shipped_path(DEMO_CLIP)), "--device", "system",
            "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), *evolve,
-           "--record", str(rec), "--stats", str(stats), "--log", str(work / "soak.log"), "--quiet", *args.extra]
+           "--record", str(rec), "--stats", str(stats), "--log", str(log), "--quiet", *args.extra]
     watch = StallWatch()
     with open(errors, "w") as err_file:  # a file, not a pipe: an hour of messages would fill a pipe and block
         proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.DEVNULL, stderr=err_file)
@@ -102,7 +108,9 @@ def main() -> int:
         traffic = KnobTraffic(args.rate, instant_and_depth(8) + ([] if args.fixed_objective else OBJECTIVE),
                               notes=not args.fixed_objective)
         traffic.connect(alive=lambda: proc.poll() is None)
-        traffic.start()
+        # every objective the knobs reach, each held for two hops (the worker takes the newest settings)
+        traffic.start(sweep_layers=0 if args.fixed_objective else len(read_model_info("default").recommended),
+                      hold_s=2 * (Params.window_s - Params.crossfade_s))
         while proc.poll() is None:
             time.sleep(SAMPLE_EVERY_S)
             try:
@@ -110,7 +118,8 @@ def main() -> int:
             except (OSError, ValueError):
                 continue
             samples.append({"wall": time.monotonic(), "elapsed_s": snap["elapsed_s"],
-                            "seconds_out": snap["seconds_out"], "procs": sample(proc.pid)})
+                            "seconds_out": snap["seconds_out"], "procs": sample(proc.pid),
+                            "objectives": log.read_text().count(NEW_OBJECTIVE) if log.exists() else 0})
     except RuntimeError as exc:
         raise SystemExit(f"{exc}: {errors.read_text()[-2000:]}")
     finally:
@@ -164,6 +173,9 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
                 failures.append(f"{name} RSS grew {100 * growth:.2f}% after warm-up")
             if fds[1] > fds[0] or threads[1] > threads[0] + 1:
                 failures.append(f"{name} descriptors {fds} or threads {threads} grew")
+    if warm:
+        print(f"\nDreamers built for new objectives (layer, target or not): {warm[0]['objectives']} by the end of "
+              f"the warm-up, {samples[-1]['objectives']} in all")
     xruns = last["xrun_times"]
     unexplained = [t for t in xruns if watch.explains(t) is None]
     recorded = sf.info(str(rec)).frames

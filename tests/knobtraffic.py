@@ -55,9 +55,18 @@ class KnobTraffic:
             self.sender.send_message([0x80, note, 0])
         self.sent += 1
 
-    def start(self) -> None:
-        """Send from a thread until stop()."""
+    def start(self, sweep_layers: int = 0, hold_s: float = 16.0) -> None:
+        """Send from a thread until stop(). With `sweep_layers`, first hold every layer the layer knob
+        reaches (CC 24), each with no target and with one (CC 25), for `hold_s`, so that every objective
+        the knobs reach has been dreamed before the random moves begin."""
         def run():
+            for layer in range(sweep_layers):
+                for target in (0, 127):  # "none", then the last label
+                    self.sender.send_message([0xB0, 24, int((layer + 0.5) * 128 / sweep_layers)])
+                    self.sender.send_message([0xB0, 25, target])
+                    self.sent += 2
+                    if self._stop.wait(hold_s):
+                        return
             while not self._stop.wait(1.0 / self.rate):
                 self.send_one()
         self._thread = threading.Thread(target=run, daemon=True)

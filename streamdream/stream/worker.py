@@ -72,6 +72,9 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
                 if len(dreamers) >= MAX_DREAMERS:
                     dreamers.pop(next(iter(dreamers)))
                 dreamers[key] = make_dreamer(params)
+                if len(dreamers) > 1:  # the first is the run's own; later ones cost memory for good (above)
+                    say(f"new dream objective: layer {params.layer or 'default'}, "
+                        f"{'a' if params.target or params.away else 'no'} target ({len(dreamers)} kept)")
             try:
                 dreamed = dreamers[key].dream_window(window, k, params)
             except Exception as exc:
