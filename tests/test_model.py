@@ -144,5 +144,5 @@ def test_the_shipped_model_converts_and_hears_the_demo_clip_as_its_card_says():
     assert got[-1].shape == (1, 18)
     audio, rate = sf.read(shipped_path(DEMO_CLIP), dtype="float32", always_2d=True)
     probs = classify(audio.T, rate, info=info)
-    # models/MODEL_CARD.md: the demo clip is heard "mostly as bass, 31%"
-    assert max(probs, key=probs.get) == "bass" and 0.25 < probs["bass"] < 0.37
+    # models/MODEL_CARD.md: the demo clip is heard "mostly as bass, 19%" (the robust model)
+    assert max(probs, key=probs.get) == "bass" and 0.13 < probs["bass"] < 0.25
