@@ -45,8 +45,9 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
     # TorchScript keeps every traced and scripted module type for the life of the process, so a worker
     # that dropped and rebuilt Dreamers grew ~30 MiB per rebuild without end (measured, default model).
     # Kept, memory is bounded by the objectives a run reaches: the knobs and --evolve reach the
-    # model's recommended layers, with or without a target (10 for the default model). MAX_DREAMERS
-    # is only a safety net; past it the oldest goes.
+    # model's recommended layers, with or without a target (12 for the default model, 13 with the
+    # run's own starting layer; about 100 MiB each, scripts/soak.py). MAX_DREAMERS is only a safety
+    # net; past it the oldest goes.
     dreamers: dict = {}
     last_dream = None
     next_k = 0
