@@ -536,23 +536,20 @@ def adversarial_features(net, feats, target, rms, steps, gen):
     features of its classes, not at tiny patterns only it responds to (Madry et al. 2018; Santurkar et
     al. 2019 on robust classifiers as generators), which is what a dream follows.
     """
-    flat = feats[0].numel()
-    radius = rms * flat ** 0.5
+    radius = rms * feats[0].numel() ** 0.5
 
-    def project(delta):
-        norm = delta.flatten(1).norm(dim=1).clamp(min=1e-12)
-        return delta * (radius / norm).clamp(max=1.0).view(-1, *[1] * (delta.dim() - 1))
+    def norm(x):  # per example, shaped to scale the example
+        return x.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (x.dim() - 1))
 
-    delta = torch.randn(feats.shape, generator=gen)
-    delta = project(delta * (radius * torch.rand(len(feats), generator=gen)
-                             / delta.flatten(1).norm(dim=1)).view(-1, *[1] * (feats.dim() - 1)))
+    start = torch.randn(feats.shape, generator=gen)  # a random point inside the ball
+    delta = start / norm(start) * radius * torch.rand(len(feats), generator=gen).view(norm(start).shape)
     step = 2.5 * radius / steps
     for _ in range(steps):
         delta.requires_grad_(True)
         loss = soft_cross_entropy(net(feats + delta), target)
         grad, = torch.autograd.grad(loss, delta)
-        grad = grad / grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, *[1] * (feats.dim() - 1))
-        delta = project(delta.detach() + step * grad)
+        delta = delta.detach() + step * grad / norm(grad)
+        delta = delta * (radius / norm(delta)).clamp(max=1.0)  # back onto the ball
     return (feats + delta).detach()
 
 
