@@ -30,44 +30,8 @@ sys.path.insert(0, str(ROOT))
 from jackserver import JackServer  # noqa: E402
 from knobtraffic import KnobTraffic, instant_and_depth  # noqa: E402
 from stallwatch import StallWatch  # noqa: E402
+from terminal import Terminal  # noqa: E402
 from streamdream.params import Params  # noqa: E402
-
-
-class Terminal:
-    """A pseudo-terminal for the engine's stdout and stderr, so rich draws its live display as on a real
-    one (120 x 40); a thread reads it, as a terminal would, and keeps the last 64 kB."""
-
-    def __init__(self):
-        import fcntl
-        import pty
-        import struct
-        import termios
-
-        self.fd, self.child_fd = pty.openpty()
-        fcntl.ioctl(self.child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        self.bytes_read, self.tail = 0, b""
-
-    def start_reading(self) -> None:
-        import threading
-
-        os.close(self.child_fd)  # the engine holds it now; reading ends when the engine does
-
-        def read():
-            while True:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                self.bytes_read += len(chunk)
-                self.tail = (self.tail + chunk)[-65536:]
-        self._thread = threading.Thread(target=read, daemon=True)
-        self._thread.start()
-
-    def text(self) -> str:
-        self._thread.join(timeout=10)
-        return self.tail.decode(errors="replace")
 
 
 def main() -> int:

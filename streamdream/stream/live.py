@@ -19,6 +19,7 @@ from ..audio.files import read_audio
 from ..params import Params
 from ..errors import FileWriteError, MidiPortError, ParameterError, RunError, StreamDreamError
 from ..memory import no_huge_pages
+from .display import DisplayPipe, status_view
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder, default_format
 
@@ -137,8 +138,8 @@ class StatsFile:
     """--stats: rewritten whole once a second. It is a side channel, so a write that fails mid-run
     (disk full) is reported once and the audio goes on; the path itself was checked before the start."""
 
-    def __init__(self, path: str | None, console):
-        self.path, self.console, self.failed = path, console, False
+    def __init__(self, path: str | None, say):
+        self.path, self.say, self.failed = path, say, False
 
     def write(self, snap: dict) -> None:
         if not self.path:
@@ -148,38 +149,8 @@ class StatsFile:
             self.failed = False
         except FileWriteError as exc:
             if not self.failed:
-                self.console.print(f"[yellow]warning:[/] {exc}; will keep trying", highlight=False, soft_wrap=True)
+                self.say.warn(f"warning: {exc}; will keep trying")
             self.failed = True
-
-
-def _meter(level: float) -> str:
-    db = 20 * np.log10(max(level, 1e-6))
-    filled = int(max(0, min(30, (db + 60) / 2)))
-    return "#" * filled + "." * (30 - filled) + f" {db:6.1f} dBFS"
-
-
-def render_status(engine: Engine, snap: dict):
-    from rich.table import Table
-
-    table = Table(show_header=False, box=None, padding=(0, 1))
-    table.add_row("input", _meter(snap["input_peak"]))
-    table.add_row("output", _meter(snap["output_peak"]))
-    table.add_row("latency", f"{snap['latency_s']:.3f} s ({snap['latency_frames']} frames)")
-    s = engine.stats
-    if s.current_window >= 0:
-        progress = min(1.0, (time.perf_counter() - s.window_started) / max(1e-3, snap["dream_seconds_per_window"]["mean"] or 1.0))
-        table.add_row("dreaming", f"window {s.current_window}  [{'=' * int(progress * 20):<20}]")
-    d = snap["dream_seconds_per_window"]
-    if d["last"] is not None:
-        table.add_row("dream time", f"{d['last']:.2f} s/window (mean {d['mean']:.2f}), real-time factor "
-                                    f"{snap['real_time_factor']:.2f}")
-    table.add_row("windows", f"{snap['windows_dreamed']} dreamed, {snap['late_windows']} late, "
-                             f"{snap['failed_windows']} failed, {snap['warmup_windows']} warm-up")
-    table.add_row("xruns", ", ".join(f"{k} {v}" for k, v in snap["xruns"].items() if v) or "none")
-    c = snap["controls"]
-    table.add_row("controls", f"intensity {c['intensity']:.2f}  mix {c['mix']:.2f}  gain "
-                              f"{20 * np.log10(max(c['gain'], 1e-6)):+.1f} dB")
-    return table
 
 
 def warm_dreamer(params: Params, sample_rate: int, window_frames: int):
@@ -338,6 +309,16 @@ def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback
     return engine
 
 
+def open_display(console) -> DisplayPipe | None:
+    """The live status, drawn by its own process on the console's terminal; None if it cannot start
+    (a console without a file descriptor, no processes left): the run goes on without it."""
+    try:
+        return DisplayPipe(console)
+    except (OSError, ValueError, AttributeError) as exc:  # io.UnsupportedOperation is an OSError
+        logging.getLogger("streamdream").warning(f"no live display: {exc}")
+        return None
+
+
 class Say:
     """Messages to the screen and the log. A closed terminal (SIGHUP, ssh gone) must not stop the show
     or lose the recording: after the first failed write the screen is left alone."""
@@ -345,13 +326,17 @@ class Say:
     def __init__(self, console):
         self.console = console
         self.screen = True
+        self.display = None  # a DisplayPipe while the live status is drawn: messages then print through it
         self.log = logging.getLogger("streamdream")
 
     def __call__(self, text: str, style: str | None = None, level: int = logging.INFO) -> None:
         self.log.log(level, text)
+        markup = f"[{style}]{text}[/]" if style else text
+        if self.display is not None and self.display.say(markup):
+            return
         if self.screen:
             try:
-                self.console.print(f"[{style}]{text}[/]" if style else text)
+                self.console.print(markup)
             except (OSError, ValueError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
                 self.screen = False
 
@@ -381,7 +366,7 @@ class Session:
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self.stopped_by: list[int] = []
-        self.stats_file = StatsFile(opts.stats_path, say.console)
+        self.stats_file = StatsFile(opts.stats_path, say)
         self.next_restart_at: float | None = None
         self.restarting: threading.Thread | None = None
         self.last_restart = 0.0
@@ -428,10 +413,7 @@ class Session:
         self.device.start()
         try:
             if not opts.quiet:
-                from rich.live import Live
-                self.display = Live(render_status(engine, stats_snapshot(engine, self.started, opts.blocksize)),
-                                    console=self.say.console, refresh_per_second=4, transient=False)
-                self.display.start()
+                self.display = self.say.display = open_display(self.say.console)
             self._watch()
         finally:
             snap = self._finish()
@@ -484,12 +466,10 @@ class Session:
                 snap = self.snapshot()
                 self.stats_file.write(snap)
                 last_stats = now
-            if self.display is not None:
-                try:
-                    self.display.update(render_status(engine, snap or stats_snapshot(engine, self.started,
-                                                                                      opts.blocksize)))
-                except (OSError, ValueError, SystemExit):
-                    self.display = None  # the terminal went away; carry on without a display
+            if self.display is not None and self.display.due():
+                s = engine.stats
+                dreaming = (s.current_window, now - s.window_started) if s.current_window >= 0 else None
+                self.display.status(status_view(snap or stats_snapshot(engine, self.started, opts.blocksize), dreaming))
 
     def snapshot(self) -> dict:
         snap = stats_snapshot(self.engine, self.started, self.opts.blocksize, self.midi,
@@ -601,13 +581,11 @@ class Session:
             self.osc.stop()
         if self.midi is not None:
             self.midi.close()
-        if self.display is not None:
-            try:
-                self.display.stop()
-            except (OSError, ValueError, SystemExit):
-                pass
         snap = self.snapshot()
         self.stats_file.write(snap)
         if path is not None:
             self.say(f"recorded {snap['recorded_s']:.1f} s to {path}")
+        if self.display is not None:  # last: it draws the final status, then the messages above go on the console
+            self.display.close(status_view(snap, None))
+            self.say.display = None
         return snap
