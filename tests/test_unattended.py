@@ -120,3 +120,32 @@ def test_a_walk_over_layers_and_targets_builds_each_dreamer_once(mel_model):
     assert engine.worker_error is None
     assert engine.stats.windows_dreamed > 15 * len(objectives)  # each objective dreamed again and again
     assert Counter(built) == Counter((layer, target is not None) for layer, target in objectives)
+
+
+def test_no_layer_and_the_default_layers_own_name_share_one_dreamer(mel_model):
+    """A knob or --evolve that names the model's default layer reaches the objective a piece with no
+    --layer started on: it must not build (and keep, for good) a second Dreamer for it."""
+    from streamdream.dreaming.model import read_model_info
+
+    rate, block = 8000, 4000
+    built = []
+
+    def factory(params):
+        built.append(params.layer)
+        return HalfDreamer()
+
+    default = read_model_info(mel_model).dream_layer
+    other = next(layer.name for layer in read_model_info(mel_model).recommended if layer.name != default)
+    engine = Engine(knob_params(mel_model).with_changes(layer=None), rate, block, budget_s=1.0,
+                    source=FileSource(music_clip(rate, 3.0)), dreamer_factory=factory, lockstep=True)
+    out = np.zeros((block, 2), dtype=np.float32)
+    engine.start_worker()
+    try:
+        for n in range(90):  # each spelling held for a few windows, again and again
+            engine.set_params(engine.params.with_changes(layer=(None, default, other)[n // 3 % 3]), instant=False)
+            engine.wait_for_dreams(block)
+            engine.process(None, out, block, None)
+    finally:
+        engine.stop_worker()
+    assert engine.worker_error is None
+    assert sorted(built, key=str) == sorted([None, other], key=str)

@@ -44,7 +44,7 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
     layers = []
     spec = params.layer
     if spec is None and params.target is None and params.away is None:
-        spec = info.default_layer or (info.recommended[len(info.recommended) // 2].name if info.recommended else None)
+        spec = info.dream_layer
         if spec is None:
             raise ParameterError(f"{info.path.name} names no default layer; pick one with --layer "
                                  f"(list them with: streamdream models info {info.path})")

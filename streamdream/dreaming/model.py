@@ -90,6 +90,12 @@ class ModelInfo:
     multi_label: bool = False  # several labels at once (the pitch model's keys): probabilities by sigmoid
 
     @property
+    def dream_layer(self) -> str | None:
+        """The layer a dream without --layer or --target amplifies: the file's default, else the middle
+        recommended layer."""
+        return self.default_layer or (self.recommended[len(self.recommended) // 2].name if self.recommended else None)
+
+    @property
     def stereo_input(self) -> bool:
         """Raw images and stereo waveform models take both channels at once (mono is given as L = R)."""
         return self.view == "raw-image" or (self.view == "waveform" and self.model_channels == 2)

@@ -9,6 +9,7 @@ the same DreamExchange (audio/shared.py); in process mode it lives in shared mem
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -109,11 +110,20 @@ def dreamer_key(params: Params | None):
     """Settings that need a new Dreamer (new objective, model or view); the rest are read per window.
 
     Which classes --target/--away name (a chord held on a keyboard) is read per window too:
-    only whether there are any changes the traced objective."""
+    only whether there are any changes the traced objective. No layer and no target means the
+    model's default layer, so both spellings share one Dreamer."""
     if params is None:
         return None
-    return (params.model, params.view, params.reconstruct, params.layer, bool(params.target or params.away),
-            params.backend, params.device, params.top_db)
+    targeted = bool(params.target or params.away)
+    layer = params.layer if params.layer is not None or targeted else _dream_layer(params.model, params.view)
+    return (params.model, params.view, params.reconstruct, layer, targeted, params.backend, params.device,
+            params.top_db)
+
+
+@functools.lru_cache(maxsize=16)
+def _dream_layer(model: str | None, view: str | None) -> str | None:
+    from ..dreaming.model import read_model_info
+    return read_model_info(model, view).dream_layer
 
 
 def keyboard_params(params: Params, labels: list[str]) -> Params | None:
