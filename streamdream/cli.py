@@ -66,6 +66,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
                                     f"has energy, {r['shape']}, 1 = in proportion (default {d.shape:g})")
     add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow, "
                                   f"{r['eot']}, 1 = full (default {d.eot:g})")
+    add("--keep", type=float, help="with --target: push what the model hears in the input at this weight too, so "
+                                   f"the music stays itself while it moves, {r['keep']} (default {d.keep:g})")
     add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
     add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
     add("--gain", dest="gain_db", type=float,

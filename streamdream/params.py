@@ -42,6 +42,7 @@ RANGES = {
     "top_db": Range(0.0, 200.0, "--top-db", " dB (0 = the model's own floor)"),
     "shape": Range(0.0, 4.0, "--shape", " (0 = off)"),
     "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
+    "keep": Range(0.0, 2.0, "--keep", " (0 = off)"),
     "intensity": Range(0.0, 2.0, "--intensity"),
     "mix": Range(0.0, 1.0, "--mix"),
     "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
@@ -71,6 +72,7 @@ class Params:
     top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
     shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
+    keep: float = 0.0               # with --target: also push the input's own top label, at this weight (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"
     device: str = "auto"

@@ -156,3 +156,24 @@ def test_transformations_change_the_dream_reproducibly(mel_model):
     assert np.abs(a - plain).max() > 1e-4
     # the view heard a transformed copy, but the step lands on the clean window: no noise is added
     assert np.all(np.isfinite(a)) and np.abs(a - window).max() < 10 * np.abs(plain - window).max()
+
+
+def test_keep_also_pushes_what_the_model_hears_most_in_the_input(mel_model):
+    from streamdream.dreaming.classify import classify
+
+    window = music_clip(RATE, 2.0)
+    heard = classify(window, RATE, str(mel_model), window_s=2.0)
+    ranked = sorted(heard, key=heard.get, reverse=True)
+    labels = list(heard)
+    for target, kept in ((ranked[-1], ranked[0]), (ranked[0], ranked[1])):  # the top label itself is no keep
+        dreamer = make(mel_model, target=target, keep=0.5)
+        weights = dreamer.target_weights(dreamer.params, torch.from_numpy(window)).tolist()
+        assert dict(zip(labels, weights)) == {label: {target: 1.0, kept: 0.5}.get(label, 0.0) for label in labels}
+    # the dream with --keep leaves the input's own label stronger than the same dream without it
+    target, kept = ranked[-1], ranked[0]
+
+    def kept_score(keep):
+        dreamed = make(mel_model, target=target, keep=keep, step_size=0.2).dream_window(window, 0)
+        return classify(dreamed, RATE, str(mel_model), window_s=2.0)[kept]
+    assert kept_score(1.0) > kept_score(0.0)
+    assert make(mel_model, keep=0.5).target_weights(Params(keep=0.5), torch.from_numpy(window)).tolist() == [0.0]

@@ -162,11 +162,27 @@ class Dreamer:
         """FFT size for shaping the update: the power of two at or above 40 ms (2048 points at 44.1 and 48 kHz)."""
         return fft_size(round(0.04 * self.rate))
 
-    def target_weights(self, p: Params) -> torch.Tensor:
-        """The class weights `p` asks for (--target/--away), as the objective takes them per window."""
+    def target_weights(self, p: Params, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The class weights `p` asks for (--target/--away), as the objective takes them per window.
+        With --keep and the window `x`, the label the model hears most in it (a target aside) is pushed too."""
         if not self.objective.logits:
             return torch.zeros(1, device=self.device)
-        return torch.from_numpy(class_weights(p, self.info, self.n_classes)).to(self.device)
+        weights = class_weights(p, self.info, self.n_classes)
+        if p.keep > 0 and x is not None and np.any(weights > 0):
+            weights[self.heard_most(x, skip=weights > 0)] += p.keep
+        return torch.from_numpy(weights).to(self.device)
+
+    def heard_most(self, x: torch.Tensor, skip: np.ndarray) -> int:
+        """The class the model scores highest in the window x (channels, samples), over `skip`ped ones."""
+        with torch.no_grad():
+            outs = self.loaded.module(self.view(x))
+            if not isinstance(outs, (tuple, list)):
+                outs = (outs,)
+            logits = outs[self.objective.outputs().index(self.objective.logits)]
+            scores = logits.movedim(self.info.class_axis, -1).reshape(-1, logits.shape[self.info.class_axis]).mean(0)
+        scores = scores.cpu().numpy()
+        scores[skip] = -np.inf
+        return int(np.argmax(scores))
 
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
@@ -229,7 +245,7 @@ class Dreamer:
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p), p.shape,
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p, x), p.shape,
                                 transforms, noise)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.rate != self.sample_rate:
