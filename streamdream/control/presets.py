@@ -30,6 +30,7 @@ BUILTIN_PRESETS: dict[str, dict] = {
     "unshaped": {"top_db": 0.0, "shape": 0.0},              # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**MUSICAL, "step_size": 0.025},              # half the change: a tint
     "deep": {**MUSICAL, "steps": 8, "step_size": 0.1},      # twice the steps and step: offline or a long budget
+    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.25},  # deep toward --target, the music kept
     "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
 }
 
