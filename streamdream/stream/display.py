@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -67,7 +68,8 @@ def status_table(view: dict):
 class DisplayPipe:
     """The audio process's end: starts the drawing process on the console's own terminal and feeds it.
     Writes never block the caller: while the drawer is behind, status lines are skipped (the next one
-    replaces them) and messages wait in `pending`, written as the pipe takes them."""
+    replaces them) and messages wait in `pending`, written as the pipe takes them. Messages come from
+    several threads (main, MIDI, OSC), so one lock keeps their lines whole."""
 
     def __init__(self, console):
         terminal = console.file.fileno()  # io.UnsupportedOperation (an OSError) for a console in memory
@@ -85,22 +87,26 @@ class DisplayPipe:
         self.pending = b""
         self.alive = True
         self.last_status = 0.0
+        self.lock = threading.Lock()
 
     def due(self) -> bool:
         return time.monotonic() - self.last_status >= STATUS_EVERY_S
 
     def status(self, view: dict) -> None:
         self.last_status = time.monotonic()
-        if self.alive and self._flush():  # a status the drawer cannot take yet is stale by the next one
-            self._send({"status": view})
+        with self.lock:
+            if self.alive and self._flush():  # a status the drawer cannot take yet is stale by the next one
+                self._send({"status": view})
 
     def say(self, markup: str) -> bool:
         """False when there is no drawer to print it: the caller prints it itself."""
-        if self.alive:
-            self._send({"say": markup})
-        return self.alive
+        with self.lock:
+            if self.alive:
+                self._send({"say": markup})
+            return self.alive
 
     def _send(self, message: dict) -> None:
+        """Queue one line and write what the pipe takes (the caller holds the lock)."""
         self.pending += json.dumps(message).encode() + b"\n"
         if not self._flush() and len(self.pending) > MAX_PENDING:
             # the drawer has been stuck for long: drop all but the rest of a line the pipe already has a part
@@ -122,17 +128,18 @@ class DisplayPipe:
         """Hand over the last status, and give the drawer `timeout` seconds to print it and end.
         A terminal paused for good (Ctrl-S) keeps the drawer waiting: then it is killed."""
         deadline = time.monotonic() + timeout
-        if self.alive:
-            self._send({"status": last_view})
-            while not self._flush() and time.monotonic() < deadline:
-                time.sleep(0.01)
-        os.close(self.fd)  # the drawer reads to the end of the pipe, draws the last status and ends
+        with self.lock:
+            if self.alive:
+                self._send({"status": last_view})
+                while not self._flush() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            self.alive = False  # from here on, messages are printed by the engine itself
+            os.close(self.fd)  # the drawer reads to the end of the pipe, draws the last status and ends
         try:
             self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.alive = False
 
 
 def _ignore_interrupts() -> None:
@@ -154,13 +161,13 @@ def main() -> int:
         for line in sys.stdin:
             message = json.loads(line)
             if "say" in message:
-                (live.console if live else console).print(message["say"])
+                _print(live.console if live else console, message["say"])
             elif live is None:
                 live = Live(status_table(message["status"]), console=console, auto_refresh=False, transient=False)
                 live.start(refresh=True)
             else:
                 live.update(status_table(message["status"]), refresh=True)
-    except (OSError, ValueError, KeyboardInterrupt):  # the terminal went away: nothing left to draw on
+    except (OSError, ValueError, KeyboardInterrupt):  # the terminal went away (or a broken pipe): nothing to do
         return 1
     finally:
         if live is not None:
@@ -169,6 +176,16 @@ def main() -> int:
             except (OSError, ValueError):
                 pass
     return 0
+
+
+def _print(console, markup: str) -> None:
+    """A message whose own text looks like markup (a path with [brackets]) is printed as it is."""
+    from rich.errors import MarkupError
+
+    try:
+        console.print(markup)
+    except MarkupError:
+        console.print(markup, markup=False)
 
 
 if __name__ == "__main__":
