@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dream speed on one 9-s stereo 48 kHz window: TorchScript vs eager, per step, FLOPs, ORT lower bound.
 
-    python scripts/bench_dream.py [--model M] [--repeats 3]
+    python scripts/bench_dream.py [--model M] [--repeats 3] [--preset NAME] [--target LABEL]
 
 Prints a markdown table for docs/BENCHMARKS.md. Everything is measured in this run.
 """
@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streamdream.params import Params  # noqa: E402
+from streamdream.control.presets import builtin_preset  # noqa: E402
 from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
 from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
 from streamdream.dreaming.model import default_model_path, model_path as resolve_model  # noqa: E402
@@ -89,10 +89,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(default_model_path()), help="an .onnx file or a shipped model name")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset", default="live", help="the dream settings measured (default: live, the defaults)")
+    parser.add_argument("--target", default=None, help="a label to dream toward (--keep acts only with one)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     window = test_window()
-    defaults = Params(model=args.model)
+    defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target)
     frames = window.shape[1]
 
     results = {}
@@ -112,8 +114,9 @@ def main() -> int:
     except (OSError, StopIteration):
         pass
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"model: {args.model}; defaults: {defaults.octaves} octaves x {defaults.steps} steps "
-          f"(scale {defaults.octave_scale}), one 9-s stereo 48 kHz window, median of {args.repeats}\n")
+    print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}: "
+          f"{defaults.octaves} octaves x {defaults.steps} steps (scale {defaults.octave_scale}), step "
+          f"{defaults.step_size:g}, keep {defaults.keep:g}; one 9-s stereo 48 kHz window, median of {args.repeats}\n")
     print("| measure | value |")
     print("|---|---|")
     for backend, seconds in results.items():
@@ -125,7 +128,7 @@ def main() -> int:
     print(f"| fp32 matmul peak measured (2048^3 sgemm) | {peak / 1e9:.1f} GFLOP/s |")
     print(f"| step efficiency (FLOPs / step time / peak) | {100 * step_flops / step_seconds / peak:.1f}% |")
     print(f"| ONNX Runtime forward only (lower bound of the forward half) | {ort_seconds * 1000:.1f} ms |")
-    print(f"| steps per window at defaults (coarse octaves cost less) | {steps_total} |")
+    print(f"| steps per window (coarse octaves cost less) | {steps_total} |")
     return 0
 
 
