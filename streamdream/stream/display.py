@@ -183,9 +183,9 @@ def _print(console, markup: str) -> None:
     from rich.errors import MarkupError
 
     try:
-        console.print(markup)
+        console.print(markup, soft_wrap=True)
     except MarkupError:
-        console.print(markup, markup=False)
+        console.print(markup, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

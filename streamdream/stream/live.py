@@ -336,7 +336,7 @@ class Say:
             return
         if self.screen:
             try:
-                self.console.print(markup)
+                self.console.print(markup, soft_wrap=True)  # one message, one line: the terminal wraps it
             except (OSError, ValueError, SystemExit):  # rich turns a broken pipe into SystemExit(1)
                 self.screen = False
 
