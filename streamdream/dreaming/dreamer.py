@@ -11,7 +11,8 @@ from torch import nn
 from ..params import Params
 from ..errors import ParameterError
 from ..memory import keep_freed_memory
-from .loop import DreamLoop, Objective, ObjectiveNet, octave_sizes, script_loop, trace_objective
+from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, octave_sizes, outputs_by_name, script_loop,
+                   trace_objective)
 from .model import LoadedModel, ModelInfo, convert, read_model_info
 from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
 
@@ -175,12 +176,8 @@ class Dreamer:
     def heard_most(self, x: torch.Tensor, skip: np.ndarray) -> int:
         """The class the model scores highest in the window x (channels, samples), over `skip`ped ones."""
         with torch.no_grad():
-            outs = self.loaded.module(self.view(x))
-            if not isinstance(outs, (tuple, list)):
-                outs = (outs,)
-            logits = outs[self.objective.outputs().index(self.objective.logits)]
-            scores = logits.movedim(self.info.class_axis, -1).reshape(-1, logits.shape[self.info.class_axis]).mean(0)
-        scores = scores.cpu().numpy()
+            by_name = outputs_by_name(self.loaded.module, self.view(x), self.objective.outputs())
+            scores = class_scores(by_name[self.objective.logits], self.objective.class_axis).cpu().numpy()
         scores[skip] = -np.inf
         return int(np.argmax(scores))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import List
+from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,20 @@ class Objective:
         return names
 
 
+def outputs_by_name(net: nn.Module, view: torch.Tensor, names: List[str]) -> Dict[str, torch.Tensor]:
+    """The CNN's outputs for `view`, keyed by the tensor names it was converted to return."""
+    outs = net(view)
+    if not isinstance(outs, (tuple, list)):
+        outs = (outs,)
+    return dict(zip(names, outs))
+
+
+def class_scores(logits: torch.Tensor, class_axis: int) -> torch.Tensor:
+    """One score per class, averaged over batch and frames (every axis but `class_axis`)."""
+    logits = logits.movedim(class_axis, -1)
+    return logits.reshape(-1, logits.shape[-1]).mean(0)
+
+
 class ObjectiveNet(nn.Module):
     """(CNN input, class weights) -> scalar objective. Built per objective, then traced."""
 
@@ -53,10 +67,7 @@ class ObjectiveNet(nn.Module):
         self.names = objective.outputs()
 
     def forward(self, view: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
-        outs = self.net(view)
-        if not isinstance(outs, (tuple, list)):
-            outs = (outs,)
-        by_name = dict(zip(self.names, outs))
+        by_name = outputs_by_name(self.net, view, self.names)
         total = view.new_zeros(())
         for name, weight, channel, axis in self.objective.layers:
             act = by_name[name]
@@ -64,8 +75,7 @@ class ObjectiveNet(nn.Module):
                 act = act.select(axis, channel)
             total = total + weight * act.pow(2).mean()
         if self.objective.logits:
-            logits = by_name[self.objective.logits].movedim(self.objective.class_axis, -1)
-            scores = logits.reshape(-1, logits.shape[-1]).mean(0)  # per class, over batch and frames
+            scores = class_scores(by_name[self.objective.logits], self.objective.class_axis)
             total = total + (scores * class_weights).sum()
         return total
 

@@ -11,14 +11,13 @@ its messages go back to its own console.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-
-import numpy as np
 
 STATUS_EVERY_S = 0.25    # the status is redrawn 4 times a second
 MAX_PENDING = 1 << 20    # bytes held back while the drawer is behind (a paused terminal); beyond: dropped
@@ -36,7 +35,7 @@ def status_view(snap: dict, dreaming: tuple[int, float] | None) -> dict:
 
 
 def _meter(level: float) -> str:
-    db = 20 * np.log10(max(level, 1e-6))
+    db = 20 * math.log10(max(level, 1e-6))
     filled = int(max(0, min(30, (db + 60) / 2)))
     return "#" * filled + "." * (30 - filled) + f" {db:6.1f} dBFS"
 
@@ -61,7 +60,7 @@ def status_table(view: dict):
     table.add_row("xruns", ", ".join(f"{k} {v}" for k, v in view["xruns"].items() if v) or "none")
     c = view["controls"]
     table.add_row("controls", f"intensity {c['intensity']:.2f}  mix {c['mix']:.2f}  gain "
-                              f"{20 * np.log10(max(c['gain'], 1e-6)):+.1f} dB")
+                              f"{20 * math.log10(max(c['gain'], 1e-6)):+.1f} dB")
     return table
 
 

@@ -362,7 +362,6 @@ class Session:
         self.recorder: Recorder | None = None
         self.pump = None
         self.osc = None
-        self.display = None
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self.stopped_by: list[int] = []
@@ -413,7 +412,7 @@ class Session:
         self.device.start()
         try:
             if not opts.quiet:
-                self.display = self.say.display = open_display(self.say.console)
+                self.say.display = open_display(self.say.console)
             self._watch()
         finally:
             snap = self._finish()
@@ -466,10 +465,11 @@ class Session:
                 snap = self.snapshot()
                 self.stats_file.write(snap)
                 last_stats = now
-            if self.display is not None and self.display.due():
+            display = self.say.display
+            if display is not None and display.due():
                 s = engine.stats
                 dreaming = (s.current_window, now - s.window_started) if s.current_window >= 0 else None
-                self.display.status(status_view(snap or stats_snapshot(engine, self.started, opts.blocksize), dreaming))
+                display.status(status_view(snap or stats_snapshot(engine, self.started, opts.blocksize), dreaming))
 
     def snapshot(self) -> dict:
         snap = stats_snapshot(self.engine, self.started, self.opts.blocksize, self.midi,
@@ -585,7 +585,7 @@ class Session:
         self.stats_file.write(snap)
         if path is not None:
             self.say(f"recorded {snap['recorded_s']:.1f} s to {path}")
-        if self.display is not None:  # last: it draws the final status, then the messages above go on the console
-            self.display.close(status_view(snap, None))
+        if self.say.display is not None:  # last: it draws the final status; later messages go to the console
+            self.say.display.close(status_view(snap, None))
             self.say.display = None
         return snap
