@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import resource
 import sys
 
 import numpy as np
@@ -54,6 +55,36 @@ def keep_freed_memory() -> None:
     libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's largest allowed value on 64-bit
     libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
     _heap_kept = True
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap_bytes() -> tuple[int, int]:
+    """(bytes malloc has handed out and not had back, bytes freed but kept for reuse), from glibc's
+    mallinfo2 (glibc 2.33+); (0, 0) where that is not available. The second is what keep_freed_memory
+    keeps: it shows whether a process's growth is memory in use or memory held for reuse."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return 0, 0
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd), int(info.fordblks)
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def no_huge_pages() -> None:

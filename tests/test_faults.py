@@ -169,6 +169,26 @@ def test_an_exception_in_the_callback_gives_silence_and_the_real_error(mel_model
     assert snap["seconds_out"] == pytest.approx(4.0, abs=BLOCK / RATE)  # the run went on
 
 
+
+def test_an_exception_before_the_input_is_kept_still_keeps_the_stated_latency(mel_model):
+    """The source raises before the block's input reaches the ring: the callback fills that input with
+    silence, so input and output stay one latency apart for the rest of the run."""
+    params = fast_params(mel_model, intensity=0.0)
+    engine = Engine(params, RATE, BLOCK, budget_s=0.5, source=FileSource(music_clip(RATE, 4.0)))
+    real = engine.source.fill
+    calls = [0]
+
+    def source_with_a_bug(block):
+        calls[0] += 1
+        if calls[0] == 100:
+            raise ValueError("injected bug in the source")
+        return real(block)
+
+    engine.source.fill = source_with_a_bug
+    snap, said, _ = run_session(engine, 4.0)
+    assert snap["callback_errors"] == 1 and "ValueError: injected bug in the source" in said
+    assert engine.in_ring.written - engine.preroll == engine.out_pos == round(snap["seconds_out"] * RATE)
+
 def _loop_cmd(model, tmp_path, *extra):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 4.0).T, RATE)

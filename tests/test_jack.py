@@ -1,5 +1,6 @@
 """The real audio path: PortAudio on a JACK server (dummy driver), fed and recorded by JACK's own clients."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -154,3 +155,52 @@ def test_loop_with_its_watchdog_plays_on_when_the_jack_server_comes_back(jack, m
     assert sf.info(str(rec)).frames > 2 * 48000  # the first engine's recording, finished when it lost the device
     later = sorted(tmp_path.glob("rec-*.wav"))
     assert later and sf.info(str(later[-1])).frames == round(json.loads(stats.read_text())["seconds_out"] * 48000)
+
+
+def test_a_stalled_server_is_recorded_as_the_silence_it_played_so_the_recording_keeps_wall_time(jack, mel_model,
+                                                                                                tmp_path):
+    """The JACK server is stopped twice for 0.3 s, as a VM stall does: it drops the cycles it missed and the
+    engine is never called for them. The recording holds each as a run of silence, so it stays as long as
+    the wall time the piece ran, and everything played is in it around the gaps."""
+    import signal
+    src, stats, rec = tmp_path / "tone.wav", tmp_path / "stats.json", tmp_path / "rec.wav"
+    t = np.arange(4 * 48000) / 48000
+    sf.write(src, np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1).astype(np.float32), 48000)
+    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
+           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
+           "--no-midi", "--intensity", "0", "--model", str(mel_model), "--stats", str(stats), "--record", str(rec)]
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    jack.clients.append(proc)
+
+    def seconds_out():
+        try:
+            return json.loads(stats.read_text())["seconds_out"]
+        except (OSError, ValueError):
+            return 0.0
+
+    deadline = time.monotonic() + 300
+    for when in (5.0, 8.0):  # after the tone is heard (it starts one budget after the start)
+        while seconds_out() < when:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+            time.sleep(0.1)
+        os.kill(jack.proc.pid, signal.SIGSTOP)
+        time.sleep(0.3)  # the stall itself
+        os.kill(jack.proc.pid, signal.SIGCONT)
+    while seconds_out() < 11.0:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.terminate()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    snap = json.loads(stats.read_text())
+    audio, _ = sf.read(rec, dtype="float32")
+    played, skipped = round(snap["seconds_out"] * 48000), round(snap["skipped_s"] * 48000)
+    assert audio.shape[0] == played + skipped
+    # each stop loses what the server did not run: 0.3 s, less the cycle or two it runs at once on waking
+    assert 2 * 0.25 * 48000 <= skipped <= 2 * 0.31 * 48000
+    # the gaps are where the tone was playing: exact zeros in runs of more than 10 ms, and only those
+    silent = np.all(audio == 0.0, axis=1)
+    first = int(np.argmax(~silent))
+    edges = np.flatnonzero(np.diff(silent[first:].astype(np.int8)))
+    runs = [(b - a) for a, b in zip(edges[::2], edges[1::2])]
+    gaps = [r for r in runs if r > 480]
+    assert len(gaps) == 2 and abs(sum(gaps) - skipped) < 512  # (a watch after a gap may add a few frames more)

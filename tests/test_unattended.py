@@ -149,3 +149,46 @@ def test_no_layer_and_the_default_layers_own_name_share_one_dreamer(mel_model):
         engine.stop_worker()
     assert engine.worker_error is None
     assert sorted(built, key=str) == sorted([None, other], key=str)
+
+
+def _callbacks(seconds: float, clock_ppm: float = 0.0, stalls=(), late=(), flags=(), seed=0):
+    """A device's callbacks as (start time, frames, xrun flag): 512-frame blocks at 48 kHz with up to 0.5 ms
+    of jitter, a clock `clock_ppm` slow against the wall, `stalls` {time: seconds dropped}, `late`
+    callbacks (time: seconds late, the next ones on time again), xrun `flags` at given times."""
+    rng = np.random.default_rng(seed)
+    period = 512 / 48000 * (1 + clock_ppm * 1e-6)
+    t, shift, out = 0.0, 0.0, []
+    stalls, late, flags = dict(stalls), dict(late), sorted(flags)
+    while t < seconds:
+        for when in [w for w in stalls if w <= t]:
+            shift += stalls.pop(when)
+        delay = next((late.pop(w) for w in list(late) if w <= t), 0.0)
+        flag = bool(flags) and flags[0] <= t
+        if flag:
+            flags.pop(0)
+        out.append((100.0 + t + shift + delay + rng.uniform(0, 0.0005), 512, flag))
+        t += period
+    return out
+
+
+def _skipped(callbacks) -> int:
+    from streamdream.stream.recorder import SkippedTime
+    skipped = SkippedTime(48000)
+    return sum(skipped.block(now, frames, flag) for now, frames, flag in callbacks)
+
+
+def test_time_the_device_skipped_is_counted_only_after_an_xrun_and_to_within_a_millisecond():
+    # a server stall drops 35 ms and 0.4 s; JACK flags the xrun on the next callback
+    stalls = {10.0: 0.035, 30.0: 0.4}
+    assert abs(_skipped(_callbacks(60, stalls=stalls, flags=(10.0, 30.0))) - 0.435 * 48000) < 48
+    # the same drop with no flag is not counted (nothing tells it from a clock running slow)
+    assert _skipped(_callbacks(60, stalls=stalls)) == 0
+
+
+def test_a_slow_clock_late_callbacks_and_xruns_that_lost_nothing_add_no_silence():
+    # an hour on a sound card 100 ppm slow (0.36 s behind the wall by the end: the card's time, not lost
+    # audio), one xrun a minute that lost nothing and a callback 20 ms late every minute: less than one
+    # block of silence in all, the issue's "recorded == wall time to the block"
+    flags = [60.0 * m + 0.5 for m in range(60)]
+    late = {60.0 * m + 0.5: 0.020 for m in range(60)}
+    assert _skipped(_callbacks(3600, clock_ppm=100, late=late, flags=flags)) < 512

@@ -40,6 +40,15 @@ class AudioRing:
             self.data[:, :n - first] = block[:, first:]
         self.written += n
 
+    def write_zeros(self, n: int) -> None:
+        """Append n frames of silence (n up to the capacity), without making a block of zeros."""
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.data[:, start:start + first] = 0.0
+        if first < n:
+            self.data[:, :n - first] = 0.0
+        self.written += n
+
     def read_into(self, position: int, out: np.ndarray) -> None:
         """Copy frames [position, position + n) into `out` (channels, n); frames before 0 read as silence.
 

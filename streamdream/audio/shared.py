@@ -15,7 +15,8 @@ from .ring import AudioRing
 
 # Worker counters, one float64 each, shared with the engine (and its stats).
 W_DREAMED, W_FAILED, W_CURRENT, W_STARTED, W_LAST_S, W_SUM_S, W_MAX_S, W_READY = range(8)
-N_COUNTERS = 8
+W_RSS, W_HEAP_USED, W_HEAP_FREE = range(8, 11)  # the worker's memory after its last window (bytes)
+N_COUNTERS = 11
 
 
 @dataclass

@@ -36,12 +36,14 @@ import numpy as np
 from ..audio.limiter import TruePeakLimiter
 from ..audio.mix import mix_output
 from ..audio.ring import AudioRing
-from ..audio.shared import W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_STARTED, W_SUM_S, DreamExchange
+from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_HEAP_FREE, W_HEAP_USED, W_LAST_S, W_MAX_S, W_RSS,
+                            W_STARTED, W_SUM_S, DreamExchange)
 from ..control.store import Controls
 from ..memory import resident_zeros
 from ..params import Params
 from ..windows import Schedule
 from .feedback import Feedback
+from .recorder import SkippedTime
 from .worker import DreamWorker
 
 CHANNELS = 2                 # the live engine is stereo; mono sources are duplicated
@@ -122,6 +124,11 @@ class EngineStats:
             return {"last": None, "mean": None, "max": None}
         return {"last": float(self.worker[W_LAST_S]), "mean": float(self.worker[W_SUM_S]) / n,
                 "max": float(self.worker[W_MAX_S])}
+
+    def worker_memory(self) -> dict:
+        """The dream worker's memory after its last window, in bytes (all 0 before the first)."""
+        return {"rss_bytes": int(self.worker[W_RSS]), "heap_used_bytes": int(self.worker[W_HEAP_USED]),
+                "heap_free_bytes": int(self.worker[W_HEAP_FREE])}
 
     def count_callback(self, seconds: float) -> None:
         b = int((math.log10(max(seconds, 1e-6)) + 6.0) * TIMING_BINS_PER_DECADE)
@@ -217,6 +224,7 @@ class Engine:
         self.stats = EngineStats(self.exchange.counters)
         self.out_pos = 0
         self.record_ring: AudioRing | None = None
+        self.skipped_time = SkippedTime(sample_rate)  # cycles the device skipped: silence in the recording
         self.feedback = Feedback(feedback, CHANNELS, self.max_block, sample_rate) if feedback is not None else None
         self.callback_error: BaseException | None = None  # the first exception the callback caught
         self._in_buf = np.zeros((CHANNELS, self.max_block), dtype=np.float32)
@@ -259,8 +267,12 @@ class Engine:
         the error is kept for the main thread to report (and counted), and the next block tries again.
         """
         out_pos, captured = self.out_pos, self.in_ring.written
+        now = time.perf_counter()
+        skipped = self.skipped_time.block(now, frames, self._count_xrun(status_flags, now))
+        if skipped and self.record_ring is not None:
+            self.record_ring.write_zeros(skipped)  # what the speakers played while the device skipped
         try:
-            self._process(indata, outdata, frames, status_flags)
+            self._process(indata, outdata, frames)
         except Exception as exc:
             outdata.fill(0.0)
             # keep input and output on their timeline, so the stated latency still holds afterwards
@@ -271,24 +283,29 @@ class Engine:
             if self.callback_error is None:
                 self.callback_error = exc
 
-    def _process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int, status_flags=None) -> None:
+    def _count_xrun(self, status_flags, now: float) -> bool:
+        """Count the device's xrun flags on this callback; True if it carried any."""
+        if status_flags is None:
+            return False
+        stats = self.stats
+        flagged = False
+        for name in STATUS_FLAGS:
+            if getattr(status_flags, name, False):
+                stats.flags[name] += 1
+                flagged = True
+        if flagged:
+            stats.xrun_times[stats.xrun_events % XRUN_HISTORY] = now
+            stats.xrun_events += 1
+        return flagged
+
+    def _process(self, indata: np.ndarray | None, outdata: np.ndarray, frames: int) -> None:
         if frames > self.max_block:  # a block larger than prepared: take it in prepared-size pieces
             for start in range(0, frames, self.max_block):
                 n = min(self.max_block, frames - start)
-                self._process(None if indata is None else indata[start:start + n], outdata[start:start + n], n,
-                              status_flags if start == 0 else None)
+                self._process(None if indata is None else indata[start:start + n], outdata[start:start + n], n)
             return
         began = time.perf_counter()
         stats = self.stats
-        if status_flags is not None:
-            flagged = False
-            for name in STATUS_FLAGS:
-                if getattr(status_flags, name, False):
-                    stats.flags[name] += 1
-                    flagged = True
-            if flagged:
-                stats.xrun_times[stats.xrun_events % XRUN_HISTORY] = began
-                stats.xrun_events += 1
         block_in = self._in_buf[:, :frames]
         if self.source is not None:
             self.source.fill(block_in)

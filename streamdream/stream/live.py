@@ -18,7 +18,7 @@ from ..atomic import write_text_atomic
 from ..audio.files import read_audio
 from ..params import Params
 from ..errors import FileWriteError, MidiPortError, ParameterError, RunError, StreamDreamError
-from ..memory import no_huge_pages
+from ..memory import no_huge_pages, rss_bytes
 from .display import DisplayPipe, status_view
 from .engine import CHANNELS, Engine, FileSource
 from .recorder import Recorder, default_format
@@ -83,18 +83,6 @@ class LiveOptions:
         return self
 
 
-def rss_bytes() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
                    audio_thread: str | None = None) -> dict:
     s = engine.stats
@@ -106,6 +94,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
         "schema_version": STATS_SCHEMA_VERSION,
         "elapsed_s": round(time.perf_counter() - started, 3),
         "seconds_out": s.frames_out / engine.sample_rate,
+        "skipped_s": engine.skipped_time.skipped / engine.sample_rate,  # device cycles skipped (silence recorded)
         "windows_dreamed": s.windows_dreamed,
         "late_windows": s.late_windows,
         "failed_windows": s.failed_windows,
@@ -123,6 +112,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
         "audio_thread": audio_thread,
         "latency_frames": engine.latency,
         "rss_bytes": rss_bytes(),
+        "worker_memory": s.worker_memory(),
         "controls": {"intensity": float(engine.controls.target[0]), "mix": float(engine.controls.target[1]),
                      "gain": float(engine.controls.target[2])},
         "input_peak": s.input_peak, "output_peak": s.output_peak,

@@ -6,13 +6,16 @@ Built for nights unattended:
   after a SIGKILL or a power cut everything up to the last flush is readable;
 * .wav recordings are RF64 (WAV with 64-bit sizes) once they pass 4 GB, plain WAV until then
   (a float32 stereo night at 48 kHz is about 13 GB);
-* a full disk (or any write error) stops the recording with a message; the audio plays on.
+* a full disk (or any write error) stops the recording with a message; the audio plays on;
+* it keeps the wall clock's time: cycles the audio device skipped (SkippedTime) are recorded as the
+  silence they were, so an hour of recording is an hour long even on a machine that stalls.
 
 While recording, the audio grows in a hidden ".NAME.XXXX.part.EXT" beside the target (atomic.temp_beside);
 it takes the target's name when the run ends.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -33,6 +36,65 @@ DEFAULT_FORMATS = {".wav": "float32", ".flac": "24"}
 def default_format(path: str | os.PathLike, asked: str | None) -> str:
     """--record-format when not given: float32 in a .wav, 24-bit in a .flac (FLAC holds no floats)."""
     return asked or DEFAULT_FORMATS.get(Path(path).suffix.lower(), "float32")
+
+
+class SkippedTime:
+    """How many frames the audio device skipped, measured against the wall clock.
+
+    When the machine or the audio server stalls, the server drops the time it missed (JACK's dummy
+    driver restarts its cycle; a sound card underruns): the callback is simply not called for it,
+    and the audio falls behind the wall clock by that much. The recording should hold what the
+    speakers played then, which is silence.
+
+    Each callback's lag is (time since the first callback) - (frames the device asked for, plus
+    those already counted as skipped) / rate. A callback that carries an xrun flag opens a watch of
+    SETTLE callbacks (a flag during it starts it again); the lowest lag in the watch minus the lowest
+    in the SETTLE callbacks before it is the time skipped, counted in frames, since a restarted server
+    loses any span. Lowest against lowest over equal spans, so the jitter of the one callback that
+    carried the flag does not add up over thousands of xruns, and a sound card's clock a few ppm off
+    the system's moves the lag by microseconds across a watch. Without an xrun flag nothing is counted:
+    a slow clock or a late callback the device catches up on adds no silence.
+
+    Called once per device callback, on the audio thread: arithmetic on a fixed list, no allocation.
+    """
+
+    SETTLE = 16  # callbacks: 0.17 s at 48 kHz / 512
+
+    def __init__(self, sample_rate: int):
+        self.rate = float(sample_rate)
+        self.start = -1.0
+        self.frames = 0    # frames the device asked for, plus those counted as skipped
+        self.skipped = 0
+        self.recent = [math.inf] * self.SETTLE  # the last SETTLE lags, a ring
+        self.at = 0
+        self.watch = 0     # callbacks left in the watch after an xrun
+        self.offset = 0.0  # lowest lag before the watch
+        self.lowest = 0.0  # lowest lag in the watch
+
+    def block(self, now: float, frames: int, xrun: bool) -> int:
+        """A callback starting at `now` (time.perf_counter) for `frames` frames -> frames skipped, to record
+        as silence before it."""
+        if self.start < 0:
+            self.start = now
+        lag = (now - self.start) - self.frames / self.rate
+        if xrun:
+            if self.watch == 0:
+                self.offset = min(self.recent)
+            self.watch, self.lowest = self.SETTLE, lag
+        elif self.watch > 0:
+            self.lowest = min(self.lowest, lag)
+        self.recent[self.at] = lag
+        self.at = (self.at + 1) % self.SETTLE
+        skipped = 0
+        if self.watch > 0:
+            self.watch -= 1
+            if self.watch == 0 and self.offset < math.inf:  # (no offset yet: an xrun in the first callbacks)
+                skipped = max(0, round((self.lowest - self.offset) * self.rate))
+                for i in range(self.SETTLE):  # the lags kept are now measured with the skipped frames counted
+                    self.recent[i] -= skipped / self.rate
+        self.frames += skipped + frames
+        self.skipped += skipped
+        return skipped
 
 
 class Recorder:

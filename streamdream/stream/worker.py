@@ -16,10 +16,11 @@ import time
 import numpy as np
 
 from ..audio.mix import window_delta
-from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_LAST_S, W_MAX_S, W_READY, W_STARTED, W_SUM_S,
-                            DreamExchange, ExchangeSpec)
+from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_HEAP_FREE, W_HEAP_USED, W_LAST_S, W_MAX_S, W_READY,
+                            W_RSS, W_STARTED, W_SUM_S, DreamExchange, ExchangeSpec)
 from ..control.mapping import keyboard_keys
 from ..errors import StreamDreamError
+from ..memory import heap_bytes, rss_bytes
 from ..params import Params
 from ..windows import Schedule
 
@@ -101,6 +102,8 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
         buf.slot_version[s] = version
         buf.slot_window[s] = k   # publish last
         counters[W_DREAMED if dreamed is not None else W_FAILED] += 1
+        counters[W_RSS] = rss_bytes()
+        counters[W_HEAP_USED], counters[W_HEAP_FREE] = heap_bytes()
         counters[W_CURRENT] = -1  # idle: a window that stays "current" for long means a hung dream
         next_k = k + 1
         notify()
