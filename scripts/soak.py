@@ -150,7 +150,7 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; JACK dummy 48 kHz, "
           f"period 512; {args.minutes:g} min; {messages} MIDI messages; command: {' '.join(cmd[2:])}\n")
-    print("| process | RSS after warm-up | RSS at end (max of last quarter) | growth | fds | threads |")
+    print("| process | RSS after warm-up (max of first quarter) | RSS at end (max of last quarter) | growth | fds | threads |")
     print("|---|---|---|---|---|---|")
     # after the warm-up and while audio flows: the last stats are written during shut-down (worker
     # finishing its window, recording closing), a moment of the run's end, not of the piece
@@ -158,20 +158,23 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
     if len(warm) < 4:
         failures.append("too few samples after warm-up")
     else:
-        tail = warm[-max(1, len(warm) // 4):]
+        # peak against peak: the worker's RSS rises within a window and falls when it gives freed memory
+        # back (at each new objective, memory.give_back_freed_memory), so one sample is any point of that
+        quarter = max(1, len(warm) // 4)
+        head, tail = warm[:quarter], warm[-quarter:]
         names = {v["name"] for s in warm for v in s["procs"].values()}
         for name in sorted(names):
             def of(s):
                 return [v for v in s["procs"].values() if v["name"] == name]
-            start = of(warm[0])
+            starts = [v for s in head for v in of(s)]
             ends = [v for s in tail for v in of(s)]
-            if not start or not ends:
+            if not starts or not ends:
                 failures.append(f"{name} process missing in some samples (restarted?)")
                 continue
-            r0, r1 = start[0]["rss"], max(v["rss"] for v in ends)
+            r0, r1 = max(v["rss"] for v in starts), max(v["rss"] for v in ends)
             growth = (r1 - r0) / r0
-            fds = (start[0]["fds"], max(v["fds"] for v in ends))
-            threads = (start[0]["threads"], max(v["threads"] for v in ends))
+            fds = (starts[0]["fds"], max(v["fds"] for v in ends))
+            threads = (starts[0]["threads"], max(v["threads"] for v in ends))
             print(f"| {name} | {r0 / 2**20:.0f} MiB | {r1 / 2**20:.0f} MiB | {100 * growth:+.2f}% | "
                   f"{fds[0]} -> {fds[1]} | {threads[0]} -> {threads[1]} |")
             if growth > RSS_GROWTH_LIMIT:

@@ -57,6 +57,21 @@ def keep_freed_memory() -> None:
     _heap_kept = True
 
 
+def give_back_freed_memory() -> None:
+    """Hand the pages of freed heap memory back to the kernel (glibc malloc_trim).
+
+    keep_freed_memory keeps freed tensors' memory for the next step, which is right while one objective
+    dreams window after window: the same blocks come back every step. When the objective changes, the
+    new one's tensors fit the kept blocks only in part, the heap grows around them, and the worker's RSS
+    climbed in steps over an hour (+4.4%) with the memory in use flat (scripts/soak.py). Trimmed at each
+    change, the pages of blocks nobody reuses go back; the next window faults in what it needs again
+    (measured: ~80,000 page faults, 0.13 s of kernel time, once per change; the trim itself 10-20 ms).
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",

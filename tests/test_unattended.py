@@ -178,9 +178,10 @@ def _skipped(callbacks) -> int:
 
 
 def test_time_the_device_skipped_is_counted_only_after_an_xrun_and_to_within_a_millisecond():
-    # a server stall drops 35 ms and 0.4 s; JACK flags the xrun on the next callback
-    stalls = {10.0: 0.035, 30.0: 0.4}
-    assert abs(_skipped(_callbacks(60, stalls=stalls, flags=(10.0, 30.0))) - 0.435 * 48000) < 48
+    # a server stall drops 35 ms, then 0.4 s, then 20 ms twice 0.1 s apart; JACK flags each xrun on the
+    # next callback, except the last, flagged 0.3 s late
+    stalls = {10.0: 0.035, 30.0: 0.4, 45.0: 0.020, 45.1: 0.020}
+    assert abs(_skipped(_callbacks(60, stalls=stalls, flags=(10.0, 30.0, 45.0, 45.4))) - 0.475 * 48000) < 48
     # the same drop with no flag is not counted (nothing tells it from a clock running slow)
     assert _skipped(_callbacks(60, stalls=stalls)) == 0
 

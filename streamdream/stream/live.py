@@ -95,6 +95,7 @@ def stats_snapshot(engine: Engine, started: float, blocksize: int, midi=None,
         "elapsed_s": round(time.perf_counter() - started, 3),
         "seconds_out": s.frames_out / engine.sample_rate,
         "skipped_s": engine.skipped_time.skipped / engine.sample_rate,  # device cycles skipped (silence recorded)
+        "recording_behind_s": engine.skipped_time.behind_s(),
         "windows_dreamed": s.windows_dreamed,
         "late_windows": s.late_windows,
         "failed_windows": s.failed_windows,

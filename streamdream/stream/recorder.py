@@ -48,28 +48,31 @@ class SkippedTime:
 
     Each callback's lag is (time since the first callback) - (frames the device asked for, plus
     those already counted as skipped) / rate. A callback that carries an xrun flag opens a watch of
-    SETTLE callbacks (a flag during it starts it again); the lowest lag in the watch minus the lowest
-    in the SETTLE callbacks before it is the time skipped, counted in frames, since a restarted server
-    loses any span. Lowest against lowest over equal spans, so the jitter of the one callback that
-    carried the flag does not add up over thousands of xruns, and a sound card's clock a few ppm off
-    the system's moves the lag by microseconds across a watch. Without an xrun flag nothing is counted:
-    a slow clock or a late callback the device catches up on adds no silence.
+    SETTLE callbacks (a flag during it starts it again); the lowest lag in the watch, minus the lowest
+    in the HISTORY callbacks before it, is the time skipped, counted in frames, since a restarted
+    server loses any span. Lowest against lowest, so the jitter of the one callback that carried the
+    flag does not add up over thousands of xruns; a history of about a second, so a flag that comes
+    some callbacks after the stall still finds the lag from before it, while a sound card's clock a
+    few ppm off the system's moves the lag by only microseconds across it. Without an xrun flag
+    nothing is counted: a slow clock or a late callback the device catches up on adds no silence.
 
     Called once per device callback, on the audio thread: arithmetic on a fixed list, no allocation.
     """
 
-    SETTLE = 16  # callbacks: 0.17 s at 48 kHz / 512
+    SETTLE = 16    # callbacks: 0.17 s at 48 kHz / 512
+    HISTORY = 96   # callbacks: 1 s
 
     def __init__(self, sample_rate: int):
         self.rate = float(sample_rate)
         self.start = -1.0
         self.frames = 0    # frames the device asked for, plus those counted as skipped
         self.skipped = 0
-        self.recent = [math.inf] * self.SETTLE  # the last SETTLE lags, a ring
+        self.recent = [math.inf] * self.HISTORY  # the last HISTORY lags, a ring
         self.at = 0
         self.watch = 0     # callbacks left in the watch after an xrun
         self.offset = 0.0  # lowest lag before the watch
         self.lowest = 0.0  # lowest lag in the watch
+        self.first_offset = math.inf  # lowest lag of the first HISTORY callbacks
 
     def block(self, now: float, frames: int, xrun: bool) -> int:
         """A callback starting at `now` (time.perf_counter) for `frames` frames -> frames skipped, to record
@@ -84,17 +87,27 @@ class SkippedTime:
         elif self.watch > 0:
             self.lowest = min(self.lowest, lag)
         self.recent[self.at] = lag
-        self.at = (self.at + 1) % self.SETTLE
+        self.at = (self.at + 1) % self.HISTORY
+        if self.at == 0 and self.first_offset == math.inf:
+            self.first_offset = min(self.recent)
         skipped = 0
         if self.watch > 0:
             self.watch -= 1
             if self.watch == 0 and self.offset < math.inf:  # (no offset yet: an xrun in the first callbacks)
                 skipped = max(0, round((self.lowest - self.offset) * self.rate))
-                for i in range(self.SETTLE):  # the lags kept are now measured with the skipped frames counted
-                    self.recent[i] -= skipped / self.rate
+                # The watch's own lags (since the last flag) are now measured with the skipped frames counted;
+                # they are all at or above the lowest, so none goes below the offset. Older ones stay: from
+                # before the stall they are right, from between stall and flag they are high, which a lowest ignores.
+                for back in range(1, self.SETTLE + 1):
+                    self.recent[(self.at - back) % self.HISTORY] -= skipped / self.rate
         self.frames += skipped + frames
         self.skipped += skipped
         return skipped
+
+    def behind_s(self) -> float:
+        """How far the recording's timeline is behind the wall clock now, against its first second
+        (lowest lags of each); what skipped time went uncounted. Read by the stats, from any thread."""
+        return min(self.recent) - self.first_offset if self.first_offset < math.inf else 0.0
 
 
 class Recorder:

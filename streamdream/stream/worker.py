@@ -20,7 +20,7 @@ from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_HEAP_FREE, W_HEAP_
                             W_RSS, W_STARTED, W_SUM_S, DreamExchange, ExchangeSpec)
 from ..control.mapping import keyboard_keys
 from ..errors import StreamDreamError
-from ..memory import heap_bytes, rss_bytes
+from ..memory import give_back_freed_memory, heap_bytes, rss_bytes
 from ..params import Params
 from ..windows import Schedule
 
@@ -52,6 +52,7 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
     # net; past it the oldest goes.
     dreamers: dict = {}
     last_dream = None
+    last_key = None
     next_k = 0
     counters = buf.counters
     while not stopped():
@@ -71,6 +72,9 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
             dreamed = last_dream  # freeze: keep replaying the current dream over the new windows
         else:
             key = dreamer_key(params)
+            if key != last_key:
+                give_back_freed_memory()  # what the last objective freed would otherwise stay resident
+                last_key = key
             if key not in dreamers:
                 if len(dreamers) >= MAX_DREAMERS:
                     dreamers.pop(next(iter(dreamers)))
