@@ -295,7 +295,7 @@ def cmd_live(a: argparse.Namespace) -> int:
                        quiet=a.quiet, budget_s=a.budget, lockstep=a.lockstep, midi_port=a.midi,
                        midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi, threads=a.threads,
                        worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime,
-                       record_format=a.record_format, osc_port=a.osc_port)
+                       record_format=a.record_format, record_input_path=a.record_input, osc_port=a.osc_port)
     if a.device == "null" and a.input_device:
         raise ParameterError("--device null has no capture side; play a file with --input FILE")
     run_live(params_from_args(a), opts, console)
@@ -318,7 +318,7 @@ def piece_arg_defaults(argv: list[str]) -> dict | None:
     defaults = {DREAM_DESTS.get(k, k): v for k, v in piece.dream.items() if k != "match_loudness"}
     if "match_loudness" in piece.dream:
         defaults["no_match_loudness"] = not piece.dream["match_loudness"]
-    for key in ("feedback", "evolve", "evolve_period_s", "record", "record_format", "samplerate", "blocksize",
+    for key in ("feedback", "evolve", "evolve_period_s", "record", "record_input", "record_format", "samplerate", "blocksize",
                 "duration", "log", "stats", "osc_port"):
         value = getattr(piece, key)
         if value is not None:
@@ -350,12 +350,14 @@ def cmd_loop(a: argparse.Namespace) -> int:
         from .stream.live import Say
         setup_log(piece.log)
         argv = [x for x in a._argv if x != "--watchdog"]
-        return run_watchdog(argv, a.stats, a.record, Say(Console(stderr=True)))
+        return run_watchdog(argv, a.stats, {"--record": a.record, "--record-input": a.record_input},
+                            Say(Console(stderr=True)))
     budget = a.budget if a.budget is not None else params.window_s  # read ahead: a late window is unlikely
     console = Console(stderr=True)
     opts = LiveOptions(output_device=a.output_device or a.device or "auto", input_device=None, name=a.name,
                        samplerate=a.samplerate, blocksize=a.blocksize, duration=a.duration,
-                       stats_path=a.stats, record_path=a.record, record_format=a.record_format, quiet=a.quiet,
+                       stats_path=a.stats, record_path=a.record, record_format=a.record_format,
+                       record_input_path=a.record_input, quiet=a.quiet,
                        budget_s=budget, lockstep=a.lockstep, midi_port=a.midi, midi_map=a.midi_map,
                        presets=a.presets, midi=not a.no_midi, threads=a.threads, worker=a.worker,
                        realtime=a.realtime, osc_port=a.osc_port)
@@ -513,8 +515,10 @@ def add_run_options(lv: argparse.ArgumentParser, budget: float | None) -> None:
     lv.add_argument("--osc-port", dest="osc_port", type=int,
                     help="OSC control (the parameters MIDI reaches) and /streamdream/status on 127.0.0.1:PORT")
     lv.add_argument("--record", help="record what goes to the speakers (.wav or .flac), safe on disk every second")
+    lv.add_argument("--record-input", dest="record_input",
+                    help="also record the input as it came in (before any feedback), on the same timeline as --record")
     lv.add_argument("--record-format", dest="record_format", choices=["float32", "16", "24"],
-                    help="sample format of --record (default float32 in .wav, 24 in .flac)")
+                    help="sample format of --record and --record-input (default float32 in .wav, 24 in .flac)")
     lv.add_argument("--quiet", action="store_true", help="no live display")
     lv.add_argument("--lockstep", action="store_true",
                     help="null device only: the clock waits for each dream, so every window is dreamed, "

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from conftest import music_clip
 from streamdream.audio.devices import NullDevice
+from streamdream.audio.ring import AudioRing
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.params import Params
 from streamdream.stream import live
@@ -185,9 +186,13 @@ def test_an_exception_before_the_input_is_kept_still_keeps_the_stated_latency(me
         return real(block)
 
     engine.source.fill = source_with_a_bug
-    snap, said, _ = run_session(engine, 4.0)
+    engine.record_ring, engine.input_record_ring = AudioRing(2, 8 * RATE), AudioRing(2, 8 * RATE)
+    snap, said, played = run_session(engine, 4.0)
     assert snap["callback_errors"] == 1 and "ValueError: injected bug in the source" in said
     assert engine.in_ring.written - engine.preroll == engine.out_pos == round(snap["seconds_out"] * RATE)
+    # the recordings keep the timeline too: --record is what played, the failed block's silence included
+    assert engine.record_ring.written == engine.input_record_ring.written == engine.out_pos
+    assert np.array_equal(engine.record_ring.data[:, :played.shape[1]], played)
 
 def _loop_cmd(model, tmp_path, *extra):
     src = tmp_path / "in.wav"
@@ -275,6 +280,37 @@ def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt,
     info = sf.info(str(tmp_path / name))
     assert info.subtype == subtype and info.frames == 3 * RATE
 
+
+
+def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_model, tmp_path):
+    src, out_path, in_path = tmp_path / "in.wav", tmp_path / "out.flac", tmp_path / "heard.flac"
+    source = music_clip(RATE, 6.0)
+    sf.write(src, source.T, RATE, subtype="PCM_24")
+    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
+           "--duration", "3", "--blocksize", "500", "--record", str(out_path), "--record-input", str(in_path), "--quiet", "--no-midi",
+           "--model", str(mel_model), "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "1",
+           "--octaves", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert f"recorded 3.0 s to {in_path}" in out.stderr
+    played, _ = sf.read(out_path, dtype="float32")
+    heard, _ = sf.read(in_path, dtype="float32")
+    assert heard.shape == played.shape == (3 * RATE, 2)
+    # a file input is read one window ahead (so its first dream is ready when it is first heard): at output
+    # frame n the engine takes in the file's frame n + 1.5 s, bit for bit (both 24-bit)
+    wanted, _ = sf.read(src, dtype="float32")
+    assert np.array_equal(heard, wanted[int(1.5 * RATE):int(4.5 * RATE)])
+
+
+def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
+    src = tmp_path / "in.wav"
+    sf.write(src, music_clip(RATE, 2.0).T, RATE)
+    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--duration", "1",
+           "--record", str(tmp_path / "a.wav"), "--record-input", str(tmp_path / "a.wav"), "--quiet", "--no-midi",
+           "--model", str(mel_model)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and "--record-input and --record name the same file" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
 def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel_model, tmp_path):
     rec, stats, log = tmp_path / "night.wav", tmp_path / "stats.json", tmp_path / "piece.log"

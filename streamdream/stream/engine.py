@@ -223,7 +223,8 @@ class Engine:
         self.controls = Controls(params, sample_rate, self.max_block)
         self.stats = EngineStats(self.exchange.counters)
         self.out_pos = 0
-        self.record_ring: AudioRing | None = None
+        self.record_ring: AudioRing | None = None        # --record: what goes to the speakers
+        self.input_record_ring: AudioRing | None = None  # --record-input: what came in
         self.skipped_time = SkippedTime(sample_rate)  # cycles the device skipped: silence in the recording
         self.feedback = Feedback(feedback, CHANNELS, self.max_block, sample_rate) if feedback is not None else None
         self.callback_error: BaseException | None = None  # the first exception the callback caught
@@ -269,15 +270,20 @@ class Engine:
         out_pos, captured = self.out_pos, self.in_ring.written
         now = time.perf_counter()
         skipped = self.skipped_time.block(now, frames, self._count_xrun(status_flags, now))
-        if skipped and self.record_ring is not None:
-            self.record_ring.write_zeros(skipped)  # what the speakers played while the device skipped
+        recordings = (self.record_ring, self.input_record_ring)
+        for ring in recordings:
+            if ring is not None and skipped:
+                ring.write_zeros(skipped)  # what the speakers played (and the input gave) while the device skipped
+        recorded = [ring.written if ring is not None else 0 for ring in recordings]
         try:
             self._process(indata, outdata, frames)
         except Exception as exc:
             outdata.fill(0.0)
-            # keep input and output on their timeline, so the stated latency still holds afterwards
-            if self.in_ring.written < captured + frames:
-                self.in_ring.write_zeros(captured + frames - self.in_ring.written)
+            # keep input and output on their timeline, so the stated latency still holds afterwards, and
+            # the recordings on theirs: the block played as silence
+            for ring, before in ((self.in_ring, captured), *zip(recordings, recorded)):
+                if ring is not None and ring.written < before + frames:
+                    ring.write_zeros(before + frames - ring.written)
             self.out_pos = self.stats.frames_out = out_pos + frames
             self.stats.callback_errors += 1
             if self.callback_error is None:
@@ -315,6 +321,8 @@ class Engine:
             block_in[:] = indata[:, 0]
         else:
             block_in[:] = indata[:, :CHANNELS].T
+        if self.input_record_ring is not None:
+            self.input_record_ring.write(block_in)  # the input as it came, before any feedback is mixed in
         monitoring = self.monitor and self.out_pos < self.delay
         if monitoring:
             self._start_monitor(block_in, frames)

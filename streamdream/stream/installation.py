@@ -171,6 +171,7 @@ class Piece:
     evolve_period_s: float = 120.0
     seed: int = 0
     record: str | None = None
+    record_input: str | None = None
     record_format: str | None = None
     device: str = "auto"
     samplerate: int | None = None
@@ -211,7 +212,7 @@ def load_piece(path: str) -> Piece:
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ParameterError(f"{p}: [piece] files must be a list of paths")
     piece.files = [str(Path(f) if Path(f).is_absolute() else p.parent / f) for f in files]
-    for key in ("record", "log", "stats"):
+    for key in ("record", "record_input", "log", "stats"):
         value = getattr(piece, key)
         if value is not None and not Path(value).is_absolute():
             setattr(piece, key, str(p.parent / value))
@@ -313,7 +314,7 @@ def numbered(path: str, n: int) -> str:
     return str(p.with_name(f"{p.stem}-{n}{p.suffix}")) if n > 1 else path
 
 
-def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | None, say) -> int:
+def run_watchdog(argv: list[str], stats_path: str | None, records: dict[str, str | None], say) -> int:
     """Run `streamdream <argv>` as a child and restart it when it dies or its heartbeat (the stats file)
     stops. Stop signals are passed on; exit 0 (done) is final, and so is exit 2 (bad input) before the
     piece ever played. A lost audio device ends the engine: it is started again every few seconds
@@ -346,8 +347,9 @@ def run_watchdog(argv: list[str], stats_path: str | None, record_path: str | Non
         except OSError:
             pass
         args = list(argv)
-        if record_path and start > 1:
-            args = [numbered(record_path, start) if a == record_path else a for a in args]
+        for option, path in records.items():  # {"--record": path}: on the command line or from the piece file
+            if path and start > 1:
+                args += [option, numbered(path, start)]  # the last one given wins
         child = subprocess.Popen([sys.executable, "-m", "streamdream.cli", *args], preexec_fn=_die_with_parent)
         began, this_played = time.monotonic(), False
         while child.poll() is None:

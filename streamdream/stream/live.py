@@ -43,6 +43,7 @@ class LiveOptions:
     stats_path: str | None = None
     record_path: str | None = None
     record_format: str | None = None  # float32, 16 or 24; default float32 in .wav, 24 in .flac
+    record_input_path: str | None = None  # --record-input: the input as it came in, same timeline and format
     quiet: bool = False
     budget_s: float = 2.8          # dream time measured 1.6 s mean, 2.3 s max per 9-s window here
     lockstep: bool = False        # null device only: the clock waits for each dream (every window dreamed)
@@ -77,6 +78,11 @@ class LiveOptions:
             check_writable(self.stats_path, "--stats")
         if self.record_path:
             check_output_path(self.record_path, default_format(self.record_path, self.record_format), "--record")
+        if self.record_input_path:
+            check_output_path(self.record_input_path, default_format(self.record_input_path, self.record_format),
+                              "--record-input")
+            if self.record_path and os.path.abspath(self.record_input_path) == os.path.abspath(self.record_path):
+                raise ParameterError("--record-input and --record name the same file; give each its own")
         load_mapping(self.midi_map)
         if self.presets:
             load_presets(self.presets)
@@ -350,7 +356,8 @@ class Session:
         self.ticks = list(ticks)
         self.rate = engine.sample_rate
         self.failure: str | None = None
-        self.recorder: Recorder | None = None
+        self.recorder: Recorder | None = None        # --record
+        self.input_recorder: Recorder | None = None  # --record-input
         self.pump = None
         self.osc = None
         self.started = time.perf_counter()
@@ -371,7 +378,11 @@ class Session:
                 self._open_osc()
             if opts.record_path:
                 self.recorder = Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
+            if opts.record_input_path:
+                self.input_recorder = Recorder(opts.record_input_path, self.rate, CHANNELS, opts.record_format)
         except BaseException:
+            for rec in self._recorders():
+                rec.abandon()
             if self.osc is not None:
                 self.osc.stop()
             self.engine.close()
@@ -390,7 +401,10 @@ class Session:
                 signal.signal(sig, lambda signum, _frame: (self.stopped_by.append(signum), self.stop.set()))
         if self.recorder:
             engine.record_ring = self.recorder.ring
-            self.recorder.start()
+        if self.input_recorder:
+            engine.input_record_ring = self.input_recorder.ring
+        for rec in self._recorders():
+            rec.start()
         # Everything loaded so far lives for the whole run: keep the cyclic garbage collector from
         # walking it (a full collection here is a multi-millisecond pause that can land on the callback).
         import gc
@@ -412,7 +426,7 @@ class Session:
                     signal.signal(sig, handler)
             sys.setswitchinterval(switch_interval)
         if self.failure:
-            kept = f"; the recording so far is in {opts.record_path}" if self.recorder else ""
+            kept = "".join(f"; the recording so far is in {rec.path}" for rec in self._recorders())
             raise RunError(f"{self.failure}{kept}")
         self.say(f"stopped after {snap['seconds_out']:.1f} s: {snap['windows_dreamed']} windows dreamed, "
                  f"{snap['late_windows']} late, xruns: {sum(snap['xruns'].values())}")
@@ -467,7 +481,8 @@ class Session:
                               getattr(self.device, "priority", None))
         snap.update(worker_restarts=self.engine.worker.restarts, callback_errors=self.engine.stats.callback_errors,
                     recorded_s=(self.recorder.frames_written / self.rate if self.recorder else None),
-                    recording_error=(self.recorder.error if self.recorder else None))
+                    recorded_input_s=(self.input_recorder.frames_written / self.rate if self.input_recorder else None),
+                    recording_error=next((rec.error for rec in self._recorders() if rec.error), None))
         if self.engine.feedback is not None:
             snap["feedback"] = {"share": self.engine.feedback.share, "effective": self.engine.feedback.effective}
         return snap
@@ -544,13 +559,19 @@ class Session:
                           f"{type(exc).__name__}: {exc}")
             self.callback_errors_said = stats.callback_errors
 
+    def _recorders(self) -> list[Recorder]:
+        return [rec for rec in (self.recorder, self.input_recorder) if rec is not None]
+
     def _check_recorder(self) -> None:
-        rec = self.recorder
-        if rec is not None and rec.error is not None and not rec.error_said:
-            rec.error_said = True
-            self.engine.record_ring = None
-            self.say.warn(f"recording stopped: {rec.error}; the audio plays on "
-                          f"({rec.frames_written / self.rate:.1f} s are safe in {rec.path})")
+        for rec in self._recorders():
+            if rec.error is not None and not rec.error_said:
+                rec.error_said = True
+                if rec is self.recorder:
+                    self.engine.record_ring = None
+                else:
+                    self.engine.input_record_ring = None
+                self.say.warn(f"recording stopped: {rec.error}; the audio plays on "
+                              f"({rec.frames_written / self.rate:.1f} s are safe in {rec.path})")
 
     def _finish(self) -> dict:
         engine = self.engine
@@ -560,12 +581,12 @@ class Session:
             engine.close()
         else:
             engine.stop_worker()  # the callback may still touch the buffers: leave them mapped
-        path = None
-        if self.recorder:  # first: nothing below may cost the recording
+        finished = []
+        for rec in self._recorders():  # first: nothing below may cost the recording
             try:
-                path = self.recorder.close()
+                finished.append((rec.close(), rec.frames_written))
             except OSError as exc:
-                self.say.warn(f"finishing the recording failed: {exc}")
+                self.say.warn(f"finishing the recording {rec.path} failed: {exc}")
         if self.pump is not None:
             self.pump.stop()
         if self.osc is not None:
@@ -574,8 +595,8 @@ class Session:
             self.midi.close()
         snap = self.snapshot()
         self.stats_file.write(snap)
-        if path is not None:
-            self.say(f"recorded {snap['recorded_s']:.1f} s to {path}")
+        for path, frames in finished:
+            self.say(f"recorded {frames / self.rate:.1f} s to {path}")
         if self.say.display is not None:  # last: it draws the final status; later messages go to the console
             self.say.display.close(status_view(snap, None))
             self.say.display = None

@@ -187,6 +187,12 @@ class Recorder:
         return self.path
 
 
+    def abandon(self) -> None:
+        """Before start: the run never began, so the empty file goes."""
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def _describe(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"writing the recording failed ({text}); is the disk full?"
