@@ -214,6 +214,7 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
           f"{last['feedback']['effective']:.3f} |")
     print(f"| recorded frames / played + skipped (silence) frames | {recorded} / {played} + {skipped} |")
     print(f"| recording vs wall time while audio flowed | {1000 * drift:+.1f} ms (positive: recording behind) |")
+    print(f"| the same, as the engine measures it (recording_behind_s) | {1000 * last['recording_behind_s']:+.1f} ms |")
     if last["late_windows"]:
         failures.append(f"{last['late_windows']} late window(s)")
     if last["worker_restarts"] or last["callback_errors"]:

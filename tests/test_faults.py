@@ -170,7 +170,6 @@ def test_an_exception_in_the_callback_gives_silence_and_the_real_error(mel_model
     assert snap["seconds_out"] == pytest.approx(4.0, abs=BLOCK / RATE)  # the run went on
 
 
-
 def test_an_exception_before_the_input_is_kept_still_keeps_the_stated_latency(mel_model):
     """The source raises before the block's input reaches the ring: the callback fills that input with
     silence, so input and output stay one latency apart for the rest of the run."""

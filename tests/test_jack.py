@@ -53,6 +53,24 @@ def stated_latency(stats):
     return json.loads(stats.read_text())["latency_frames"]
 
 
+def start_loop(jack, model, src, stats, *extra):
+    """`streamdream loop SRC` on the JACK server, small and fast settings, stats to `stats`."""
+    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
+           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
+           "--no-midi", "--model", str(model), "--stats", str(stats), *map(str, extra)]
+    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    jack.clients.append(proc)
+    return proc
+
+
+def seconds_out(stats) -> float:
+    """Audio played so far, from the stats file (0 before it is written)."""
+    try:
+        return json.loads(stats.read_text())["seconds_out"]
+    except (OSError, ValueError):
+        return 0.0
+
+
 @pytest.mark.parametrize("intensity", ["0", "1"])
 def test_jack_output_is_the_input_delayed_by_the_stated_latency(jack, mel_model, tmp_path, intensity):
     jack.recording = tmp_path / "jack_rec.wav"
@@ -120,24 +138,13 @@ def test_loop_with_its_watchdog_plays_on_when_the_jack_server_comes_back(jack, m
     from jackserver import JackServer
     src, stats, log, rec = tmp_path / "in.wav", tmp_path / "stats.json", tmp_path / "piece.log", tmp_path / "rec.wav"
     sf.write(src, music_clip(48000, 4.0).T, 48000)
-    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
-           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
-           "--no-midi", "--model", str(mel_model), "--stats", str(stats), "--log", str(log), "--record", str(rec),
-           "--watchdog"]
-    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    jack.clients.append(proc)
-
-    def seconds_out():
-        try:
-            return json.loads(stats.read_text())["seconds_out"]
-        except (OSError, ValueError):
-            return 0.0
+    proc = start_loop(jack, mel_model, src, stats, "--log", log, "--record", rec, "--watchdog")
 
     def logged():
         return log.read_text() if log.exists() else ""
 
     deadline = time.monotonic() + 300
-    while seconds_out() < 2:
+    while seconds_out(stats) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
         time.sleep(0.1)
     jack.stop()  # the server goes away ...
@@ -146,7 +153,7 @@ def test_loop_with_its_watchdog_plays_on_when_the_jack_server_comes_back(jack, m
         time.sleep(0.2)
     again = JackServer(jack.name)  # ... and comes back under the same name
     jack.clients.append(again)
-    while seconds_out() < 2:  # a new engine plays (its stats file is new)
+    while seconds_out(stats) < 2:  # a new engine plays (its stats file is new)
         assert proc.poll() is None and time.monotonic() < deadline, logged()[-2000:]
         time.sleep(0.1)
     proc.terminate()
@@ -166,27 +173,16 @@ def test_a_stalled_server_is_recorded_as_the_silence_it_played_so_the_recording_
     src, stats, rec = tmp_path / "tone.wav", tmp_path / "stats.json", tmp_path / "rec.wav"
     t = np.arange(4 * 48000) / 48000
     sf.write(src, np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1).astype(np.float32), 48000)
-    cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
-           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
-           "--no-midi", "--intensity", "0", "--model", str(mel_model), "--stats", str(stats), "--record", str(rec)]
-    proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    jack.clients.append(proc)
-
-    def seconds_out():
-        try:
-            return json.loads(stats.read_text())["seconds_out"]
-        except (OSError, ValueError):
-            return 0.0
-
+    proc = start_loop(jack, mel_model, src, stats, "--intensity", 0, "--record", rec)
     deadline = time.monotonic() + 300
     for when in (5.0, 8.0):  # after the tone is heard (it starts one budget after the start)
-        while seconds_out() < when:
+        while seconds_out(stats) < when:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
             time.sleep(0.1)
         os.kill(jack.proc.pid, signal.SIGSTOP)
         time.sleep(0.3)  # the stall itself
         os.kill(jack.proc.pid, signal.SIGCONT)
-    while seconds_out() < 11.0:
+    while seconds_out(stats) < 11.0:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
     proc.terminate()

@@ -55,6 +55,7 @@ class SkippedTime:
     some callbacks after the stall still finds the lag from before it, while a sound card's clock a
     few ppm off the system's moves the lag by only microseconds across it. Without an xrun flag
     nothing is counted: a slow clock or a late callback the device catches up on adds no silence.
+    The silence goes into the recording when the watch ends, 0.17 s after the gap itself.
 
     Called once per device callback, on the audio thread: arithmetic on a fixed list, no allocation.
     """
@@ -185,7 +186,6 @@ class Recorder:
             self.error = self.error or _describe(exc)
         publish(self.tmp, self.path)
         return self.path
-
 
     def abandon(self) -> None:
         """Before start: the run never began, so the empty file goes."""

@@ -34,11 +34,13 @@ MAX_DREAMERS = 32
 
 
 def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dreamer, stopped, lockstep: bool,
-                  notify=lambda: None, say=lambda text: None) -> None:
+                  notify=lambda: None, say=lambda text: None, own_process: bool = False) -> None:
     """Window after window until `stopped()`. get_params() -> (version, Params).
 
     A GPU that fails (CUDA error, out of memory) is given up for the rest of the run: the window plays
-    dry, `say` tells why, and every later dream runs on the CPU."""
+    dry, `say` tells why, and every later dream runs on the CPU. In its `own_process`, the worker gives
+    freed memory back at each new objective (memory.give_back_freed_memory); beside the audio callback
+    it does not, since the trim holds malloc's lock for 10-20 ms and the callback may need it."""
     cpu_only = False
     w, h = schedule.window, schedule.hop
     n_slots = buf.slots.shape[0]
@@ -72,9 +74,9 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
             dreamed = last_dream  # freeze: keep replaying the current dream over the new windows
         else:
             key = dreamer_key(params)
-            if key != last_key:
+            if key != last_key and own_process:
                 give_back_freed_memory()  # what the last objective freed would otherwise stay resident
-                last_key = key
+            last_key = key
             if key not in dreamers:
                 if len(dreamers) >= MAX_DREAMERS:
                     dreamers.pop(next(iter(dreamers)))
@@ -193,7 +195,7 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
 
         try:
             dream_windows(buf, schedule, get_params, make_dreamer, stopped, lockstep,
-                          say=lambda text: conn.send(("notice", text)))
+                          say=lambda text: conn.send(("notice", text)), own_process=True)
         except Exception as exc:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
