@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -445,13 +446,15 @@ def mix_pairs(wave, target, gen, p=0.3):
 
 
 class Stage(nn.Module):
-    """[2x2 max pool ->] conv 3x3 -> batch norm -> ReLU. The child names make the ONNX tensor
-    names readable: the activation of stage 3 is exported as /stage3/relu/Relu_output_0."""
+    """[2x2 max pool ->] conv 3x3 -> batch norm -> ReLU, or with downsample "stride" a 3x3 conv of stride 2
+    in place of pool and conv (no max-pool indices to keep, a quarter of the conv's work). The child
+    names make the ONNX tensor names readable: stage 3's activation is /stage3/relu/Relu_output_0."""
 
-    def __init__(self, c_in, c_out, pool):
+    def __init__(self, c_in, c_out, pool, downsample="max"):
         super().__init__()
-        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
-        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        strided = pool and downsample == "stride"
+        self.pool = nn.MaxPool2d(2) if pool and not strided else nn.Identity()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2 if strided else 1, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU()
 
@@ -464,12 +467,13 @@ class MusicCNN(nn.Module):
     average over both axes, so any clip length from ~20 frames up works and the cost is linear in T."""
 
     WIDTHS = (24, 32, 64, 96, 128)
+    DOWNSAMPLE = ("max", "stride")  # between stages: 2x2 max pool (the shipped model), or strided convs
 
-    def __init__(self, n_classes=len(LABELS)):
+    def __init__(self, n_classes=len(LABELS), downsample="max"):
         super().__init__()
         c_in = 1
         for i, width in enumerate(self.WIDTHS):
-            self.add_module(f"stage{i + 1}", Stage(c_in, width, pool=i > 0))
+            self.add_module(f"stage{i + 1}", Stage(c_in, width, pool=i > 0, downsample=downsample))
             c_in = width
         self.dropout = nn.Dropout(0.3)
         self.classifier = nn.Linear(c_in, n_classes)
@@ -557,7 +561,7 @@ def train(args, x_train, y_train, front, log):
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     view = SpectrogramView(front, SAMPLE_RATE, "mel")
-    net = MusicCNN()
+    net = MusicCNN(downsample=args.downsample)
     steps_per_epoch = max(1, len(x_train) // args.batch)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
@@ -704,6 +708,33 @@ def time_input_gradient(module: torch.nn.Module, front: FrontEnd, runs: int = 15
     return 1000 * float(np.median(times))
 
 
+def time_downsample_kinds() -> None:
+    """Step time of the architectures, untrained (speed does not depend on the weights), side by side."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(2)
+    a = torch.randn(2048, 2048)
+    for _ in range(2):
+        a @ a
+    t0 = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    peak = 5 * 2 * 2048 ** 3 / (time.perf_counter() - t0)
+    front = FrontEnd(top_db=60.0, mean=-9.0, std=4.0)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"{cpu}, {os.cpu_count()} cores, 2 torch threads; sgemm peak {peak / 1e9:.1f} GFLOP/s")
+    for kind in MusicCNN.DOWNSAMPLE:
+        net = fold_batchnorm(MusicCNN(downsample=kind))
+        view = SpectrogramView(front, SAMPLE_RATE, "mel")
+        wave = (0.1 * torch.randn(2, 9 * SAMPLE_RATE)).requires_grad_(True)
+        with FlopCounterMode(display=False) as counter:
+            net(view(wave))[:, 0].sum().backward()
+        ms = time_input_gradient(net, front)
+        flops = counter.get_total_flops()
+        print(f"downsample {kind}: forward+backward {ms:.1f} ms, {flops / 1e9:.2f} GFLOP, "
+              f"{100 * flops / (ms / 1000) / peak:.1f}% of peak")
+
+
 def sanity_sounds(seed: int, workdir: Path) -> dict[str, np.ndarray]:
     """Sounds from outside the training distribution: plain oscillators, noise and unseen espeak voices."""
     t = np.arange(int(CLIP_S * SAMPLE_RATE)) / SAMPLE_RATE
@@ -746,7 +777,15 @@ def main():
                         help="optional .npz: rendered clips are saved here and reused on the next run")
     parser.add_argument("--benchmark", type=Path, default=None, metavar="ONNX",
                         help="only check an exported model (ORT vs onnx2torch) and time its input gradient")
+    parser.add_argument("--downsample", choices=MusicCNN.DOWNSAMPLE, default="max",
+                        help="how stages halve the resolution: max pool (shipped) or strided convolutions")
+    parser.add_argument("--time-downsample", action="store_true",
+                        help="only time an untrained network of each --downsample kind: forward + backward to a "
+                             "9-s stereo 48 kHz waveform, FLOPs, and this CPU's sgemm peak, in one process")
     args = parser.parse_args()
+    if args.time_downsample:
+        time_downsample_kinds()
+        return
     if args.benchmark:
         module, _ = check_onnx(args.benchmark, print)
         front = sd_model.read_model_info(args.benchmark).front
@@ -825,7 +864,7 @@ def main():
     report = {
         "command": " ".join(["python", "scripts/train_default_model.py"] + sys.argv[1:]),
         "seed": args.seed, "train_clips": int(len(y_train)), "test_clips": int(len(y_test)),
-        "epochs": args.epochs, "adversarial": {"rms": args.adversarial_rms, "steps": args.adversarial_steps,
+        "epochs": args.epochs, "downsample": args.downsample, "adversarial": {"rms": args.adversarial_rms, "steps": args.adversarial_steps,
                                                "ramp_epochs": args.adversarial_ramp},
         "front_end": front.to_dict(), "labels": LABELS,
         "layers": layers, "default_layer": default_layer,
