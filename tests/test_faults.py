@@ -311,9 +311,15 @@ def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
     assert out.returncode == 2 and "--record-input and --record name the same file" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
-def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel_model, tmp_path):
+@pytest.mark.parametrize("named_in", ["command line", "piece file"])
+def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel_model, tmp_path, named_in):
     rec, stats, log = tmp_path / "night.wav", tmp_path / "stats.json", tmp_path / "piece.log"
-    proc = subprocess.Popen(_loop_cmd(mel_model, tmp_path, "--watchdog", "--record", rec, "--stats", stats,
+    if named_in == "piece file":  # a recording named only in the piece TOML is numbered too, not overwritten
+        (tmp_path / "piece.toml").write_text('[piece]\nrecord = "night.wav"\n')
+        where = ["--config", tmp_path / "piece.toml"]
+    else:
+        where = ["--record", rec]
+    proc = subprocess.Popen(_loop_cmd(mel_model, tmp_path, "--watchdog", *where, "--stats", stats,
                                       "--log", log), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def engine_pid():
