@@ -79,7 +79,7 @@ class SkippedTime:
         self.recent = [math.inf] * self.HISTORY  # the last HISTORY lags, a ring
         self.at = 0
         self.watch = 0     # callbacks left in the watch after an xrun
-        self.offset = 0.0  # lowest lag before the watch
+        self.offset = 0.0  # the steady lag before the watch
         self.lowest = 0.0  # lowest lag in the watch
         self.first_offset = math.inf  # lowest lag of the first HISTORY callbacks
 
