@@ -712,14 +712,10 @@ def time_downsample_kinds() -> None:
     """Step time of the architectures, untrained (speed does not depend on the weights), side by side."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from bench_dream import matmul_peak  # scripts/, this script's own folder
+
     torch.set_num_threads(2)
-    a = torch.randn(2048, 2048)
-    for _ in range(2):
-        a @ a
-    t0 = time.perf_counter()
-    for _ in range(5):
-        a @ a
-    peak = 5 * 2 * 2048 ** 3 / (time.perf_counter() - t0)
+    peak = matmul_peak()
     front = FrontEnd(top_db=60.0, mean=-9.0, std=4.0)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{cpu}, {os.cpu_count()} cores, 2 torch threads; sgemm peak {peak / 1e9:.1f} GFLOP/s")
