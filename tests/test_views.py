@@ -40,6 +40,23 @@ def test_gradient_reaches_every_part_of_the_waveform(view):
             assert grad[c, half].abs().sum() > 0
 
 
+@pytest.mark.parametrize("rate,frames", [(48000, 48000), (44100, 44100 + 123), (16000, 5000)])
+def test_mel_power_and_its_gradient_equal_torch_stft_with_autograd(rate, frames):
+    # The mel view cuts its own frames and has its own backward (for speed); both must be torch.stft's.
+    view = build_view("mel", FrontEnd(), rate)
+    wave = torch.randn(2, frames, dtype=torch.float64).float().requires_grad_(True)
+    spec = torch.stft(wave, view.n_fft, view.hop_length, view.win_length, view.window, center=True,
+                      pad_mode="constant", return_complex=True)[:, :view.mel_bins]
+    reference = spec.abs().pow(2)
+    ours = view.power(wave).transpose(1, 2)
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5 * float(reference.detach().max()))
+    weights = torch.randn(reference.shape, generator=torch.Generator().manual_seed(1))
+    (expected,) = torch.autograd.grad((reference * weights).sum(), wave)
+    (got,) = torch.autograd.grad((ours * weights).sum(), wave)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
 def test_raw_image_layout_matches_the_math299w_recipe():
     frames = RAW_IMAGE_FRAMES
     left = torch.arange(frames, dtype=torch.float64)

@@ -41,6 +41,47 @@ def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float, fmax:
     return weights.to(torch.float32)
 
 
+@torch.library.custom_op("streamdream::frame_power", mutates_args=())
+def frame_power(frames: torch.Tensor, n_fft: int, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """|rfft(frames, n_fft)|^2 of the first `bins` bins, (..., win) -> (..., bins), with a cheap gradient;
+    the second output is the spectrum itself, kept for the gradient.
+
+    An op of its own for its backward: autograd's gradient of a one-sided rfft zero-fills a full
+    complex spectrum and runs a complex FFT of it (half of a whole dream step at 48 kHz), where
+    the same gradient is one inverse real FFT (`_frame_power_backward`). Callable from TorchScript.
+    """
+    spec = torch.fft.rfft(frames, n=n_fft)[..., :bins]
+    return spec.real.square() + spec.imag.square(), spec
+
+
+@frame_power.register_fake
+def _frame_power_shape(frames: torch.Tensor, n_fft: int, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = frames.shape[:-1] + (bins,)
+    return frames.new_empty(shape), frames.new_empty(shape, dtype=torch.complex64)
+
+
+def _frame_power_keep(ctx, inputs, output) -> None:
+    frames, n_fft, bins = inputs
+    ctx.save_for_backward(output[1])
+    ctx.n_fft, ctx.win = n_fft, frames.shape[-1]
+
+
+def _frame_power_backward(ctx, grad: torch.Tensor, _grad_spec: torch.Tensor):
+    """d/d frame[n] of sum_k grad_k |X_k|^2 is 2 sum_k grad_k Re(X_k e^(2 pi i k n / N)): with the edge
+    bins (0 and N/2) counted twice, that is N * irfft(grad * X)[n] (irfft pads the bins left out)."""
+    (spec,) = ctx.saved_tensors
+    n_fft = ctx.n_fft
+    edges = torch.ones(spec.shape[-1], device=spec.device)
+    edges[0] = 2.0
+    if spec.shape[-1] > n_fft // 2:
+        edges[n_fft // 2] = 2.0
+    weighted = spec * (grad * (edges * n_fft))
+    return torch.fft.irfft(weighted, n=n_fft)[..., :ctx.win], None, None
+
+
+frame_power.register_autograd(_frame_power_backward, setup_context=_frame_power_keep)
+
+
 class SpectrogramView(nn.Module):
     """Waveform (channels, frames) -> normalised log-mel or log-|STFT|, (channels, 1, bins, time).
 
@@ -53,6 +94,9 @@ class SpectrogramView(nn.Module):
         self.n_fft, self.win_length, self.hop_length = n_fft, win, hop
         self.bins = stft_bins(front)
         self.register_buffer("window", torch.hann_window(win, periodic=True))
+        # torch.stft(center=True) centres the window in its n_fft frame and frame t on sample t * hop:
+        # the mel path cuts the same frames itself (see forward), starting this far before sample 0.
+        self.frame_lead = n_fft // 2 - (n_fft - win) // 2
         if kind == "mel":
             fb = mel_filterbank(n_fft, sample_rate, front.n_mels, front.fmin_hz, front.fmax_hz)
             # bins above the top mel band carry no weight: leave them out of the matmul
@@ -70,19 +114,25 @@ class SpectrogramView(nn.Module):
         self.std = float(front.std)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, self.window,
-                          center=True, pad_mode="constant", return_complex=True)  # (C, F, T)
         if self.use_mel:
-            # power as re^2 + im^2: no square root whose gradient would then be squared away
-            power = torch.view_as_real(spec[:, :self.mel_bins]).pow(2).sum(-1)
-            feat = torch.matmul(self.filterbank, power)
+            feat = torch.matmul(self.filterbank, self.power(wave).transpose(1, 2))
         else:
+            spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, self.window,
+                              center=True, pad_mode="constant", return_complex=True)  # (C, F, T)
             feat = spec[:, :self.bins].abs()
         if self.floor_ratio > 0.0:
             # Cells below the floor get no gradient, so the dream is not drawn to where the music is silent.
             feat = torch.maximum(feat, feat.amax(dim=1, keepdim=True) * self.floor_ratio)
         feat = torch.log(feat + self.log_offset)
         return ((feat - self.mean) / self.std).unsqueeze(1)
+
+    def power(self, wave: torch.Tensor) -> torch.Tensor:
+        """(C, samples) -> (C, frames, mel_bins): torch.stft's power spectrum (center=True, zero padding),
+        computed as re^2 + im^2 (no square root whose gradient would then be squared away)."""
+        frames = 1 + wave.shape[-1] // self.hop_length
+        tail = max(0, (frames - 1) * self.hop_length + self.win_length - self.frame_lead - wave.shape[-1])
+        cut = F.pad(wave, [self.frame_lead, tail]).unfold(-1, self.win_length, self.hop_length)[:, :frames]
+        return torch.ops.streamdream.frame_power(cut * self.window, self.n_fft, self.mel_bins)[0]
 
 
 def waveform_to_raw_images(wave: torch.Tensor, height: int = 412, width: int = 500) -> torch.Tensor:
