@@ -101,21 +101,40 @@ class DreamLoop(nn.Module):
         self.objective_net = objective_net
         self.grad_floor = GRAD_FLOOR
         self.shape_fft = shape_fft
-        self.shape_hop = shape_fft // 4
+        self.shape_hop = shape_fft // 4   # overlap_add relies on a quarter-frame hop
         self.register_buffer("shape_window", torch.hann_window(shape_fft, periodic=True))
 
+    def frames_spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """(channels, samples) -> (channels, frames, bins): torch.stft's (center=True, zero padding), in the
+        layout the gradient comes back from; `overlap_add` is its inverse."""
+        half = self.shape_fft // 2
+        cut = F.pad(x, [half, half]).unfold(-1, self.shape_fft, self.shape_hop)
+        return torch.fft.rfft(cut * self.shape_window)
+
+    def overlap_add(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """torch.istft of `frames_spectrum`'s layout, written out because the hop is a quarter frame:
+        four shifted adds instead of a general overlap-add, and the window envelope, which depends
+        only on the length, from the same four adds."""
+        frames = torch.fft.irfft(spec, n=self.shape_fft) * self.shape_window
+        count = frames.shape[1]
+        parts = frames.reshape(frames.shape[0], count, 4, self.shape_hop)
+        summed = frames.new_zeros(frames.shape[0], count + 3, self.shape_hop)
+        squares = self.shape_window.square().reshape(4, self.shape_hop)
+        envelope = frames.new_zeros(count + 3, self.shape_hop)
+        for q in range(4):
+            summed[:, q:q + count] += parts[:, :, q]
+            envelope[q:q + count] += squares[q]
+        half = self.shape_fft // 2
+        return (summed.flatten(1) / envelope.flatten())[:, half:half + length]
+
     def shaping_weights(self, x: torch.Tensor, shape: float) -> torch.Tensor:
-        """Per-cell weights in [0, 1] from the input's spectrum (channels, bins, frames)."""
-        mag = torch.stft(x, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window, center=True,
-                         pad_mode="constant", return_complex=True).abs()
-        peak = mag.amax(dim=1, keepdim=True)
+        """Per-cell weights in [0, 1] from the input's spectrum (channels, frames, bins)."""
+        mag = self.frames_spectrum(x).abs()
+        peak = mag.amax(dim=2, keepdim=True)
         return (mag / (peak + self.grad_floor)).pow(shape)
 
     def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(g, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window, center=True,
-                          pad_mode="constant", return_complex=True)
-        return torch.istft(spec * weights, self.shape_fft, self.shape_hop, self.shape_fft, self.shape_window,
-                           center=True, length=g.shape[-1])
+        return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1])
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
