@@ -57,7 +57,7 @@ def frame_power(frames: torch.Tensor, n_fft: int, bins: int) -> tuple[torch.Tens
 @frame_power.register_fake
 def _frame_power_shape(frames: torch.Tensor, n_fft: int, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
     shape = frames.shape[:-1] + (bins,)
-    return frames.new_empty(shape), frames.new_empty(shape, dtype=torch.complex64)
+    return frames.new_empty(shape), frames.new_empty(shape, dtype=frames.dtype.to_complex())
 
 
 def _frame_power_keep(ctx, inputs, output) -> None:
