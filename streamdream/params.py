@@ -62,17 +62,17 @@ class Params:
     layer: str | None = None        # "NAME", "NAME@CHANNEL" or "A:0.5,B:1.0"
     target: str | None = None       # class label to dream toward
     away: str | None = None         # class label to dream away from
-    steps: int = 4                  # gradient steps per octave
-    step_size: float = 0.05         # per step, relative to the window's RMS level
+    steps: int = 8                  # gradient steps per octave
+    step_size: float = 0.1          # per step, relative to the window's RMS level
     octaves: int = 3
     octave_scale: float = 1.4
     jitter_ms: float = 30.0         # maximum circular shift per step
     seed: int = 0
-    # How the dream is kept musical (the defaults are --preset musical; docs/DREAMS.md)
+    # How the dream is kept musical (the defaults are --preset toward; docs/DREAMS.md)
     top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
     shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
-    keep: float = 0.0               # with --target: also push the input's own top label, at this weight (0 = off)
+    keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"
     device: str = "auto"

@@ -22,15 +22,16 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
 
 
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
-# "live" is Params() itself: the defaults of render, live and the Python API, which are "musical".
+# "live" is Params() itself: the defaults of render, live and the Python API, which are "toward".
 MUSICAL = {"top_db": 60.0, "shape": 1.0}  # the change grows where the music has energy
+LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "keep": 0.0}  # half the defaults' steps, half their step
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults
-    "musical": MUSICAL,                                     # best measured: no hiss bed, the music keeps its identity
-    "unshaped": {"top_db": 0.0, "shape": 0.0},              # the plain gradient (the defaults before 2026-11-23)
-    "subtle": {**MUSICAL, "step_size": 0.025},              # half the change: a tint
-    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1},      # twice the steps and step: offline or a long budget
-    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.25},  # deep toward --target, the music kept
+    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.2},  # best measured: the target grows, the music kept
+    "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
+    "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
+    "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
+    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.0},  # toward without keeping the music's own label
     "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
 }
 
