@@ -65,7 +65,7 @@ class Params:
     steps: int = 8                  # gradient steps per octave
     step_size: float = 0.1          # per step, relative to the window's RMS level
     octaves: int = 3
-    octave_scale: float = 1.4
+    octave_scale: float = 1.2       # each coarser octave's time axis is this much shorter
     jitter_ms: float = 30.0         # maximum circular shift per step
     seed: int = 0
     # How the dream is kept musical (the defaults are --preset toward; docs/DREAMS.md)

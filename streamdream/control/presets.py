@@ -24,14 +24,14 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
 # "live" is Params() itself: the defaults of render, live and the Python API, which are "toward".
 MUSICAL = {"top_db": 60.0, "shape": 1.0}  # the change grows where the music has energy
-LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "keep": 0.0}  # half the defaults' steps, half their step
+LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 0.0}  # about half the defaults' cost
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults
-    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.2},  # best measured: the target grows, the music kept
+    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.2, "keep": 0.2},  # best measured (the defaults)
     "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
-    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "keep": 0.0},  # toward without keeping the music's own label
+    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.4, "keep": 0.0},  # the music's own label not kept
     "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
 }
 

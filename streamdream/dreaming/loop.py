@@ -95,10 +95,11 @@ class DreamLoop(nn.Module):
     level, a brighter or duller EQ and some noise keep growing. Empty = off.
     """
 
-    def __init__(self, view: nn.Module, objective_net: nn.Module, shape_fft: int = 2048):
+    def __init__(self, view: nn.Module, objective_net: nn.Module, shape_fft: int = 2048, channels_last: bool = False):
         super().__init__()
         self.view = view
         self.objective_net = objective_net
+        self.channels_last = channels_last  # hand the CNN its input channels-last (a CNN converted to match)
         self.grad_floor = GRAD_FLOOR
         self.shape_fft = shape_fft
         self.shape_hop = shape_fft // 4   # overlap_add relies on a quarter-frame hop
@@ -155,6 +156,8 @@ class DreamLoop(nn.Module):
                 v = self.view(heard)
                 if v.dim() == 4 and (v.shape[2] != size[0] or v.shape[3] != size[1]):
                     v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
+                if self.channels_last and v.dim() == 4:
+                    v = v.contiguous(memory_format=torch.channels_last)
                 objective = self.objective_net(v, class_weights)
                 grads = torch.autograd.grad([objective], [rolled])
                 g = grads[0]
