@@ -95,7 +95,7 @@ class SpectrogramView(nn.Module):
         self.bins = stft_bins(front)
         self.register_buffer("window", torch.hann_window(win, periodic=True))
         # torch.stft(center=True) centres the window in its n_fft frame and frame t on sample t * hop:
-        # the mel path cuts the same frames itself (see forward), starting this far before sample 0.
+        # the mel path cuts the same frames itself (see power), starting this far before sample 0.
         self.frame_lead = n_fft // 2 - (n_fft - win) // 2
         if kind == "mel":
             fb = mel_filterbank(n_fft, sample_rate, front.n_mels, front.fmin_hz, front.fmax_hz)
