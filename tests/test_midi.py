@@ -38,8 +38,9 @@ def test_default_mapping_mod_wheel_is_intensity_and_volume_is_gain(control, engi
 
 
 def test_per_window_knobs_wait_for_apply_then_reach_the_worker(control, engine):
+    before = engine.params
     send(control, [0xB0, 22, 127], [0xB0, 23, 0], [0xB0, 24, 127], [0xB0, 25, 0], [0xB0, 21, 127])
-    assert engine.params.steps == 4  # untouched until the main loop applies
+    assert engine.params is before and before.steps != 16  # untouched until the main loop applies
     params = control.apply()
     assert params is engine.params
     assert (params.steps, params.octaves, params.layer, params.target) == (16, 1, "/c", None)
