@@ -141,6 +141,22 @@ def test_shaped_update_stays_where_the_music_has_energy(mel_model):
     assert np.abs(shaped).max() > 1e-3                          # and it still changes the sound
 
 
+def test_time_weights_hold_the_change_back_before_an_attack_but_not_on_a_held_low_note():
+    from streamdream.dreaming.loop import DreamLoop
+    rate = 48000
+    t = np.arange(rate) / rate
+    # 0.5 s of a quiet tail (-30 dB), then a loud attack; in the other channel a held 40 Hz note
+    attack = np.where(t < 0.5, 0.01, 0.3) * np.sin(2 * np.pi * 440 * t)
+    low = 0.3 * np.sin(2 * np.pi * 40 * t)
+    loop = DreamLoop(torch.nn.Identity(), torch.nn.Identity(), 2048)
+    weights = loop.time_weights(torch.from_numpy(np.stack([attack, low]).astype(np.float32)), 1.0).numpy()
+    just_before = slice(int(0.48 * rate), int(0.49 * rate))  # 10-20 ms before (the blocks are 5 ms)
+    assert weights[0, just_before].max() < 0.17                 # the tail next to the attack: ~0.1 (30 - 10 dB)
+    assert weights[0, :int(0.4 * rate)].min() > 0.99            # the same tail far from it: free
+    assert weights[0, int(0.52 * rate):].min() > 0.99           # the attack and the note after it
+    assert weights[1, int(0.05 * rate):int(0.95 * rate)].min() > 0.99  # a held 40 Hz note is not modulated
+
+
 def test_shaped_loop_with_transformations_is_scripted_and_matches_eager(mel_model):
     window = music_clip(RATE, 2.0)
     scripted = make(mel_model, shape=1.0, top_db=60.0, eot=1.0)

@@ -19,6 +19,9 @@ from torch import nn
 # Gradient normalisation divides by mean |g|; silence and DC give g == 0, and
 # this floor keeps 0 / 0 from becoming NaN (the step is then simply zero).
 GRAD_FLOOR = 1e-20
+# Shaping in time: the change is held back where the input is more than this far (10 dB, as an amplitude
+# ratio) under its loudest moment nearby. Measured against 1.0 and 0.1 on the eval clips (docs/DREAMS.md).
+PRE_ECHO_KNEE = 10 ** (-10 / 20)
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class DreamLoop(nn.Module):
     STFT domain (`shape_fft` points, hop a quarter of that), each cell is weighted by
     (input magnitude / its frame's loudest input cell) ** shape, and the result is taken
     back. The change then lives where the music already has energy, in proportion to it,
-    instead of where the view happens to be most sensitive (quiet, high bands).
+    instead of where the view happens to be most sensitive (quiet, high bands); `time_weights`
+    does the same in time, against the pre-echo a 43-ms frame would leave before each attack.
 
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
@@ -101,6 +105,7 @@ class DreamLoop(nn.Module):
         self.objective_net = objective_net
         self.channels_last = channels_last  # hand the CNN its input channels-last (a CNN converted to match)
         self.grad_floor = GRAD_FLOOR
+        self.pre_echo_knee = PRE_ECHO_KNEE
         self.shape_fft = shape_fft
         self.shape_hop = shape_fft // 4   # overlap_add relies on a quarter-frame hop
         self.register_buffer("shape_window", torch.hann_window(shape_fft, periodic=True))
@@ -134,14 +139,30 @@ class DreamLoop(nn.Module):
         peak = mag.amax(dim=2, keepdim=True)
         return (mag / (peak + self.grad_floor)).pow(shape)
 
-    def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1])
+    def time_weights(self, x: torch.Tensor, shape: float) -> torch.Tensor:
+        """Per-sample weights in [0, 1] (channels, samples): 1 unless the input's 5-ms level is more than
+        10 dB under its loudest within half a shaping frame either side, then in proportion, to the power
+        `shape`. A shaping frame (43 ms) blurs time, so without these a change meant for an attack also
+        lands in the quieter moment just before it (pre-echo: on a piano, bursts louder than the attack).
+        5-ms blocks keep a held note's level steady, so held notes are not modulated."""
+        hop = self.shape_hop // 2
+        n = x.shape[-1]
+        level = F.pad(x, [0, (-n) % hop]).square().reshape(x.shape[0], -1, hop).mean(-1).sqrt()
+        span = self.shape_fft // hop
+        peak = F.max_pool1d(level.unsqueeze(1), span + 1, 1, span // 2).squeeze(1)
+        weights = torch.clamp(level / (self.pre_echo_knee * peak + self.grad_floor), max=1.0).pow(shape)
+        return F.interpolate(weights.unsqueeze(1), scale_factor=float(hop), mode="linear",
+                             align_corners=False).squeeze(1)[:, :n]
+
+    def shaped(self, g: torch.Tensor, weights: torch.Tensor, in_time: torch.Tensor) -> torch.Tensor:
+        return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1]) * in_time
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
                 noise: torch.Tensor) -> torch.Tensor:
         x = x.detach()
         weights = self.shaping_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
+        in_time = self.time_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
         for size in sizes:
             for _ in range(steps):
@@ -166,7 +187,7 @@ class DreamLoop(nn.Module):
                 g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
                 g = torch.roll(g, -shift, -1)
                 if shape > 0.0:
-                    g = self.shaped(g, weights)
+                    g = self.shaped(g, weights, in_time)
                 g = g / (g.abs().mean() + self.grad_floor)
                 x = x + step_size * g
         return x
