@@ -154,8 +154,8 @@ class DreamLoop(nn.Module):
         return F.interpolate(weights.unsqueeze(1), scale_factor=float(hop), mode="linear",
                              align_corners=False).squeeze(1)[:, :n]
 
-    def shaped(self, g: torch.Tensor, weights: torch.Tensor, in_time: torch.Tensor) -> torch.Tensor:
-        return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1]) * in_time
+    def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1])
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
@@ -187,8 +187,12 @@ class DreamLoop(nn.Module):
                 g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
                 g = torch.roll(g, -shift, -1)
                 if shape > 0.0:
-                    g = self.shaped(g, weights, in_time)
+                    g = self.shaped(g, weights)
                 g = g / (g.abs().mean() + self.grad_floor)
+                if shape > 0.0:
+                    # after the normalisation: the time weights take change away, never move it elsewhere
+                    # (before it, a lone click in silence got the whole window's step and was rewritten)
+                    g = g * in_time
                 x = x + step_size * g
         return x
 
