@@ -5,7 +5,7 @@ import torch
 from conftest import music_clip
 from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
-from streamdream.dreaming.loop import ObjectiveNet, octave_sizes
+from streamdream.dreaming.loop import DreamLoop, ObjectiveNet, octave_sizes
 from streamdream.errors import ParameterError
 
 RATE = 16000
@@ -142,7 +142,6 @@ def test_shaped_update_stays_where_the_music_has_energy(mel_model):
 
 
 def test_time_weights_hold_the_change_back_before_an_attack_but_not_on_a_held_low_note():
-    from streamdream.dreaming.loop import DreamLoop
     rate = 48000
     t = np.arange(rate) / rate
     # 0.5 s of a quiet tail (-30 dB), then a loud attack; in the other channel a held 40 Hz note

@@ -27,7 +27,7 @@ MUSICAL = {"top_db": 60.0, "shape": 1.0}  # the change grows where the music has
 LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 0.0}  # about half the defaults' cost
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults
-    "toward": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.2, "keep": 0.2},  # best measured (the defaults)
+    "toward": {},                                           # the defaults by name: best measured (Params() holds the values)
     "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
