@@ -20,7 +20,7 @@ from ..audio.shared import (W_CURRENT, W_DREAMED, W_FAILED, W_HEAP_FREE, W_HEAP_
                             W_RSS, W_STARTED, W_SUM_S, DreamExchange, ExchangeSpec)
 from ..control.mapping import keyboard_keys
 from ..errors import StreamDreamError
-from ..memory import give_back_freed_memory, heap_bytes, rss_bytes
+from ..memory import give_back_freed_memory, heap_bytes, jemalloc_for_spawned, rss_bytes
 from ..params import Params
 from ..windows import Schedule
 
@@ -252,7 +252,8 @@ class DreamWorker:
                               args=(e.exchange.spec(), e.params.window_s, e.params.crossfade_s,
                                     e.sample_rate, e.exchange.spec_args[0], child, self._process_stop, e.lockstep,
                                     self.threads))
-        process.start()
+        with jemalloc_for_spawned():  # glibc's heap grew window after window around its holes: see memory.py
+            process.start()
         self._handle = process  # only a started process: stop() joins it
         self._conn.send((e.params_version, e.params))
         deadline = time.monotonic() + timeout
