@@ -40,7 +40,7 @@ def one_run(windows: int, knobs: bool) -> dict:
 
     from streamdream.data import DEMO_CLIP, shipped_path
     from streamdream.dreaming.dreamer import Dreamer
-    from streamdream.memory import _jemalloc, heap_bytes, no_huge_pages, rss_bytes
+    from streamdream.memory import allocator, heap_bytes, no_huge_pages, rss_bytes
     from streamdream.params import Params
 
     torch.set_num_threads(1)  # the live worker's count on 2 cores: all but the audio's
@@ -63,7 +63,7 @@ def one_run(windows: int, knobs: bool) -> dict:
         used, kept = heap_bytes()
         rows.append({"seconds": seconds, "rss": rss_bytes(), "used": used, "kept": kept,
                      "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults})
-    return {"jemalloc": _jemalloc() is not None, "windows": rows}
+    return {"allocator": allocator(), "windows": rows}
 
 
 def spawn(allocator: str, windows: int, knobs: bool) -> dict:
@@ -75,7 +75,7 @@ def spawn(allocator: str, windows: int, knobs: bool) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    if result["jemalloc"] != (allocator == "jemalloc"):
+    if (result["allocator"] == "jemalloc") != (allocator == "jemalloc"):
         raise SystemExit(f"the {allocator} run did not get its allocator: install libjemalloc2 (README)")
     return result
 

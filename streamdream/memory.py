@@ -61,8 +61,8 @@ def keep_freed_memory() -> None:
 
 
 # jemalloc told to keep freed pages, as keep_freed_memory tells glibc, so a window reuses them without
-# faults; and to serve big tensors from the same arenas (by default those of 8 MiB and more get one of
-# their own, which held the window 3% back in one measurement, within noise in the rest)
+# faults; and to serve big tensors from its ordinary arenas (by default those of 8 MiB and more get an
+# arena of their own: RSS 966 against 953 MiB, the same speed within noise)
 JEMALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0"
 _ALL_ARENAS = 4096  # jemalloc's MALLCTL_ARENAS_ALL
 
@@ -77,8 +77,9 @@ def jemalloc_for_spawned():
     in one process (default model, one thread, the same window 16 times over), 12-25 MiB steps at
     windows 1, 3, 8 and 13, +52 MiB over 40 windows with the knobs moving, then flat; a 2-minute soak
     failed on +2.5% RSS. jemalloc keeps each size class in its own runs: over 30 windows RSS moved
-    +1 MiB and stayed about 200 MiB under glibc's, with the window's time within this host's noise of
-    glibc's (docs/BENCHMARKS.md, "The dream worker's allocator").
+    +1 MiB and stayed about 200 MiB under glibc's; a window took about 5% longer at the defaults and 10%
+    less with the knobs moving, within this host's drift (docs/BENCHMARKS.md, "The dream worker's
+    allocator").
 
     The environment is set for the spawn and put back after it, so the audio process and whatever else it
     starts keep their own; the audio callback never reads the environment. A user's own LD_PRELOAD or
@@ -108,6 +109,11 @@ def _jemalloc():
         mallctl.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
         mallctl.restype = ctypes.c_int
     return mallctl
+
+
+def allocator() -> str:
+    """Which malloc this process runs on: "jemalloc" or "system"."""
+    return "jemalloc" if _jemalloc() is not None else "system"
 
 
 def _jemalloc_size(mallctl, name: bytes) -> int:
