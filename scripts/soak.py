@@ -184,7 +184,8 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
                 failures.append(f"{name} descriptors {fds} or threads {threads} grew")
     if warm:
         heap = [s["worker_memory"] for s in (warm[0], warm[-1])]
-        print(f"\nDream worker's heap (its malloc: jemalloc where installed), after warm-up -> end: in use {heap[0]['heap_used_bytes'] / 2**20:.0f} -> "
+        print(f"\nDream worker's heap (its malloc: jemalloc where installed), after warm-up -> end: in use "
+              f"{heap[0]['heap_used_bytes'] / 2**20:.0f} -> "
               f"{heap[1]['heap_used_bytes'] / 2**20:.0f} MiB, freed and kept for reuse "
               f"{heap[0]['heap_free_bytes'] / 2**20:.0f} -> {heap[1]['heap_free_bytes'] / 2**20:.0f} MiB")
         print(f"\nDreamers built for new objectives (layer, target or not): {warm[0]['objectives']} by the end of "

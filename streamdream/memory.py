@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import resource
 import sys
@@ -21,6 +22,7 @@ _PR_SET_THP_DISABLE = 41
 _heap_kept = False
 
 
+@functools.cache  # find_library runs ldconfig: once per process, not once per window (heap_bytes)
 def _libc():
     if not sys.platform.startswith("linux"):
         return None
@@ -99,6 +101,7 @@ def jemalloc_for_spawned():
             os.environ.pop(name, None)
 
 
+@functools.cache  # a process's malloc is fixed when it starts
 def _jemalloc():
     """This process's jemalloc control function (mallctl), or None when malloc is glibc's."""
     try:

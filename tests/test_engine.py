@@ -2,6 +2,7 @@
 import io
 import json
 import multiprocessing
+import os
 import resource
 import threading
 import time
@@ -237,6 +238,29 @@ def test_the_callback_never_waits_for_memory_the_kernel_has_not_supplied(mel_mod
     # Writing the ring alone, page by page, would fault once per page; what may remain is the
     # interpreter growing its heap for a few small objects (5 or 6 faults here).
     assert faults < first_touched_pages // 10
+
+
+def test_the_dream_process_allocates_with_jemalloc_and_reports_its_heap(mel_model, monkeypatch):
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    rate, block = 16000, 256
+    engine = Engine(fast_params(mel_model, rate), rate, block, budget_s=0.6, source=FileSource(music_clip(rate, 6.0)),
+                    lockstep=True, worker="process")
+    out = np.zeros((block, 2), dtype=np.float32)
+    engine.start_worker()
+    try:
+        maps = open(f"/proc/{engine.worker._handle.pid}/maps").read()
+        assert "LD_PRELOAD" not in os.environ  # the audio process's own environment is as it was
+        deadline = time.monotonic() + 120
+        while engine.stats.windows_dreamed < 2:
+            assert time.monotonic() < deadline, "no window dreamed within 120 s"
+            engine.wait_for_dreams(block)
+            engine.process(None, out, block, None)
+        memory = engine.stats.worker_memory()
+    finally:
+        engine.close()
+    assert "libjemalloc" in maps
+    # jemalloc's statistics: the model and the dream's buffers are in use, and the worker is resident
+    assert 1 << 20 < memory["heap_used_bytes"] < memory["rss_bytes"]
 
 
 def test_nan_dream_is_discarded_counted_and_dry_plays(mel_model):

@@ -1,14 +1,10 @@
-"""The dream worker's allocator: jemalloc in the spawned worker, the audio process's environment untouched."""
+"""The dream worker's allocator: jemalloc for spawned processes, the spawning process's environment untouched.
+
+The live worker itself is checked in test_engine.py (test_the_dream_process_allocates_with_jemalloc...)."""
 import ctypes.util
 import os
-import time
 
-import numpy as np
-
-from conftest import music_clip
 from streamdream.memory import JEMALLOC_CONF, jemalloc_for_spawned
-from streamdream.params import Params
-from streamdream.stream.engine import Engine, FileSource
 
 JEMALLOC = ctypes.util.find_library("jemalloc")
 
@@ -31,27 +27,3 @@ def test_a_users_own_preload_is_left_alone(monkeypatch):
     with jemalloc_for_spawned():
         assert os.environ["LD_PRELOAD"] == "libtcmalloc_minimal.so.4" and "MALLOC_CONF" not in os.environ
     assert os.environ["LD_PRELOAD"] == "libtcmalloc_minimal.so.4"
-
-
-def test_the_dream_process_allocates_with_jemalloc_and_reports_its_heap(mel_model, monkeypatch):
-    monkeypatch.delenv("LD_PRELOAD", raising=False)
-    rate, block = 16000, 256
-    params = Params(model=str(mel_model), steps=2, octaves=2, window_s=1.5, crossfade_s=0.25, backend="eager")
-    engine = Engine(params, rate, block, budget_s=0.6, source=FileSource(music_clip(rate, 6.0)), lockstep=True,
-                    worker="process")
-    out = np.zeros((block, 2), dtype=np.float32)
-    engine.start_worker()
-    try:
-        maps = open(f"/proc/{engine.worker._handle.pid}/maps").read()
-        assert "LD_PRELOAD" not in os.environ  # the audio process's own environment is as it was
-        deadline = time.monotonic() + 120
-        while engine.stats.windows_dreamed < 2:
-            assert time.monotonic() < deadline, "no window dreamed within 120 s"
-            engine.wait_for_dreams(block)
-            engine.process(None, out, block, None)
-        memory = engine.stats.worker_memory()
-    finally:
-        engine.close()
-    assert "libjemalloc" in maps
-    # jemalloc's statistics: the model and the dream's buffers are in use, and the worker is resident
-    assert 1 << 20 < memory["heap_used_bytes"] < memory["rss_bytes"]
