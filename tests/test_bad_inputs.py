@@ -222,6 +222,11 @@ def full_dir(tmp_path_factory):
 
 def run_limited(args: list[str], limit: int):
     """The CLI in a process whose files may not grow past `limit` bytes: the kernel refuses the write."""
+    # matplotlib (and fontconfig, through fc-list) build their font caches the first time they are
+    # imported on a machine and complain on stderr when that write fails; built here, with no limit,
+    # they are what a user who has plotted before has, and stderr holds only streamdream's own line.
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], check=True, capture_output=True)
+
     def limit_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
