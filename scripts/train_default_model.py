@@ -14,7 +14,8 @@ features of its classes that another ear hears too, where a plain net's points a
 patterns only it responds to (docs/DREAMS.md has the measurement); --adversarial-rms 0
 trains the plain net.
 
-Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng; installs nothing.
+Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng (and csound-soundfont for
+`--soundfont /usr/share/sounds/sf2/sf_GMbank.sf2`); installs nothing.
 
     nice -n 10 python scripts/train_default_model.py            # the committed run
     nice -n 10 python scripts/train_default_model.py --train-per-class 8 --test-per-class 4 --epochs 1 --out /tmp/smoke --model-out /tmp/smoke/default.onnx
@@ -77,11 +78,19 @@ HELD_OUT_VOICES = ["en-us+f5", "en+m3", "en+whisper"]
 # Tools
 
 
-def check_tools() -> None:
+# Other General MIDI soundfonts Debian ships, for --soundfont. TimGM6mb and MuseScore General are not
+# here on purpose: the independent ear trains on the first, scripts/eval_dreams.py renders its music with the second.
+SOUNDFONT_PACKAGES = {SOUNDFONT: "fluid-soundfont-gm", Path("/usr/share/sounds/sf2/sf_GMbank.sf2"): "csound-soundfont"}
+
+
+def check_tools(soundfonts: tuple[Path, ...] = (SOUNDFONT,)) -> None:
+    for path in soundfonts:
+        if not path.exists() and path not in SOUNDFONT_PACKAGES:
+            print(f"error: soundfont {path} not found; give the path of an existing .sf2 or .sf3 file", file=sys.stderr)
+            sys.exit(2)
     missing = [pkg for tool, pkg in (("fluidsynth", "fluidsynth"), ("espeak-ng", "espeak-ng"))
                if shutil.which(tool) is None]
-    if not SOUNDFONT.exists():
-        missing.append("fluid-soundfont-gm")
+    missing += [SOUNDFONT_PACKAGES[path] for path in soundfonts if not path.exists()]
     if missing:
         print(f"error: missing {', '.join(missing)}; install with: sudo apt-get install {' '.join(missing)}",
               file=sys.stderr)
@@ -320,27 +329,31 @@ def to_int16(clip: np.ndarray) -> np.ndarray:
     return np.round(clip / peak * 0.89 * 32767).astype(np.int16)
 
 
-def generate_split(seed: int, per_class: int, workdir: Path, tag: str, soundfont: Path = SOUNDFONT,
+def generate_split(seed: int, per_class: int, workdir: Path, tag: str, soundfonts: tuple[Path, ...] = (SOUNDFONT,),
                    voice_langs=VOICE_LANGS, voice_variants=VOICE_VARIANTS) -> tuple[np.ndarray, np.ndarray]:
     """per_class clips of every label, as (N, CLIP_S*rate) int16 and (N,) labels.
 
-    The soundfont and the espeak-ng voices are parameters so the independent ear
-    (scripts/train_ear.py) can be trained on other instruments and other voices.
+    The instrument clips are shared evenly between the soundfonts. They and the espeak-ng
+    voices are parameters so the independent ear (scripts/train_ear.py) can be trained on
+    other instruments and other voices.
     """
     jobs = []
     chunk = 100  # slots per MIDI file: long renders amortise fluidsynth's soundfont load
     for label in range(len(LABELS)):
         if label == VOICE:
             continue
-        for start in range(0, per_class, chunk):
-            n = min(chunk, per_class - start)
-            rng = np.random.default_rng([seed, label, start])
-            mid = workdir / f"{tag}_{label}_{start}.mid"
-            class_midi(rng, label, n, mid)
-            jobs.append((label, n, mid))
+        # Slots are numbered across the soundfonts, so every MIDI file has its own seed; with one
+        # soundfont this is the single run of files the committed model was trained on.
+        for soundfont, share in zip(soundfonts, np.array_split(np.arange(per_class), len(soundfonts))):
+            for start in range(int(share[0]), int(share[-1]) + 1, chunk) if len(share) else ():
+                n = min(chunk, int(share[-1]) + 1 - start)
+                rng = np.random.default_rng([seed, label, start])
+                mid = workdir / f"{tag}_{label}_{start}.mid"
+                class_midi(rng, label, n, mid)
+                jobs.append((label, n, mid, soundfont))
 
     def run(job):
-        label, n, mid = job
+        label, n, mid, soundfont = job
         return label, cut_slots(render_midi(mid, mid.with_suffix(".wav"), soundfont), n)
 
     def run_voice(i):
@@ -771,6 +784,9 @@ def main():
                         help="directory for the training report and confusion.png")
     parser.add_argument("--model-out", type=Path, default=REPO / "streamdream" / "data" / "default.onnx",
                         help="where the ONNX model goes (default: the shipped model, package data)")
+    parser.add_argument("--soundfont", type=Path, action="append", metavar="SF2",
+                        help="render the instruments with this soundfont; repeat to share the clips between several "
+                             f"(default: {SOUNDFONT})")
     parser.add_argument("--data-cache", type=Path, default=None,
                         help="optional .npz: rendered clips are saved here and reused on the next run")
     parser.add_argument("--benchmark", type=Path, default=None, metavar="ONNX",
@@ -790,7 +806,8 @@ def main():
         print(f"forward+backward (input gradient, 9 s stereo 48 kHz, 2 threads): "
               f"median {time_input_gradient(module, front):.0f} ms of 15 runs")
         return
-    check_tools()
+    soundfonts = tuple(args.soundfont or [SOUNDFONT])
+    check_tools(soundfonts)
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -805,9 +822,9 @@ def main():
         log(f"loaded cached clips from {args.data_cache}")
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            x_train, y_train = generate_split(args.seed, args.train_per_class, Path(tmp), "train")
+            x_train, y_train = generate_split(args.seed, args.train_per_class, Path(tmp), "train", soundfonts)
             log(f"rendered {len(x_train)} training clips")
-            x_test, y_test = generate_split(args.seed + 1_000_003, args.test_per_class, Path(tmp), "test")
+            x_test, y_test = generate_split(args.seed + 1_000_003, args.test_per_class, Path(tmp), "test", soundfonts)
             log(f"rendered {len(x_test)} test clips")
         if args.data_cache:
             np.savez(args.data_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -862,6 +879,7 @@ def main():
     report = {
         "command": " ".join(["python", "scripts/train_default_model.py"] + sys.argv[1:]),
         "seed": args.seed, "train_clips": int(len(y_train)), "test_clips": int(len(y_test)),
+        "soundfonts": [path.name for path in soundfonts],
         "epochs": args.epochs, "downsample": args.downsample, "adversarial": {"rms": args.adversarial_rms, "steps": args.adversarial_steps,
                                                "ramp_epochs": args.adversarial_ramp},
         "front_end": front.to_dict(), "labels": LABELS,

@@ -124,7 +124,7 @@ def main():
     def log(message):
         print(f"[{time.time() - started:7.1f} s] {message}", flush=True)
 
-    voices = dict(soundfont=TIMGM, voice_langs=EAR_LANGS, voice_variants=EAR_VARIANTS)
+    voices = dict(soundfonts=(TIMGM,), voice_langs=EAR_LANGS, voice_variants=EAR_VARIANTS)
     if args.data_cache and args.data_cache.exists():
         cached = np.load(args.data_cache)
         x_train, y_train, x_test, y_test = (cached[k] for k in ("x_train", "y_train", "x_test", "y_test"))
