@@ -11,6 +11,7 @@ Prints a markdown table. Needs fluidsynth, fluid-soundfont-gm and timgm6mb-sound
 
     nice -n 10 python scripts/eval_other_soundfont.py
     nice -n 10 python scripts/eval_other_soundfont.py --per-class 4   # quick smoke run
+    nice -n 10 python scripts/eval_other_soundfont.py --model /tmp/run/default.onnx   # a retrained model
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--per-class", type=int, default=20)
+    parser.add_argument("--model", default=None, help="an ONNX model with the 18 labels (default: the shipped one)")
     args = parser.parse_args()
     for name, path in SOUNDFONTS.items():
         if not path.exists():
@@ -74,7 +76,7 @@ def main():
     print(f"rendered {len(jobs)} files in {time.time() - started:.0f} s; silent clips: {silent}", file=sys.stderr)
 
     # 2. streamdream's own classification path, built once: model metadata -> view -> onnx2torch module.
-    info = read_model_info(None)
+    info = read_model_info(args.model)
     assert info.labels == train.LABELS and info.view == "mel"
     view = build_view(info.view, info.front, RATE, info.image_hw)
     frames = int(train.CLIP_S * RATE)
