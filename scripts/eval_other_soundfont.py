@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.dreaming.model import convert, read_model_info  # noqa: E402
 from streamdream.dreaming.views import build_view  # noqa: E402
+from streamdream.errors import StreamDreamError  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("train_default_model", REPO / "scripts" / "train_default_model.py")
 train = importlib.util.module_from_spec(_spec)
@@ -47,6 +48,14 @@ def main():
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--model", default=None, help="an ONNX model with the 18 labels (default: the shipped one)")
     args = parser.parse_args()
+    try:  # the model first: a wrong path or model fails in a second, not after the renders
+        info = read_model_info(args.model)
+        if info.labels != train.LABELS or info.view != "mel":
+            raise StreamDreamError(f"{info.path.name} is not a model of the training script's 18 labels on the "
+                                   "mel view; pass one that scripts/train_default_model.py wrote")
+    except StreamDreamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     for name, path in SOUNDFONTS.items():
         if not path.exists():
             sys.exit(f"error: {path} missing ({name}); apt-get install fluid-soundfont-gm timgm6mb-soundfont")
@@ -76,8 +85,6 @@ def main():
     print(f"rendered {len(jobs)} files in {time.time() - started:.0f} s; silent clips: {silent}", file=sys.stderr)
 
     # 2. streamdream's own classification path, built once: model metadata -> view -> onnx2torch module.
-    info = read_model_info(args.model)
-    assert info.labels == train.LABELS and info.view == "mel"
     view = build_view(info.view, info.front, RATE, info.image_hw)
     frames = int(train.CLIP_S * RATE)
     model = convert(info, [info.output_names[0]], [1] + list(view(torch.zeros(1, frames)).shape[1:])).module
