@@ -243,9 +243,9 @@ def main():
           f"top-1 kept in top 3 {mean['top3']:.0%} (noise control {mean['noise_top3']:.0%}), "
           f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, level {mean['level_db']:+.2f} dB, "
           f"true peak max {mean['peak_dbtp_max']:+.2f} dBTP ({time.time() - started:.0f} s)")
-    # The mean over targets hides which targets carry it (voice moves the ear most, strings least).
+    # The mean over targets hides which targets carry it (docs/DREAMS.md: mostly voice).
     by_target = {t: {k: mean_of([r[k] for r in rows if r["target"] == t]) for k in ("rise", "vs_noise", "top3")}
-                 for t in targets}
+                 for t in targets if t != "none"}
     for t, m in by_target.items():
         print(f"  {t:8s} rise {m['rise']:+.3f}, vs noise {m['vs_noise']:+.3f}, top-1 kept in top 3 {m['top3']:.0%}")
     if args.json:
