@@ -162,6 +162,7 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     noise = np.random.default_rng(seed).standard_normal(dry.shape)
     noise *= np.sqrt(np.mean(change ** 2, axis=1, keepdims=True) / np.mean(noise ** 2, axis=1, keepdims=True))
     before, after = ear.probabilities(dry, RATE), ear.probabilities(wet, RATE)
+    own = int(np.argmax(before))  # the input's label, to the ear
     control_probs = ear.probabilities((dry + noise).astype(np.float32), RATE)
     quiet, above = where_the_change_lands(dry[0], change[0])
     rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
@@ -170,11 +171,11 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     else:
         before_t, after_t, control_t = float(before[target]), float(after[target]), float(control_probs[target])
     return {"before": before_t, "after": after_t, "rise": after_t - before_t, "vs_noise": after_t - control_t,
-            "top3": bool(int(np.argmax(before)) in np.argsort(after)[-3:]),
-            "noise_top3": bool(int(np.argmax(before)) in np.argsort(control_probs)[-3:]),
+            "top3": bool(own in np.argsort(after)[-3:]),
+            "noise_top3": bool(own in np.argsort(control_probs)[-3:]),
             "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
             "peak_dbtp": float(20 * np.log10(true_peak(wet))),
-            "top_before": ear.labels[int(np.argmax(before))], "top_after": ear.labels[int(np.argmax(after))]}
+            "top_before": ear.labels[own], "top_after": ear.labels[int(np.argmax(after))]}
 
 
 def main():
