@@ -15,7 +15,9 @@ sleeper per CPU (tests/stallwatch.py) tells machine stalls from the engine's own
 does.
 
 Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
-descriptors or threads grow; when a window is late or a worker restarted; when the recording is not
+held descriptors or its threads grow (a descriptor is held when it is open, to the same file, in every
+sample of a quarter: the audio process opens some for milliseconds each second, the stats file's temp,
+the recording's fsync, /proc reads, and a sample may catch one; a leak stays); when a window is late or a worker restarted; when the recording is not
 exactly the audio played plus the silence of the cycles the device skipped, or when it drifts from wall
 time by a block (10.7 ms) or more.
 """
@@ -62,8 +64,19 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def open_descriptors(pid: int) -> list[str]:
+    """'NUMBER TARGET' for each descriptor open in pid (one closed while being read is left out)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(f"{fd} {os.readlink(f'/proc/{pid}/fd/{fd}')}")
+        except OSError:
+            pass
+    return out
+
+
 def sample(pid: int) -> dict:
-    """{pid: {name, rss, fds, threads}} for the run's processes."""
+    """{pid: {name, rss, fds, threads}} for the run's processes (fds: open_descriptors)."""
     out = {}
     for p in descendants(pid):
         try:
@@ -71,11 +84,16 @@ def sample(pid: int) -> dict:
             cmdline = open(f"/proc/{p}/cmdline").read().replace("\0", " ")
             out[p] = {"name": ("worker" if "multiprocessing.spawn" in cmdline and "resource_tracker" not in cmdline
                                else "tracker" if "resource_tracker" in cmdline else "audio"),
-                      "rss": int(status["VmRSS"].split()[0]) * 1024, "fds": len(os.listdir(f"/proc/{p}/fd")),
+                      "rss": int(status["VmRSS"].split()[0]) * 1024, "fds": open_descriptors(p),
                       "threads": int(status["Threads"])}
         except (OSError, KeyError):
             pass
     return out
+
+
+def held(samples: list[dict]) -> set[str]:
+    """The descriptors open, to the same file, in every one of these samples of one process."""
+    return set.intersection(*(set(v["fds"]) for v in samples))
 
 
 def main() -> int:
@@ -151,7 +169,7 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; JACK dummy 48 kHz, "
           f"period 512; {args.minutes:g} min; {messages} MIDI messages; command: {' '.join(cmd[2:])}\n")
-    print("| process | RSS after warm-up (max of first quarter) | RSS at end (max of last quarter) | growth | fds | threads |")
+    print("| process | RSS after warm-up (max of first quarter) | RSS at end (max of last quarter) | growth | held fds | threads |")
     print("|---|---|---|---|---|---|")
     # after the warm-up and while audio flows: the last stats are written during shut-down (worker
     # finishing its window, recording closing), a moment of the run's end, not of the piece
@@ -174,14 +192,17 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
                 continue
             r0, r1 = max(v["rss"] for v in starts), max(v["rss"] for v in ends)
             growth = (r1 - r0) / r0
-            fds = (starts[0]["fds"], max(v["fds"] for v in ends))
+            fds_start, fds_end = held(starts), held(ends)
             threads = (starts[0]["threads"], max(v["threads"] for v in ends))
             print(f"| {name} | {r0 / 2**20:.0f} MiB | {r1 / 2**20:.0f} MiB | {100 * growth:+.2f}% | "
-                  f"{fds[0]} -> {fds[1]} | {threads[0]} -> {threads[1]} |")
+                  f"{len(fds_start)} -> {len(fds_end)} | {threads[0]} -> {threads[1]} |")
             if growth > RSS_GROWTH_LIMIT:
                 failures.append(f"{name} RSS grew {100 * growth:.2f}% after warm-up")
-            if fds[1] > fds[0] or threads[1] > threads[0] + 1:
-                failures.append(f"{name} descriptors {fds} or threads {threads} grew")
+            if len(fds_end) > len(fds_start):
+                failures.append(f"{name} held descriptors grew {len(fds_start)} -> {len(fds_end)}; new: "
+                                f"{', '.join(sorted(fds_end - fds_start))}")
+            if threads[1] > threads[0] + 1:
+                failures.append(f"{name} threads grew {threads[0]} -> {threads[1]}")
     if warm:
         heap = [s["worker_memory"] for s in (warm[0], warm[-1])]
         print(f"\nDream worker's heap (its malloc: jemalloc where installed), after warm-up -> end: in use "
