@@ -15,11 +15,11 @@ sleeper per CPU (tests/stallwatch.py) tells machine stalls from the engine's own
 does.
 
 Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
-held descriptors or its threads grow (a descriptor is held when it is open, to the same file, in every
-sample of a quarter: the audio process opens some for milliseconds each second, the stats file's temp,
-the recording's fsync, /proc reads, and a sample may catch one; a leak stays); when a window is late or a worker restarted; when the recording is not
-exactly the audio played plus the silence of the cycles the device skipped, or when it drifts from wall
-time by a block (10.7 ms) or more.
+held descriptors or its threads grow; when a window is late or a worker restarted; when the recording
+is not exactly the audio played plus the silence of the cycles the device skipped, or when it drifts
+from wall time by a block (10.7 ms) or more. A descriptor is held when it is open, to the same file,
+in every sample of a quarter: the audio process opens some for milliseconds each second (the stats
+file's temp file, the recording's fsync, /proc reads) and a sample may catch one; a leak stays.
 """
 from __future__ import annotations
 
