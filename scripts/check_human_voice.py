@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 from ear import Ear  # noqa: E402
+from train_default_model import SAMPLE_RATE, speak  # noqa: E402
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.dreaming.model import read_model_info  # noqa: E402
 from streamdream.errors import StreamDreamError  # noqa: E402
@@ -66,10 +66,9 @@ def main() -> int:
     sounds["all eight in a row"] = (in_a_row, rate)
     with tempfile.TemporaryDirectory() as tmp:
         for path in voices:
-            words, out = path.stem.replace("_", " "), Path(tmp) / f"{path.stem}.wav"
-            subprocess.run(["espeak-ng", "-v", "en", "-w", str(out), words], check=True)
-            audio, rate = sf.read(str(out), dtype="float32", always_2d=True)
-            sounds[f"espeak-ng: {words}"] = (audio.T, rate)
+            words = path.stem.replace("_", " ")
+            # espeak-ng's own default pitch (50) and speed (175 words a minute)
+            sounds[f"espeak-ng: {words}"] = (speak(words, "en", 50, 175, Path(tmp) / "prompt.wav")[None], SAMPLE_RATE)
     ear = Ear()
     print("| sound | seconds | ear: top 3 | ear P(voice) | dreaming model: top 3 | model P(voice) |")
     print("|---|---|---|---|---|---|")
