@@ -12,6 +12,8 @@ with the model that dreamed:
   rise       ear P(target) after - before
   vs noise   ear P(target) after - with white noise of the same change energy added instead
              (per channel, same RMS as the dream's change)
+  own        ear P(the input's own top-1 label) after - before, and after - with the noise control:
+             does a dream without a target make the music more itself (--preset amplify)?
   top3       the input's ear top-1 label is still in the ear's top 3 after the dream
   noise top3 the same for the noise control: how much identity the change's energy alone costs
   quiet      share of the change's energy in STFT cells > 50 dB below their frame's loudest
@@ -171,6 +173,7 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     else:
         before_t, after_t, control_t = float(before[target]), float(after[target]), float(control_probs[target])
     return {"before": before_t, "after": after_t, "rise": after_t - before_t, "vs_noise": after_t - control_t,
+            "own_rise": float(after[own] - before[own]), "own_vs_noise": float(after[own] - control_probs[own]),
             "top3": bool(own in np.argsort(after)[-3:]),
             "noise_top3": bool(own in np.argsort(control_probs)[-3:]),
             "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
@@ -227,21 +230,23 @@ def main():
     rows = []
     print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
     print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
-          f"{'noise':>5s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
+          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
         dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
         wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
         r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
         rows.append({"clip": name, "target": target, **r})
         print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
-              f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['quiet']:6.1%} "
+              f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} {r['quiet']:6.1%} "
               f"{r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
-    mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "top3", "noise_top3", "quiet", "above",
-                                                      "level_db", "peak_dbtp")}
+    mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "own_rise", "own_vs_noise", "top3",
+                                                      "noise_top3", "quiet", "above", "level_db", "peak_dbtp")}
     mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
-    print(f"MEAN over {len(rows)} renders ({args.label}): rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
+    toward = "" if np.isnan(mean["rise"]) else f"rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
+    print(f"MEAN over {len(rows)} renders ({args.label}): {toward}"
           f"top-1 kept in top 3 {mean['top3']:.0%} (noise control {mean['noise_top3']:.0%}), "
+          f"own label {mean['own_rise']:+.3f} (vs noise {mean['own_vs_noise']:+.3f}), "
           f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, level {mean['level_db']:+.2f} dB, "
           f"true peak max {mean['peak_dbtp_max']:+.2f} dBTP ({time.time() - started:.0f} s)")
     # The mean over targets hides which targets carry it (docs/DREAMS.md: mostly voice).

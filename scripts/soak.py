@@ -129,7 +129,7 @@ def main() -> int:
                               notes=not args.fixed_objective)
         traffic.connect(alive=lambda: proc.poll() is None)
         # every objective the knobs reach, each held for two hops (the worker takes the newest settings)
-        traffic.start(sweep_layers=0 if args.fixed_objective else len(read_model_info("default").recommended),
+        traffic.start(sweep_layers=0 if args.fixed_objective else len(read_model_info("default").layer_choices),
                       hold_s=2 * (Params.window_s - Params.crossfade_s))
         while proc.poll() is None:
             time.sleep(SAMPLE_EVERY_S)

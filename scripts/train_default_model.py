@@ -671,7 +671,9 @@ def export_onnx(net: MusicCNN, front: FrontEnd, path: Path, log) -> tuple[list[d
     layers = [{"name": name, "description": text} for name, text in zip(relus, descriptions)]
     layers.append({"name": "logits", "description": "class scores: pushes the sound towards one instrument "
                                                     "family (use with a target label)"})
-    default_layer = relus[2]
+    # Without --layer or --target, push the labels the model hears, each by its probability: amplifying a
+    # layer (stage 3 before 2026-12-06) made the music less itself to the independent ear (docs/DREAMS.md).
+    default_layer = sd_model.HEARD
     sd_model.write_metadata(proto, "mel", front, LABELS, layers, default_layer)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))

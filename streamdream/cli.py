@@ -48,7 +48,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     add("--view", choices=VIEW_NAMES, help="override the model's own view")
     add("--reconstruct", choices=RECONSTRUCT_MODES,
         help="stft baselines: dream magnitudes, resynthesise with the original phase or Griffin-Lim")
-    add("--layer", help="layer to amplify: NAME, NAME@CHANNEL or A:0.5,B:1.0 (see models info)")
+    add("--layer", help="layer to amplify: NAME, NAME@CHANNEL, heard (the labels the model hears, by their "
+                         "probability) or A:0.5,B:1.0 (see models info)")
     add("--target", help="class label(s) to dream toward: LABEL, or A,B:0.5 for several with weights")
     add("--away", help="class label(s) to dream away from (same form as --target)")
     add("--steps", type=int, help=f"gradient steps per octave, {r['steps']} (default {d.steps})")
@@ -156,7 +157,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .dreaming.model import layer_catalogue, read_model_info
+    from .dreaming.model import HEARD, layer_catalogue, read_model_info
     from .dreaming.views import frame_geometry, needed_sample_rate
 
     info = read_model_info(a.model, a.view)
@@ -206,6 +207,9 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         if layer.name == info.default_layer:
             mark = (mark + " (default)").strip()
         table.add_row(layer.name, layer.op, "x".join(map(str, layer.shape)), str(layer.channels), mark)
+    if info.labels:
+        table.add_row(HEARD, "", "", "", "the labels the model hears in the input, each pushed by its probability: "
+                      "more of what the music already is" + (" (default)" if info.default_layer == HEARD else ""))
     console.print(table)
     return 0
 

@@ -96,6 +96,12 @@ def string_in_front_end(proto) -> None:
             prop.value = json.dumps({**json.loads(prop.value), "hop_ms": "10"})
 
 
+def no_labels(proto) -> None:
+    for prop in proto.metadata_props:
+        if prop.key == "streamdream.labels":
+            prop.value = "[]"
+
+
 HUGE = (music_clip(RATE, 2.0).astype(np.float64) * 5e38).astype(np.float32)  # peaks near 2e38: finite, absurd
 WITH_NAN = music_clip(RATE, 1.0)
 WITH_NAN[0, 100], WITH_NAN[1, 200] = np.nan, np.inf
@@ -140,6 +146,9 @@ CASES = [
          2, "unknown target label '999'"),
     Case("layer channel past its width", nothing, ["render", "{clip}", "{tmp}/o.wav", "--model", "{model}", "--layer", "{layer}@999"],
          2, "has 12 channels; pick a channel from 0 to 11"),
+    Case("heard on a model without labels", edited_model(no_labels),
+         ["render", "{clip}", "{tmp}/o.wav", "--model", "{tmp}/bad.onnx", "--layer", "heard"],
+         2, "names none; name a layer instead (streamdream models info"),
     Case("negative seed", nothing, ["render", "{clip}", "{tmp}/o.wav", "--model", "{model}", "--seed", "-1"], 2,
          "--seed must be 0..4294967295"),
     Case("model outputs NaN", edited_model(nan_weights), ["render", "{clip}", "{tmp}/o.wav", "--model", "{tmp}/bad.onnx"],

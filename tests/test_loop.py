@@ -17,14 +17,16 @@ def make(model, **changes):
     return Dreamer(params, RATE, 2, FRAMES)
 
 
-def objective_of(dreamer, window):
-    """The objective the loop climbs, computed eagerly at full resolution."""
+def objective_of(dreamer, window, source=None):
+    """The objective the loop climbs, computed eagerly at full resolution; class weights that depend on
+    the window (keep, heard) are taken from `source`, the window the dream started from."""
     net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
+    x = None if source is None else torch.from_numpy(source)
     with torch.no_grad():
-        return float(net(dreamer.view(torch.from_numpy(window)), dreamer.target_weights(dreamer.params)))
+        return float(net(dreamer.view(torch.from_numpy(window)), dreamer.target_weights(dreamer.params, x)))
 
 
-@pytest.mark.parametrize("layer_spec", [None, "@3", "target"])
+@pytest.mark.parametrize("layer_spec", [None, "@3", "target", "heard"])
 def test_loop_raises_its_objective(mel_model, layer_spec):
     window = music_clip(RATE, 2.0)
     changes = {}
@@ -33,9 +35,13 @@ def test_loop_raises_its_objective(mel_model, layer_spec):
         changes["layer"] = read_model_info(mel_model).recommended[2].name + "@3"
     elif layer_spec == "target":
         changes["target"] = "brass"
+    elif layer_spec == "heard":
+        changes["layer"] = "heard"
     dreamer = make(mel_model, **changes)
-    before = objective_of(dreamer, window)
-    after = objective_of(dreamer, dreamer.dream_window(window, 0))
+    source = window if layer_spec == "heard" else None
+    before = objective_of(dreamer, window, source)
+    assert layer_spec != "heard" or before != 0.0  # the labels the input holds are pushed, not nothing
+    after = objective_of(dreamer, dreamer.dream_window(window, 0), source)
     assert after > before
 
 
@@ -194,3 +200,33 @@ def test_keep_also_pushes_what_the_model_hears_most_in_the_input(mel_model):
         return classify(dreamed, RATE, str(mel_model), window_s=2.0)[kept]
     assert kept_score(1.0) > kept_score(0.0)
     assert make(mel_model, keep=0.5).target_weights(Params(keep=0.5), torch.from_numpy(window)).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_heard_pushes_each_label_by_the_probability_the_model_gives_it(mel_model, tmp_path, multi_label):
+    """--layer heard: per window, each label's weight is the model's probability for it in the input
+    (softmax, or sigmoid for a multi-label model), times the layer's weight; a target comes on top."""
+    from streamdream.dreaming.classify import classify
+    from streamdream.dreaming.model import annotate
+
+    model = mel_model
+    if multi_label:
+        model = tmp_path / "multi.onnx"
+        annotate(mel_model, model, "mel", multi_label=True)
+    mono = music_clip(RATE, 2.0, channels=1)
+    window = torch.from_numpy(np.repeat(mono, 2, axis=0))  # L = R: both channels hear what the mono file holds
+    probs = classify(mono, RATE, str(model), window_s=2.0)
+    labels = list(probs)
+    expected = np.array([0.5 * probs[label] for label in labels])
+    assert (sum(probs.values()) > 1.5) == multi_label   # the two kinds of probability really differ here
+    weights = make(model, layer="heard:0.5").target_weights(Params(layer="heard:0.5"), window).numpy()
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+    params = Params(layer="heard:0.5", target=labels[3], keep=0.0)
+    weights = make(model, layer="heard:0.5", target=labels[3]).target_weights(params, window).numpy()
+    expected[3] += 1.0
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+
+
+def test_heard_needs_a_model_with_labels(image_model):
+    with pytest.raises(ParameterError, match="names none; name a layer instead"):
+        Dreamer(Params(model=str(image_model), view="raw-image", layer="heard"), RATE, 2, FRAMES)

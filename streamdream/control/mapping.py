@@ -60,7 +60,7 @@ KNOBS = {
     "octaves": _ranged("window", "octaves"),
     "octave_scale": _ranged("window", "octave_scale"),
     "jitter_ms": _ranged("window", "jitter_ms"),
-    "layer": Knob("window", 0, 1, choice=True),   # recommended layers, in order
+    "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),
     "save_preset": Knob("action", 0, 1, toggle=True),  # press: save the current state to --presets

@@ -33,7 +33,8 @@ BUILTIN_PRESETS: dict[str, dict] = {
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
     "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.4, "keep": 0.0},  # the music's own label not kept
-    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: more of what the layer hears
+    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: the model's default layer
+    #                                                         (the shipped model's: `heard`, what it hears, in proportion)
 }
 
 

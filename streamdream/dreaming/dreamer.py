@@ -13,7 +13,7 @@ from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, octave_sizes, outputs_by_name, script_loop,
                    trace_objective)
-from .model import LoadedModel, ModelInfo, convert, read_model_info
+from .model import HEARD, LoadedModel, ModelInfo, convert, read_model_info
 from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
 
 
@@ -37,7 +37,7 @@ def _split_weight(part: str, what: str) -> tuple[str, float]:
 
 
 def parse_objective(params: Params, info: ModelInfo) -> Objective:
-    """--layer / --target / --away -> Objective. Layer syntax: NAME, NAME@CHANNEL, or A:0.5,B:1.0.
+    """--layer / --target / --away -> Objective. Layer syntax: NAME, NAME@CHANNEL, heard, or A:0.5,B:1.0.
 
     Which classes --target/--away name is read per window (see `class_weights`); here only
     whether there are any, since that decides which outputs the traced net returns.
@@ -50,8 +50,15 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
             raise ParameterError(f"{info.path.name} names no default layer; pick one with --layer "
                                  f"(list them with: streamdream models info {info.path})")
     axes = {layer.name: layer.channel_axis for layer in info.recommended}
+    heard = 0.0
     for part in (spec.split(",") if spec else []):
         part, weight = _split_weight(part.strip(), "layer")
+        if part == HEARD:
+            if not info.labels:
+                raise ParameterError(f"--layer {HEARD} pushes the labels the model hears, and {info.path.name} names "
+                                     f"none; name a layer instead (streamdream models info {info.path})")
+            heard += weight
+            continue
         channel = -1
         if "@" in part:
             part, channel_text = part.rsplit("@", 1)
@@ -60,8 +67,8 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
             channel = int(channel_text)
         layers.append((part, weight, channel, axes.get(part, info.channel_axis)))
     class_weights(params, info, None)  # refuse unknown labels now, not at the first window
-    logits = info.output_names[0] if (params.target or params.away) else ""
-    return Objective(tuple(layers), logits, info.class_axis)
+    logits = info.output_names[0] if (params.target or params.away or heard) else ""
+    return Objective(tuple(layers), logits, info.class_axis, heard)
 
 
 def class_weights(params: Params, info: ModelInfo, n_classes: int | None) -> np.ndarray:
@@ -173,21 +180,27 @@ class Dreamer:
 
     def target_weights(self, p: Params, x: torch.Tensor | None = None) -> torch.Tensor:
         """The class weights `p` asks for (--target/--away), as the objective takes them per window.
-        With --keep and the window `x`, the label the model hears most in it (a target aside) is pushed too."""
+        Given the window `x`: with --keep the label the model hears most in it (a target aside) is pushed
+        too, and with `--layer heard` every label by its probability in it."""
         if not self.objective.logits:
             return torch.zeros(1, device=self.device)
         weights = class_weights(p, self.info, self.n_classes)
-        if p.keep > 0 and x is not None and np.any(weights > 0):
-            weights[self.heard_most(x, skip=weights > 0)] += p.keep
+        keep = p.keep > 0 and np.any(weights > 0)
+        if x is not None and (keep or self.objective.heard > 0):
+            heard = self.heard(x)
+            if keep:
+                weights[int(np.argmax(np.where(weights > 0, -np.inf, heard)))] += p.keep
+            weights += self.objective.heard * heard
         return torch.from_numpy(weights).to(self.device)
 
-    def heard_most(self, x: torch.Tensor, skip: np.ndarray) -> int:
-        """The class the model scores highest in the window x (channels, samples), over `skip`ped ones."""
+    def heard(self, x: torch.Tensor) -> np.ndarray:
+        """The model's probability for each class in the window x (channels, samples): softmax of its scores,
+        sigmoid for a multi-label model (the pitch model's keys)."""
         with torch.no_grad():
             by_name = outputs_by_name(self.loaded.module, self.view(x), self.objective.outputs())
-            scores = class_scores(by_name[self.objective.logits], self.objective.class_axis).cpu().numpy()
-        scores[skip] = -np.inf
-        return int(np.argmax(scores))
+            scores = class_scores(by_name[self.objective.logits], self.objective.class_axis)
+            probs = torch.sigmoid(scores) if self.info.multi_label else torch.softmax(scores, dim=0)
+        return probs.cpu().numpy().astype(np.float32)
 
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")

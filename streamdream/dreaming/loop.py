@@ -32,12 +32,15 @@ class Objective:
     Class scores come from `logits` when it is set: the dream pushes up the weighted sum of
     the classes' scores, each averaged over batch and frames (any axis but `class_axis`).
     Which classes and how much is a per-window tensor, so a held chord can change every
-    window without rebuilding anything.
+    window without rebuilding anything. `heard` (from `--layer heard`) adds, per window, each
+    label at this weight times the probability the model gives it in the input: more of
+    what the model hears there, in proportion (Dreamer.target_weights).
     """
 
     layers: tuple = ()
-    logits: str = ""          # tensor holding the class scores, "" when no class is targeted
+    logits: str = ""          # tensor holding the class scores, "" when no class is pushed
     class_axis: int = -1
+    heard: float = 0.0
 
     def outputs(self) -> list[str]:
         names = [name for name, _, _, _ in self.layers]

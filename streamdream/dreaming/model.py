@@ -28,6 +28,9 @@ META_DEFAULT_LAYER = "streamdream.default_layer"
 META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the first output (default: the last)
 META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
 META_MULTI_LABEL = "streamdream.multi_label"    # "1": several labels can be true at once (sigmoid, not softmax)
+# A layer name that is not a tensor: the labels the model hears in the input, each pushed by its
+# probability (dreaming/dreamer.py). A model with labels may name it as its default layer.
+HEARD = "heard"
 
 PARITY_TOLERANCE = 1e-4
 # Activations of these ops carry features worth dreaming on.
@@ -94,6 +97,11 @@ class ModelInfo:
         """The layer a dream without --layer or --target amplifies: the file's default, else the middle
         recommended layer."""
         return self.default_layer or (self.recommended[len(self.recommended) // 2].name if self.recommended else None)
+
+    @property
+    def layer_choices(self) -> list[str]:
+        """What a layer knob, OSC or --evolve may pick: the recommended layers, then `heard` if there are labels."""
+        return [layer.name for layer in self.recommended] + ([HEARD] if self.labels else [])
 
     @property
     def stereo_input(self) -> bool:
@@ -460,7 +468,10 @@ def check_annotation(info: ModelInfo) -> LoadedModel:
     """Load a described model the way a dream will: its view's input, its layers and labels, through torch."""
     shape = view_input_shape(info, info.view, 48000, 48000)
     names = [layer.name for layer in info.recommended]
-    if info.default_layer and info.default_layer not in names:
+    if info.default_layer == HEARD and not info.labels:
+        raise ParameterError(f"default layer {HEARD!r} pushes the labels the model hears; give the labels too "
+                             "(--labels or --labels-file)")
+    if info.default_layer and info.default_layer != HEARD and info.default_layer not in names:
         names.append(info.default_layer)
     outputs = names + [info.output_names[0]] if info.output_names[0] not in names else names
     loaded = convert(info, outputs, [1] + shape[1:])

@@ -273,7 +273,7 @@ def run_loop(piece: Piece, params: Params, opts, console, ticks=()) -> dict:
     ticks = list(ticks)
     if piece.evolve:
         info = read_model_info(params.model, params.view)
-        ticks.append(Evolver(params, [layer.name for layer in info.recommended], info.labels, piece.seed,
+        ticks.append(Evolver(params, info.layer_choices, info.labels, piece.seed,
                              piece.evolve_period_s))
     if piece.schedule is not None:
         ticks.append(piece.schedule)

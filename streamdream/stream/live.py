@@ -207,7 +207,7 @@ def open_midi(engine: Engine, params: Params, opts: LiveOptions, console):
     if not opts.midi_port and not available_apis():
         return None
     info = read_model_info(params.model, params.view)
-    control = MidiControl(engine, mapping, info.labels, [layer.name for layer in info.recommended],
+    control = MidiControl(engine, mapping, info.labels, info.layer_choices,
                           presets, opts.presets)
     try:
         control.open(opts.midi_port, virtual=True)
@@ -438,7 +438,7 @@ class Session:
         from ..control.osc import OscControl
         from ..dreaming.model import read_model_info
         info = read_model_info(self.engine.params.model, self.engine.params.view)
-        self.osc = OscControl(self.engine, self.opts.osc_port, info.labels, [layer.name for layer in info.recommended],
+        self.osc = OscControl(self.engine, self.opts.osc_port, info.labels, info.layer_choices,
                               status=self.snapshot, report=self.say.warn)
         self.osc.start()
         self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
