@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Dream speed on one 9-s stereo 48 kHz window: TorchScript vs eager, per step, FLOPs, ORT lower bound.
 
-    python scripts/bench_dream.py [--model M] [--repeats 3] [--preset NAME] [--target LABEL]
+    python scripts/bench_dream.py [--model M] [--repeats 3] [--preset NAME] [--target LABEL] [--layer L]
 
 Prints a markdown table for docs/BENCHMARKS.md. Everything is measured in this run.
 """
@@ -91,10 +91,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset", default="live", help="the dream settings measured (default: live, the defaults)")
     parser.add_argument("--target", default=None, help="a label to dream toward (--keep acts only with one)")
+    parser.add_argument("--layer", default=None, help="render's --layer (default: the model's default layer)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     window = test_window()
-    defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target)
+    defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target,
+                                                     layer=args.layer)
     frames = window.shape[1]
 
     results = {}
@@ -114,7 +116,8 @@ def main() -> int:
     except (OSError, StopIteration):
         pass
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}: "
+    print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}"
+          f"{f' --layer {args.layer}' if args.layer else ''}: "
           f"{defaults.octaves} octaves x {defaults.steps} steps (scale {defaults.octave_scale}), step "
           f"{defaults.step_size:g}, keep {defaults.keep:g}; one 9-s stereo 48 kHz window, median of {args.repeats}\n")
     print("| measure | value |")
