@@ -230,15 +230,16 @@ def main():
     rows = []
     print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
     print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
-          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  ear top-1 before -> after")
+          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  "
+          "ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
         dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
         wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
         r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
         rows.append({"clip": name, "target": target, **r})
         print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
-              f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} {r['quiet']:6.1%} "
-              f"{r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
+              f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
+              f"{r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
     mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "own_rise", "own_vs_noise", "top3",
                                                       "noise_top3", "quiet", "above", "level_db", "peak_dbtp")}
