@@ -119,6 +119,7 @@ def main() -> int:
            "--samplerate", "48000", "--duration", str(seconds), "--feedback", str(args.feedback), *evolve,
            "--record", str(rec), "--stats", str(stats), "--log", str(log), "--quiet", *args.extra]
     watch = StallWatch()
+    launched = time.monotonic()  # CLOCK_MONOTONIC, the clock of the engine's xrun times (time.perf_counter)
     with open(errors, "w") as err_file:  # a file, not a pipe: an hour of messages would fill a pipe and block
         proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.DEVNULL, stderr=err_file)
     traffic = None
@@ -159,10 +160,10 @@ def main() -> int:
     last = json.loads(stats.read_text())
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": samples, "last": last}, indent=1))
-    return report(args, cmd, samples, last, rec, watch, messages)
+    return report(args, cmd, samples, last, rec, watch, messages, launched)
 
 
-def report(args, cmd, samples, last, rec, watch, messages) -> int:
+def report(args, cmd, samples, last, rec, watch, messages, launched) -> int:
     import soundfile as sf
 
     failures = []
@@ -233,6 +234,12 @@ def report(args, cmd, samples, last, rec, watch, messages) -> int:
     print(f"| worker restarts / callback errors | {last['worker_restarts']} / {last['callback_errors']} |")
     print(f"| xrun events / during a machine stall / unexplained | {len(xruns)} / {len(xruns) - len(unexplained)} / "
           f"{len(unexplained)} |")
+    if unexplained:
+        # Where in the run they fell (start-up or mid-piece). Audio start is read from the first stats
+        # sample with audio flowing: its reading time minus the audio it had played, so within a second.
+        start = flowing[0]["wall"] - flowing[0]["seconds_out"] - flowing[0]["skipped_s"] if flowing else launched
+        print(f"| unexplained xruns, s after launch (audio began about {start - launched:.1f} s after launch) | "
+              f"{', '.join(f'{t - launched:.2f}' for t in unexplained)} |")
     print(f"| feedback share asked / at end (after the guard) | {last['feedback']['share']} / "
           f"{last['feedback']['effective']:.3f} |")
     print(f"| recorded frames / played + skipped (silence) frames | {recorded} / {played} + {skipped} |")
