@@ -18,6 +18,13 @@ Control: the dry clip plus white noise with exactly the energy of the dream's ch
 (out - dry). Prints a markdown table of before / dream / noise for both ears, and the chord case
 (--target C4,E4,G4, chroma share of C, E and G together).
 
+No key held (`live` with no MIDI note, `render --model pitch` without --target): each clip is
+also dreamed with the pitch model's default layer and with `--layer heard` (every key by the
+pitch model's probability for it in the clip). Does the music's own pitch get clearer? Two ears:
+the chroma share of the clip's own three strongest pitch classes, and the fraction of the dry
+clip's voiced YIN frames whose pitch class the output's YIN still gives (a change that hides the
+melody lowers it; one that strengthens its fundamentals keeps or raises it).
+
     nice -n 10 python scripts/eval_pitch_dreams.py               # the documented run
     nice -n 10 python scripts/eval_pitch_dreams.py --clips 2     # smoke run
 """
@@ -93,6 +100,16 @@ def yin_share(audio: np.ndarray, pitch_class: int) -> float:
     return float(np.mean(np.round(69 + 12 * np.log2(voiced / 440.0)).astype(int) % 12 == pitch_class))
 
 
+def yin_kept(dry: np.ndarray, audio: np.ndarray) -> float:
+    """Fraction of the dry clip's voiced YIN frames whose pitch class YIN gives again, frame by frame, on `audio`."""
+    def classes(x):
+        f0 = yin_f0(x)
+        return np.where(np.isfinite(f0), np.round(69 + 12 * np.log2(np.nan_to_num(f0, nan=440.0) / 440.0)) % 12, -1)
+    before, after = classes(dry), classes(audio)
+    voiced = before >= 0
+    return float(np.mean(after[voiced] == before[voiced])) if voiced.any() else 0.0
+
+
 def render_clips(n: int, seed: int) -> list[np.ndarray]:
     with tempfile.TemporaryDirectory() as tmp:
         clips = []
@@ -128,6 +145,14 @@ def main():
                   jitter_ms=args.jitter, octaves=args.octaves, shape=args.shape, top_db=args.top_db)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
+    no_key = {name: Dreamer(base.with_changes(layer=layer), RATE, 1, schedule.window)
+              for name, layer in (("default layer", None), ("heard", "heard"))}
+
+    def with_noise(dry, out):
+        noise = rng.standard_normal(len(dry)).astype(np.float32)
+        change = out - dry
+        noisy = dry + noise * np.sqrt(np.sum(change ** 2) / np.sum(noise ** 2))
+        return out, noisy, float(10 * np.log10(np.sum(change ** 2) / np.sum(dry ** 2)))
 
     def dream(dry, target):
         away = None
@@ -136,13 +161,9 @@ def main():
             others = [note_name(k) for k in range(21, 109) if note_name(k) not in held]
             away = ",".join(f"{k}:{args.contrast / len(others):.4g}" for k in others)
         params = base.with_changes(target=target, away=away)
-        out = render_array(dry[None], RATE, params, dreamer)[0]
-        noise = rng.standard_normal(len(dry)).astype(np.float32)
-        change = out - dry
-        noisy = dry + noise * np.sqrt(np.sum(change ** 2) / np.sum(noise ** 2))
-        return out, noisy, float(10 * np.log10(np.sum(change ** 2) / np.sum(dry ** 2)))
+        return with_noise(dry, render_array(dry[None], RATE, params, dreamer)[0])
 
-    rows, chord_rows = [], []
+    rows, chord_rows, own_rows = [], [], {name: [] for name in no_key}
     for i, dry in enumerate(clips):
         pcs = [chroma_share(dry, [pc]) for pc in range(12)]
         pc = int(np.argmin(pcs))
@@ -153,6 +174,14 @@ def main():
                        chroma_share(out - dry, [pc]), chroma_share(noisy - dry, [pc])])
         out, noisy, change_db = dream(dry, ",".join(note_name(k) for k in CHORD))
         chord_rows.append([chroma_share(x, [k % 12 for k in CHORD]) for x in (dry, out, noisy)] + [change_db])
+        own = list(np.argsort(pcs)[-3:])
+        for name, no_key_dreamer in no_key.items():
+            out, noisy, change_db = with_noise(dry, render_array(dry[None], RATE, base, no_key_dreamer)[0])
+            own_rows[name].append([chroma_share(x, own) for x in (dry, out, noisy)]
+                                  + [yin_kept(dry, x) for x in (out, noisy)] + [change_db])
+            print(f"clip {i}, no key, {name}: own chroma {own_rows[name][-1][0]:.3f} -> {own_rows[name][-1][1]:.3f} / "
+                  f"noise {own_rows[name][-1][2]:.3f}; YIN kept {own_rows[name][-1][3]:.3f} / {own_rows[name][-1][4]:.3f}; "
+                  f"change {change_db:.1f} dB", file=sys.stderr)
         print(f"clip {i}: family {FAMILIES[i % len(FAMILIES)]}, target {note_name(key)}: chroma "
               f"{rows[-1][0]:.3f} -> dream {rows[-1][1]:.3f} / noise {rows[-1][2]:.3f}; YIN {rows[-1][3]:.3f} -> "
               f"{rows[-1][4]:.3f} / {rows[-1][5]:.3f}; YIN of the change {rows[-1][7]:.3f} / {rows[-1][8]:.3f}; "
@@ -175,6 +204,15 @@ def main():
           f"{r[:, 10].mean():.3f} | {int((r[:, 9] > r[:, 10]).sum())}/{len(r)} clips |")
     print(f"| chord C4,E4,G4 | chroma share of C, E, G | {c[:, 0].mean():.3f} | {c[:, 1].mean():.3f} | "
           f"{c[:, 2].mean():.3f} | {int((c[:, 1] > c[:, 2]).sum())}/{len(c)} clips |")
+    print("\nNo key held (the dream's objective alone):\n")
+    print("| objective | change re dry | chroma share of the clip's own 3 pitch classes: dry / dream / noise | "
+          "dream > noise in | YIN frames kept: dream / noise | dream >= noise in |")
+    print("|---|---|---|---|---|---|")
+    for name, table in own_rows.items():
+        o = np.array(table)
+        print(f"| {name} | {o[:, 5].mean():.1f} dB | {o[:, 0].mean():.3f} / {o[:, 1].mean():.3f} / {o[:, 2].mean():.3f} | "
+              f"{int((o[:, 1] > o[:, 2]).sum())}/{len(o)} clips | {o[:, 3].mean():.3f} / {o[:, 4].mean():.3f} | "
+              f"{int((o[:, 3] >= o[:, 4]).sum())}/{len(o)} clips |")
 
 
 if __name__ == "__main__":
