@@ -5,7 +5,7 @@ import torch
 from conftest import music_clip
 from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
-from streamdream.dreaming.loop import DreamLoop, ObjectiveNet, octave_sizes
+from streamdream.dreaming.loop import DreamLoop, ObjectiveNet, eq_bands, octave_sizes
 from streamdream.errors import ParameterError
 
 RATE = 16000
@@ -26,21 +26,21 @@ def objective_of(dreamer, window, source=None):
         return float(net(dreamer.view(torch.from_numpy(window)), dreamer.target_weights(dreamer.params, x)))
 
 
-@pytest.mark.parametrize("layer_spec", [None, "@3", "target", "heard"])
+@pytest.mark.parametrize("layer_spec", [None, "@3", "target", "heard", "heard as eq"])
 def test_loop_raises_its_objective(mel_model, layer_spec):
     window = music_clip(RATE, 2.0)
-    changes = {}
+    changes = {"eq_bands": 1.0} if layer_spec == "heard as eq" else {}
     if layer_spec == "@3":
         from streamdream.dreaming.model import read_model_info
         changes["layer"] = read_model_info(mel_model).recommended[2].name + "@3"
     elif layer_spec == "target":
         changes["target"] = "brass"
-    elif layer_spec == "heard":
+    elif layer_spec and layer_spec.startswith("heard"):
         changes["layer"] = "heard"
     dreamer = make(mel_model, **changes)
-    source = window if layer_spec == "heard" else None
+    source = window if layer_spec and layer_spec.startswith("heard") else None
     before = objective_of(dreamer, window, source)
-    assert layer_spec != "heard" or before != 0.0  # the labels the input holds are pushed, not nothing
+    assert source is None or before != 0.0  # the labels the input holds are pushed, not nothing
     after = objective_of(dreamer, dreamer.dream_window(window, 0), source)
     assert after > before
 
@@ -168,6 +168,46 @@ def test_shaped_loop_with_transformations_is_scripted_and_matches_eager(mel_mode
     assert isinstance(scripted.loop, torch.jit.ScriptModule)
     eager = make(mel_model, shape=1.0, top_db=60.0, eot=1.0, backend="eager")
     np.testing.assert_allclose(scripted.dream_window(window, 3), eager.dream_window(window, 3), rtol=0, atol=1e-5)
+
+
+def test_as_eq_the_step_is_a_smooth_gain_on_the_inputs_own_partials():
+    """A gradient on one partial, out of phase with it: as an EQ it lifts that partial in phase (a gain, no new
+    phase), lifts the partial beside it in the same band almost as much, and leaves one three octaves up alone.
+    The free (shaped) step follows the gradient's phase and touches only the one partial."""
+    rate = 48000
+    t = np.arange(rate) / rate
+
+    def tone(freq, phase=0.0):
+        return np.sin(2 * np.pi * freq * t + phase)
+
+    x = torch.from_numpy(np.tile(0.3 * (tone(1000) + tone(1080) + tone(8000)), (2, 1)).astype(np.float32))
+    g = torch.from_numpy(np.tile(tone(1000, np.pi / 3), (2, 1)).astype(np.float32))
+    loop = DreamLoop(torch.nn.Identity(), torch.nn.Identity(), 2048)
+    bands = eq_bands(1025, 1.0)
+    as_eq = loop.as_eq(g, loop.frames_spectrum(x), bands / bands.sum(0, keepdim=True), bands.t())[0].numpy()
+    free = loop.shaped(g, loop.shaping_weights(x, 1.0))[0].numpy()
+    middle = slice(rate // 4, 3 * rate // 4)
+    basis = np.stack([tone(f, phase)[middle] for f in (1000, 1080, 8000) for phase in (0.0, np.pi / 2)], 1)
+
+    def sine_and_cosine(change):  # per partial: the part in phase with the input's partial, the part 90 degrees off
+        return np.linalg.lstsq(basis, change[middle], rcond=None)[0].reshape(3, 2)
+
+    eq_parts, free_parts = sine_and_cosine(as_eq), sine_and_cosine(free)
+    assert abs(eq_parts[0, 1]) < 1e-3 * abs(eq_parts[0, 0])                  # in phase: a gain
+    assert 0.8 < eq_parts[1, 0] / eq_parts[0, 0] < 1.0                       # the neighbour moves with it
+    assert np.abs(eq_parts[2]).max() < 1e-4 * abs(eq_parts[0, 0])            # three octaves up: untouched
+    assert abs(free_parts[0, 1]) > abs(free_parts[0, 0])                     # free: the gradient's phase
+    assert np.abs(free_parts[1]).max() < 0.01 * np.abs(free_parts[0]).max()  # and only its partial
+
+
+def test_eq_loop_is_scripted_and_matches_eager(mel_model):
+    window = music_clip(RATE, 2.0)
+    scripted = make(mel_model, layer="heard", eq_bands=3.0)
+    assert isinstance(scripted.loop, torch.jit.ScriptModule)
+    eager = make(mel_model, layer="heard", eq_bands=3.0, backend="eager")
+    dreamed = scripted.dream_window(window, 2)
+    np.testing.assert_allclose(dreamed, eager.dream_window(window, 2), rtol=0, atol=1e-5)
+    assert np.abs(dreamed - window).max() > 1e-3
 
 
 def test_transformations_change_the_dream_reproducibly(mel_model):

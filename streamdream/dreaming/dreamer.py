@@ -11,7 +11,7 @@ from torch import nn
 from ..params import Params
 from ..errors import ParameterError
 from ..memory import keep_freed_memory
-from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, octave_sizes, outputs_by_name, script_loop,
+from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, eq_bands, octave_sizes, outputs_by_name, script_loop,
                    trace_objective)
 from .model import HEARD, LoadedModel, ModelInfo, convert, read_model_info
 from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
@@ -112,6 +112,7 @@ class Dreamer:
         self.sample_rate = sample_rate
         self.channels = channels
         self.window_frames = window_frames
+        self._eq_cache: tuple[float, torch.Tensor | None] = (0.0, None)  # (--eq-bands, its band matrix)
         self.info = info or read_model_info(params.model, params.view)
         self.view_name = self.info.view
         if self.view_name is None:
@@ -202,6 +203,14 @@ class Dreamer:
             probs = torch.sigmoid(scores) if self.info.multi_label else torch.softmax(scores, dim=0)
         return probs.cpu().numpy().astype(np.float32)
 
+    def _eq(self, p: Params) -> torch.Tensor:
+        """--eq-bands as the loop takes it: the band matrix for the shaping FFT, or empty when off."""
+        if p.eq_bands <= 0.0:
+            return torch.zeros(0, device=self.device)
+        if self._eq_cache[0] != p.eq_bands:
+            self._eq_cache = (p.eq_bands, eq_bands(self._shape_fft() // 2 + 1, p.eq_bands).to(self.device))
+        return self._eq_cache[1]
+
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
 
@@ -264,7 +273,7 @@ class Dreamer:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
             dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p, x), p.shape,
-                                transforms, noise)
+                                transforms, noise, self._eq(p))
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
@@ -287,7 +296,7 @@ class Dreamer:
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
                                 self._shifts(p, index, frames_per_ms), self.target_weights(p), 0.0, [],
-                                logmag.new_zeros(0))
+                                logmag.new_zeros(0), logmag.new_zeros(0))
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

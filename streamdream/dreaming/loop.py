@@ -8,6 +8,7 @@ so a whole window runs without returning to Python.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List
@@ -96,6 +97,12 @@ class DreamLoop(nn.Module):
     instead of where the view happens to be most sensitive (quiet, high bands); `time_weights`
     does the same in time, against the pre-echo a 43-ms frame would leave before each attack.
 
+    `eq` (bins, bands), from `eq_bands`, not empty: the step may only re-EQ the input. The gradient
+    becomes a gain per shaping cell, Re(conj(X) G) (the objective's slope with respect to a real gain
+    on the input's own STFT cell X, up to a constant), averaged within smooth log-spaced bands and spread
+    back, and the step is the input's own spectrum times that gain field. It then never adds a
+    frequency or a phase the music does not have: a dynamic EQ the model plays.
+
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
     difference of x) + level * (rolled `noise`), so only changes that survive a different
@@ -160,11 +167,19 @@ class DreamLoop(nn.Module):
     def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1])
 
+    def as_eq(self, g: torch.Tensor, spectrum: torch.Tensor, pool: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+        gains = (spectrum.conj() * self.frames_spectrum(g)).real
+        return self.overlap_add(spectrum * ((gains @ pool) @ spread), g.shape[-1])
+
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
-                noise: torch.Tensor) -> torch.Tensor:
+                noise: torch.Tensor, eq: torch.Tensor) -> torch.Tensor:
         x = x.detach()
-        weights = self.shaping_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
+        as_eq = eq.numel() > 0
+        weights = self.shaping_weights(x, shape) if shape > 0.0 and not as_eq else x.new_zeros(0)
+        spectrum = self.frames_spectrum(x) if as_eq else x.new_zeros(0)
+        pool = eq / eq.sum(0, keepdim=True).clamp(min=1e-6)  # a band's mean gain; a band holding no bin stays 0
+        spread = eq.t()
         in_time = self.time_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
         for size in sizes:
@@ -189,7 +204,9 @@ class DreamLoop(nn.Module):
                     g = torch.zeros_like(x)
                 g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
                 g = torch.roll(g, -shift, -1)
-                if shape > 0.0:
+                if as_eq:
+                    g = self.as_eq(g, spectrum, pool, spread)
+                elif shape > 0.0:
                     g = self.shaped(g, weights)
                 g = g / (g.abs().mean() + self.grad_floor)
                 if shape > 0.0:
@@ -198,6 +215,18 @@ class DreamLoop(nn.Module):
                     g = g * in_time
                 x = x + step_size * g
         return x
+
+
+def eq_bands(bins: int, per_octave: float) -> torch.Tensor:
+    """(bins, bands) triangular bands, `per_octave` to the octave on a log axis of bin index from bin 2 up to
+    the last bin (at 48 kHz and 2048 points: 47 Hz to 24 kHz, 9 octaves); every bin's weights sum to 1, so a
+    gain per band spread back is a smooth curve over frequency. Bins under the lowest centre follow it."""
+    lo, hi = 1.0, math.log2(bins - 1)
+    count = max(2, int(round((hi - lo) * per_octave)) + 1)
+    centres = torch.linspace(lo, hi, count, dtype=torch.float64)
+    place = torch.log2(torch.arange(bins, dtype=torch.float64).clamp(min=1.0)).clamp(lo, hi)
+    weights = (1.0 - (place[:, None] - centres[None, :]).abs() / (centres[1] - centres[0])).clamp(min=0.0)
+    return (weights / weights.sum(1, keepdim=True)).float()
 
 
 def octave_sizes(view_shape: list[int], octaves: int, scale: float, image: bool, min_size: int = 8) -> list[list[int]]:
