@@ -152,6 +152,24 @@ def where_the_change_lands(dry: np.ndarray, change: np.ndarray) -> tuple[float, 
     return float(energy[quiet].sum() / max(energy.sum(), 1e-30)), float(np.mean(d > x))
 
 
+def tone_control(dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
+    """The dry clip (channels, frames) through the render's long-term tone curve: the render's average power
+    over the dry clip's per frequency (STFT 2048, both channels, smoothed over a third of an octave), applied
+    as one static zero-phase EQ, at the render's level. A dream that only re-balanced the music's bands
+    would do no better than this; what it does beyond it is in time: which notes, hits and moments change."""
+    power = lambda a: sum(stft_mag(ch.astype(np.float64)) ** 2 for ch in a).sum(axis=0)  # noqa: E731
+    ratio = power(wet) / np.maximum(power(dry), 1e-30)
+    freqs = np.arange(len(ratio)) * RATE / 2048
+    octave = np.log2(np.maximum(freqs, 20.0))
+    near = np.abs(octave[:, None] - octave[None, :]) <= 1 / 6
+    curve = np.sqrt((near * ratio[None, :]).sum(axis=1) / near.sum(axis=1))
+    spectrum = np.fft.rfft(dry.astype(np.float64), axis=1)
+    gains = np.interp(np.fft.rfftfreq(dry.shape[1], 1 / RATE), freqs, curve)
+    toned = np.fft.irfft(spectrum * gains, n=dry.shape[1], axis=1)
+    toned *= np.sqrt(np.mean(np.square(wet, dtype=np.float64)) / max(np.mean(toned ** 2), 1e-30))
+    return toned.astype(np.float32)
+
+
 def mean_of(values: list) -> float:
     """Mean over the figures that exist (a render without a target has no rise): NaN when none do."""
     values = [float(v) for v in values if not np.isnan(v)]
@@ -166,14 +184,18 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     before, after = ear.probabilities(dry, RATE), ear.probabilities(wet, RATE)
     own = int(np.argmax(before))  # the input's label, to the ear
     control_probs = ear.probabilities((dry + noise).astype(np.float32), RATE)
+    tone_probs = ear.probabilities(tone_control(dry, wet), RATE)
     quiet, above = where_the_change_lands(dry[0], change[0])
     rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
     if target < 0:  # no target (amplify what is there): no rise to measure
-        before_t = after_t = control_t = float("nan")
+        before_t = after_t = control_t = tone_t = float("nan")
     else:
         before_t, after_t, control_t = float(before[target]), float(after[target]), float(control_probs[target])
+        tone_t = float(tone_probs[target])
     return {"before": before_t, "after": after_t, "rise": after_t - before_t, "vs_noise": after_t - control_t,
+            "vs_tone": after_t - tone_t,
             "own_rise": float(after[own] - before[own]), "own_vs_noise": float(after[own] - control_probs[own]),
+            "own_vs_tone": float(after[own] - tone_probs[own]),
             "top3": bool(own in np.argsort(after)[-3:]),
             "noise_top3": bool(own in np.argsort(control_probs)[-3:]),
             "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
@@ -241,8 +263,9 @@ def main():
               f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
               f"{r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
-    mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "own_rise", "own_vs_noise", "top3",
-                                                      "noise_top3", "quiet", "above", "level_db", "peak_dbtp")}
+    mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "vs_tone", "own_rise", "own_vs_noise",
+                                                      "own_vs_tone", "top3", "noise_top3", "quiet", "above",
+                                                      "level_db", "peak_dbtp")}
     mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
     toward = "" if np.isnan(mean["rise"]) else f"rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
     print(f"MEAN over {len(rows)} renders ({args.label}): {toward}"
@@ -250,11 +273,16 @@ def main():
           f"own label {mean['own_rise']:+.3f} (vs noise {mean['own_vs_noise']:+.3f}), "
           f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, level {mean['level_db']:+.2f} dB, "
           f"true peak max {mean['peak_dbtp_max']:+.2f} dBTP ({time.time() - started:.0f} s)")
+    toward_tone = "" if np.isnan(mean["rise"]) else f"rise {mean['vs_tone']:+.3f}, "
+    print(f"  over the tone control (the dry clip through each render's average EQ): {toward_tone}"
+          f"own label {mean['own_vs_tone']:+.3f}")
     # The mean over targets hides which targets carry it (docs/DREAMS.md: mostly voice).
-    by_target = {t: {k: mean_of([r[k] for r in rows if r["target"] == t]) for k in ("rise", "vs_noise", "top3")}
+    by_target = {t: {k: mean_of([r[k] for r in rows if r["target"] == t]) for k in ("rise", "vs_noise", "vs_tone",
+                                                                                   "top3")}
                  for t in targets if t != "none"}
     for t, m in by_target.items():
-        print(f"  {t:8s} rise {m['rise']:+.3f}, vs noise {m['vs_noise']:+.3f}, top-1 kept in top 3 {m['top3']:.0%}")
+        print(f"  {t:8s} rise {m['rise']:+.3f}, vs noise {m['vs_noise']:+.3f}, vs tone {m['vs_tone']:+.3f}, "
+              f"top-1 kept in top 3 {m['top3']:.0%}")
     if args.json:
         with args.json.open("a") as fh:
             fh.write(json.dumps({"label": args.label, "render_args": render_args, "mean": mean,

@@ -68,7 +68,7 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     add("--eq-bands", dest="eq_bands", type=float,
         help="> 0: the dream may only re-EQ the music, a smooth gain per band (this many to the octave) and "
              f"11-ms frame on the input's own spectrum, {r['eq_bands']} (default {d.eq_bands:g}; "
-             "--preset amplify uses 1)")
+             "--preset amplify-eq uses 1)")
     add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow, "
                                   f"{r['eot']}, 1 = full (default {d.eot:g})")
     add("--keep", type=float, help="with --target: push what the model hears in the input at this weight too, so "

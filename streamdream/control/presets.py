@@ -33,9 +33,10 @@ BUILTIN_PRESETS: dict[str, dict] = {
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
     "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.4, "keep": 0.0},  # the music's own label not kept
-    "amplify": {**MUSICAL, "target": None, "away": None, "eq_bands": 1.0},  # the original DeepDream: the model's
-    #   default layer (the shipped model's: `heard`, what it hears, in proportion), and since 2026-12-06 as a re-EQ
-    #   of the music in octave bands, which the ear hears as more of the music than the free change
+    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: the model's default layer
+    #                                                         (the shipped model's: `heard`, what it hears, in proportion)
+    "amplify-eq": {**MUSICAL, "target": None, "away": None, "eq_bands": 1.0},  # the same as a re-EQ in octave
+    #   bands: the ear's own label gains most, but much of that is the window's average tone curve
 }
 
 
