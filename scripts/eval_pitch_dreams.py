@@ -134,6 +134,8 @@ def main():
     parser.add_argument("--shape", type=float, default=Params.shape,
                         help="shape each step by the input's spectrum (render --shape; default: render's)")
     parser.add_argument("--top-db", type=float, default=Params.top_db, help="render --top-db (default: render's)")
+    parser.add_argument("--eq-bands", type=float, default=Params.eq_bands,
+                        help="each step only re-EQs the input, in this many bands per octave (render --eq-bands)")
     parser.add_argument("--contrast", type=float, default=0.0,
                         help="also dream away from every other key, with this total weight (spread evenly)")
     args = parser.parse_args()
@@ -142,7 +144,8 @@ def main():
     clips = render_clips(args.clips, args.seed)
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
-                  jitter_ms=args.jitter, octaves=args.octaves, shape=args.shape, top_db=args.top_db)
+                  jitter_ms=args.jitter, octaves=args.octaves, shape=args.shape, top_db=args.top_db,
+                  eq_bands=args.eq_bands)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
     no_key = {name: Dreamer(base.with_changes(layer=layer), RATE, 1, schedule.window)
