@@ -11,8 +11,8 @@ from torch import nn
 from ..params import Params
 from ..errors import ParameterError
 from ..memory import keep_freed_memory
-from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, eq_bands, octave_sizes, outputs_by_name, script_loop,
-                   trace_objective)
+from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, eq_bands, octave_sizes, outputs_by_name,
+                   script_loop, trace_objective)
 from .model import HEARD, LoadedModel, ModelInfo, convert, read_model_info
 from .views import SpectrogramView, build_view, fft_size, needed_sample_rate, padded_frames
 
