@@ -69,6 +69,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
         help="> 0: the dream may only re-EQ the music, a smooth gain per band (this many to the octave) and "
              f"11-ms frame on the input's own spectrum, {r['eq_bands']} (default {d.eq_bands:g}; "
              "--preset amplify-eq uses 1)")
+    add("--eq-depth", dest="eq_depth_db", type=float,
+        help=f"with --eq-bands: the most any band is raised or cut, {r['eq_depth_db']} (default {d.eq_depth_db:g})")
     add("--eot", type=float, help="random gain, EQ and noise per step, so only changes that survive them grow, "
                                   f"{r['eot']}, 1 = full (default {d.eot:g})")
     add("--keep", type=float, help="with --target: push what the model hears in the input at this weight too, so "

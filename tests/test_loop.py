@@ -170,7 +170,7 @@ def test_shaped_loop_with_transformations_is_scripted_and_matches_eager(mel_mode
     np.testing.assert_allclose(scripted.dream_window(window, 3), eager.dream_window(window, 3), rtol=0, atol=1e-5)
 
 
-def test_as_eq_the_step_is_a_smooth_gain_on_the_inputs_own_partials():
+def test_an_eq_step_is_a_smooth_gain_on_the_inputs_own_partials():
     """A gradient on one partial, out of phase with it: as an EQ it lifts that partial in phase (a gain, no new
     phase), lifts the partial beside it in the same band almost as much, and leaves one three octaves up alone.
     The free (shaped) step follows the gradient's phase and touches only the one partial."""
@@ -184,7 +184,9 @@ def test_as_eq_the_step_is_a_smooth_gain_on_the_inputs_own_partials():
     g = torch.from_numpy(np.tile(tone(1000, np.pi / 3), (2, 1)).astype(np.float32))
     loop = DreamLoop(torch.nn.Identity(), torch.nn.Identity(), 2048)
     bands = eq_bands(1025, 1.0)
-    as_eq = loop.as_eq(g, loop.frames_spectrum(x), bands / bands.sum(0, keepdim=True), bands.t())[0].numpy()
+    spectrum = loop.frames_spectrum(x)
+    gains = loop.eq_gains(g, spectrum, bands / bands.sum(0, keepdim=True))
+    as_eq = loop.eq_change(spectrum, gains, bands.t(), rate)[0].numpy()
     free = loop.shaped(g, loop.shaping_weights(x, 1.0))[0].numpy()
     middle = slice(rate // 4, 3 * rate // 4)
     basis = np.stack([tone(f, phase)[middle] for f in (1000, 1080, 8000) for phase in (0.0, np.pi / 2)], 1)
@@ -198,6 +200,26 @@ def test_as_eq_the_step_is_a_smooth_gain_on_the_inputs_own_partials():
     assert np.abs(eq_parts[2]).max() < 1e-4 * abs(eq_parts[0, 0])            # three octaves up: untouched
     assert abs(free_parts[0, 1]) > abs(free_parts[0, 0])                     # free: the gradient's phase
     assert np.abs(free_parts[1]).max() < 0.01 * np.abs(free_parts[0]).max()  # and only its partial
+
+
+def test_eq_depth_bounds_how_far_any_band_is_raised_or_cut(mel_model):
+    window = music_clip(RATE, 2.0)
+
+    def octave_levels_db(audio):  # power per octave band over the whole clip, 62.5 Hz to 8 kHz, left channel
+        power = np.abs(np.fft.rfft(audio[0].astype(np.float64))) ** 2
+        freqs = np.fft.rfftfreq(audio.shape[1], 1 / RATE)
+        return np.array([10 * np.log10(power[(freqs >= lo) & (freqs < 2 * lo)].sum() + 1e-30)
+                         for lo in 62.5 * 2.0 ** np.arange(7)])
+
+    dry = octave_levels_db(window)
+    held = dry > dry.max() - 40  # bands the clip has something in
+
+    def furthest_move_db(depth):
+        dreamed = make(mel_model, layer="heard", eq_bands=1.0, eq_depth_db=depth, step_size=2.0).dream_window(window, 0)
+        return np.abs(octave_levels_db(dreamed) - dry)[held].max()
+
+    assert furthest_move_db(3.0) <= 3.5
+    assert furthest_move_db(40.0) > 3.5  # the same dream, unbounded, goes further: the depth is what held it
 
 
 def test_eq_loop_is_scripted_and_matches_eager(mel_model):

@@ -36,7 +36,7 @@ BUILTIN_PRESETS: dict[str, dict] = {
     "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: the model's default layer
     #                                                         (the shipped model's: `heard`, what it hears, in proportion)
     "amplify-eq": {**MUSICAL, "target": None, "away": None, "eq_bands": 1.0},  # the same as a re-EQ in octave
-    #   bands: the ear's own label gains most, but much of that is the window's average tone curve
+    #   bands, within Params.eq_depth_db: the ear's own label gains more on the eval clips, half of it as a tone curve
 }
 
 

@@ -99,9 +99,11 @@ class DreamLoop(nn.Module):
 
     `eq` (bins, bands), from `eq_bands`, not empty: the step may only re-EQ the input. The gradient
     becomes a gain per shaping cell, Re(conj(X) G) (the objective's slope with respect to a real gain
-    on the input's own STFT cell X, up to a constant), averaged within smooth log-spaced bands and spread
-    back, and the step is the input's own spectrum times that gain field. It then never adds a
-    frequency or a phase the music does not have: a dynamic EQ the model plays.
+    on the input's own STFT cell X, up to a constant), averaged within smooth log-spaced bands. These
+    band gains add up over the steps, each held within +-`eq_depth_db`, and the dream is the input
+    plus its own spectrum times that gain field spread back over frequency. It then never adds a
+    frequency or a phase the music does not have: a dynamic EQ the model plays, no deeper than an EQ
+    a performer would set (unbounded, on the demo clip it cut the mids by 16 dB: docs/DREAMS.md).
 
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
@@ -167,19 +169,27 @@ class DreamLoop(nn.Module):
     def shaped(self, g: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return self.overlap_add(self.frames_spectrum(g) * weights, g.shape[-1])
 
-    def as_eq(self, g: torch.Tensor, spectrum: torch.Tensor, pool: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
-        gains = (spectrum.conj() * self.frames_spectrum(g)).real
-        return self.overlap_add(spectrum * ((gains @ pool) @ spread), g.shape[-1])
+    def eq_gains(self, g: torch.Tensor, spectrum: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+        """The gradient g as the objective's slope per band and frame of the input's spectrum (channels, frames, bands)."""
+        return (spectrum.conj() * self.frames_spectrum(g)).real @ pool
+
+    def eq_change(self, spectrum: torch.Tensor, gains: torch.Tensor, spread: torch.Tensor, length: int) -> torch.Tensor:
+        """The waveform change that gains (channels, frames, bands; 0 = as it is) make to the input's spectrum."""
+        return self.overlap_add(spectrum * (gains @ spread), length)
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
-                noise: torch.Tensor, eq: torch.Tensor) -> torch.Tensor:
+                noise: torch.Tensor, eq: torch.Tensor, eq_depth_db: float) -> torch.Tensor:
         x = x.detach()
+        dry = x
         as_eq = eq.numel() > 0
         weights = self.shaping_weights(x, shape) if shape > 0.0 and not as_eq else x.new_zeros(0)
         spectrum = self.frames_spectrum(x) if as_eq else x.new_zeros(0)
         pool = eq / eq.sum(0, keepdim=True).clamp(min=1e-6)  # a band's mean gain; a band holding no bin stays 0
         spread = eq.t()
+        # the EQ so far, a gain - 1 per band and frame, held within +-eq_depth_db
+        field = x.new_zeros(spectrum.shape[0], spectrum.shape[1], eq.shape[1]) if as_eq else x.new_zeros(0)
+        deepest_cut, highest_lift = 10.0 ** (-eq_depth_db / 20.0) - 1.0, 10.0 ** (eq_depth_db / 20.0) - 1.0
         in_time = self.time_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
         k = 0
         for size in sizes:
@@ -205,8 +215,14 @@ class DreamLoop(nn.Module):
                 g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
                 g = torch.roll(g, -shift, -1)
                 if as_eq:
-                    g = self.as_eq(g, spectrum, pool, spread)
-                elif shape > 0.0:
+                    gains = self.eq_gains(g, spectrum, pool)
+                    # scaled as the free step is, so that the change these gains alone make has mean |.| 1
+                    scale = self.eq_change(spectrum, gains, spread, x.shape[-1]).abs().mean() + self.grad_floor
+                    field = torch.clamp(field + step_size * gains / scale, deepest_cut, highest_lift)
+                    change = self.eq_change(spectrum, field, spread, x.shape[-1])
+                    x = dry + (change * in_time if shape > 0.0 else change)
+                    continue
+                if shape > 0.0:
                     g = self.shaped(g, weights)
                 g = g / (g.abs().mean() + self.grad_floor)
                 if shape > 0.0:
