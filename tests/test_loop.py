@@ -73,11 +73,14 @@ def test_same_seed_same_dream_other_seed_other_dream(mel_model):
     assert not np.allclose(a, c, atol=1e-7)
 
 
+@pytest.mark.parametrize("eq_bands", [0.0, 1.0])
 @pytest.mark.parametrize("signal", ["silence", "dc"])
-def test_silence_and_dc_give_finite_output(mel_model, signal):
+def test_silence_and_dc_give_finite_output(mel_model, signal, eq_bands):
     window = np.zeros((2, FRAMES), np.float32) if signal == "silence" else np.full((2, FRAMES), 0.5, np.float32)
-    out = make(mel_model).dream_window(window, 0)
+    out = make(mel_model, eq_bands=eq_bands).dream_window(window, 0)
     assert out is not None and np.all(np.isfinite(out))
+    if signal == "silence":
+        assert not out.any()  # nothing to re-EQ, and nothing for the free step either: silence stays silent
 
 
 def test_octaves_compress_time_for_audio_and_both_axes_for_images():
