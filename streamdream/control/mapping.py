@@ -60,6 +60,8 @@ KNOBS = {
     "octaves": _ranged("window", "octaves"),
     "octave_scale": _ranged("window", "octave_scale"),
     "jitter_ms": _ranged("window", "jitter_ms"),
+    "eq_bands": _ranged("window", "eq_bands"),         # 0: the free change; > 0: a re-EQ (amplify-eq: 1)
+    "eq_depth_db": _ranged("window", "eq_depth_db"),
     "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),
