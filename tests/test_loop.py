@@ -30,15 +30,16 @@ def objective_of(dreamer, window, source=None):
 def test_loop_raises_its_objective(mel_model, layer_spec):
     window = music_clip(RATE, 2.0)
     changes = {"eq_bands": 1.0} if layer_spec == "heard as eq" else {}
+    heard = layer_spec in ("heard", "heard as eq")
     if layer_spec == "@3":
         from streamdream.dreaming.model import read_model_info
         changes["layer"] = read_model_info(mel_model).recommended[2].name + "@3"
     elif layer_spec == "target":
         changes["target"] = "brass"
-    elif layer_spec and layer_spec.startswith("heard"):
+    elif heard:
         changes["layer"] = "heard"
     dreamer = make(mel_model, **changes)
-    source = window if layer_spec and layer_spec.startswith("heard") else None
+    source = window if heard else None
     before = objective_of(dreamer, window, source)
     assert source is None or before != 0.0  # the labels the input holds are pushed, not nothing
     after = objective_of(dreamer, dreamer.dream_window(window, 0), source)
