@@ -65,6 +65,9 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
              f"none for the shipped model (default {d.top_db:g})")
     add("--shape", type=float, help="shape each step by the input's spectrum so the change grows where the music "
                                     f"has energy, {r['shape']}, 1 = in proportion (default {d.shape:g})")
+    add("--sustain", dest="sustain_ms", type=float,
+        help="shape by the input's spectrum averaged over this long either side, so a colour may hold between "
+             f"transients, {r['sustain_ms']} (default {d.sustain_ms:g})")
     add("--eq-bands", dest="eq_bands", type=float,
         help="> 0: the dream may only re-EQ the music, a smooth gain per band (this many to the octave) and "
              f"11-ms frame on the input's own spectrum, {r['eq_bands']} (default {d.eq_bands:g}; "
@@ -75,6 +78,10 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
                                   f"{r['eot']}, 1 = full (default {d.eot:g})")
     add("--keep", type=float, help="with --target: push what the model hears in the input at this weight too, so "
                                    f"the music stays itself while it moves, {r['keep']} (default {d.keep:g})")
+    add("--hold-others", dest="hold_others", type=float,
+        help="with --target: hold what else the model hears in the input (its other labels' proportions) at this "
+             f"weight, so no neighbour of the target takes the music's place, {r['hold_others']} "
+             f"(default {d.hold_others:g})")
     add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
     add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
     add("--gain", dest="gain_db", type=float,

@@ -41,10 +41,12 @@ RANGES = {
     "jitter_ms": Range(0.0, 2000.0, "--jitter", " ms"),
     "top_db": Range(0.0, 200.0, "--top-db", " dB (0 = the model's own floor)"),
     "shape": Range(0.0, 4.0, "--shape", " (0 = off)"),
+    "sustain_ms": Range(0.0, 1000.0, "--sustain", " ms (0 = frame by frame)"),
     "eq_bands": Range(0.0, 12.0, "--eq-bands", " per octave (0 = off)"),
     "eq_depth_db": Range(0.5, 40.0, "--eq-depth", " dB"),
     "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
     "keep": Range(0.0, 2.0, "--keep", " (0 = off)"),
+    "hold_others": Range(0.0, 10.0, "--hold-others", " (0 = off)"),
     "intensity": Range(0.0, 2.0, "--intensity"),
     "mix": Range(0.0, 1.0, "--mix"),
     "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
@@ -73,10 +75,12 @@ class Params:
     # How the dream is kept musical (the defaults are --preset toward; docs/DREAMS.md)
     top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
     shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
+    sustain_ms: float = 128.0       # ... averaged over this long either side: a colour may hold between transients
     eq_bands: float = 0.0           # > 0: each step only re-EQs the input, in this many bands per octave (0 = off)
     eq_depth_db: float = 6.0        # with eq_bands: no band is raised or cut by more than this (dB)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
+    hold_others: float = 0.5        # with --target: hold the model's view of the other labels at this weight (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "torchscript"
     device: str = "auto"

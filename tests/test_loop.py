@@ -19,11 +19,11 @@ def make(model, **changes):
 
 def objective_of(dreamer, window, source=None):
     """The objective the loop climbs, computed eagerly at full resolution; class weights that depend on
-    the window (keep, heard) are taken from `source`, the window the dream started from."""
+    the window (keep, heard, hold) are taken from `source`, the window the dream started from."""
     net = ObjectiveNet(dreamer.loaded.module, dreamer.objective)
     x = None if source is None else torch.from_numpy(source)
     with torch.no_grad():
-        return float(net(dreamer.view(torch.from_numpy(window)), dreamer.target_weights(dreamer.params, x)))
+        return float(net(dreamer.view(torch.from_numpy(window)), *dreamer.objective_inputs(dreamer.params, x)))
 
 
 @pytest.mark.parametrize("layer_spec", [None, "@3", "target", "heard", "heard as eq"])
@@ -39,7 +39,7 @@ def test_loop_raises_its_objective(mel_model, layer_spec):
     elif heard:
         changes["layer"] = "heard"
     dreamer = make(mel_model, **changes)
-    source = window if heard else None
+    source = window if heard or layer_spec == "target" else None  # the target's keep and hold read the input
     before = objective_of(dreamer, window, source)
     assert source is None or before != 0.0  # the labels the input holds are pushed, not nothing
     after = objective_of(dreamer, dreamer.dream_window(window, 0), source)
@@ -296,3 +296,77 @@ def test_heard_pushes_each_label_by_the_probability_the_model_gives_it(mel_model
 def test_heard_needs_a_model_with_labels(image_model):
     with pytest.raises(ParameterError, match="names none; name a layer instead"):
         Dreamer(Params(model=str(image_model), view="raw-image", layer="heard"), RATE, 2, FRAMES)
+
+
+def test_sustain_lets_the_shaping_hold_a_hits_colour_between_hits():
+    """Plucks of 1320 Hz every 250 ms over a steady 220 Hz drone: frame by frame, the shaping leaves the
+    pluck's band almost closed between plucks (the drone is the frame's peak); averaged over 128 ms either
+    side it stays open there, and it does not close the drone's band."""
+    rate = 48000
+    t = np.arange(2 * rate) / rate
+    since_pluck = t % 0.25
+    signal = 0.1 * np.sin(2 * np.pi * 220 * t) + 0.5 * np.exp(-since_pluck / 0.02) * np.sin(2 * np.pi * 1320 * t)
+    x = torch.from_numpy(np.stack([signal, signal]).astype(np.float32))
+    loop = DreamLoop(torch.nn.Identity(), torch.nn.Identity(), 2048)
+    hop_s = 512 / rate
+    frames = np.arange(loop.frames_spectrum(x).shape[1]) * hop_s
+    gaps = (frames % 0.25 > 0.15) & (frames % 0.25 < 0.22) & (frames > 0.3) & (frames < 1.7)
+    pluck_bin, drone_bin = round(1320 * 2048 / rate), round(220 * 2048 / rate)
+    frame_by_frame = loop.shaping_weights(x, 1.0, 0)[0].numpy()
+    sustained = loop.shaping_weights(x, 1.0, 12)[0].numpy()
+    assert frame_by_frame[gaps, pluck_bin].max() < 0.05
+    assert sustained[gaps, pluck_bin].min() > 0.3
+    assert sustained[gaps, drone_bin].min() > 0.1
+
+
+def test_sustain_and_hold_others_are_scripted_and_match_eager(mel_model):
+    window = music_clip(RATE, 2.0)
+    settings = {"target": "brass", "sustain_ms": 250.0, "hold_others": 2.0}
+    scripted = make(mel_model, **settings)
+    assert isinstance(scripted.loop, torch.jit.ScriptModule)
+    dreamed = scripted.dream_window(window, 2)
+    np.testing.assert_allclose(dreamed, make(mel_model, backend="eager", **settings).dream_window(window, 2),
+                               rtol=0, atol=1e-5)
+    # each option changes the dream
+    for changed in ({"sustain_ms": 0.0}, {"hold_others": 0.0}):
+        assert np.abs(make(mel_model, **{**settings, **changed}).dream_window(window, 2) - dreamed).max() > 1e-4
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_hold_others_holds_what_else_the_model_hears_while_the_target_grows(mel_model, tmp_path, multi_label):
+    """--hold-others W: per window, every label but the target and the away label is held at W times the
+    model's probability for it among those labels; a multi-label model (independent keys) holds nothing.
+    The dream with it leaves the other labels' proportions nearer the input's, and the target still grows."""
+    from streamdream.dreaming.classify import classify
+    from streamdream.dreaming.model import annotate
+
+    model = mel_model
+    if multi_label:
+        model = tmp_path / "multi.onnx"
+        annotate(mel_model, model, "mel", multi_label=True)
+    mono = music_clip(RATE, 2.0, channels=1)
+    window = np.repeat(mono, 2, axis=0)  # L = R: both channels hear what the mono file holds
+    probs = classify(mono, RATE, str(model), window_s=2.0)
+    labels = sorted(probs, key=probs.get)
+    target, away = labels[0], labels[1]  # the label heard least is pushed, the next one pushed away
+    params = dict(target=target, away=away, hold_others=2.0, keep=0.0)
+    held = make(model, **params).held_others(Params(**params), torch.from_numpy(window)).numpy()
+    order = list(probs)
+    others = sum(probs[label] for label in order if label not in (target, away))
+    expected = [0.0 if multi_label or label in (target, away) else 2.0 * probs[label] / others for label in order]
+    np.testing.assert_allclose(held, expected, atol=1e-5)
+    if multi_label:
+        return
+
+    def after(hold):
+        dreamed = make(mel_model, target=target, keep=0.0, hold_others=hold, step_size=0.2).dream_window(window, 0)
+        return classify(dreamed[:1], RATE, str(mel_model), window_s=2.0)
+
+    def drift(heard):  # KL from the input's proportions among the labels but the target to the dream's
+        rest = [label for label in order if label != target]
+        p = np.array([probs[label] for label in rest]) / sum(probs[label] for label in rest)
+        q = np.array([heard[label] for label in rest]) / sum(heard[label] for label in rest)
+        return float(np.sum(p * np.log(p / q)))
+    free, held_dream = after(0.0), after(3.0)
+    assert drift(held_dream) < drift(free)
+    assert held_dream[target] > probs[target] and free[target] > probs[target]

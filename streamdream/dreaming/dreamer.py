@@ -169,7 +169,7 @@ class Dreamer:
         view = view.to(self.device)
         if self.params.backend == "torchscript":
             objective_net = trace_objective(net, self.objective, example_view.to(self.device),
-                                            self.target_weights(self.params))
+                                            *self.objective_inputs(self.params))
             self.loop = script_loop(DreamLoop(view, objective_net, self._shape_fft(), channels_last).to(self.device))
         else:
             self.loop = DreamLoop(view, ObjectiveNet(net, self.objective), self._shape_fft(),
@@ -183,16 +183,33 @@ class Dreamer:
         """The class weights `p` asks for (--target/--away), as the objective takes them per window.
         Given the window `x`: with --keep the label the model hears most in it (a target aside) is pushed
         too, and with `--layer heard` every label by its probability in it."""
+        return self.objective_inputs(p, x)[0]
+
+    def held_others(self, p: Params, x: torch.Tensor | None = None) -> torch.Tensor:
+        """With --target and --hold-others, given the window `x`: the model's probability for each label but
+        the named ones (--target, --away) in it, renormalised over those labels and times the hold weight;
+        0 for the named labels, and everywhere for a multi-label model (its keys have no shared
+        distribution to hold) or without the window."""
+        return self.objective_inputs(p, x)[1]
+
+    def objective_inputs(self, p: Params, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target_weights, held_others): the model hears the window once for both."""
         if not self.objective.logits:
-            return torch.zeros(1, device=self.device)
+            return torch.zeros(1, device=self.device), torch.zeros(1, device=self.device)
         weights = class_weights(p, self.info, self.n_classes)
-        keep = p.keep > 0 and np.any(weights > 0)
-        if x is not None and (keep or self.objective.heard > 0):
+        held = np.zeros_like(weights)
+        pushed = np.any(weights > 0)
+        keep = p.keep > 0 and pushed
+        hold = p.hold_others > 0 and pushed and not self.info.multi_label
+        if x is not None and (keep or hold or self.objective.heard > 0):
             heard = self.heard(x)
+            if hold:
+                others = np.where(weights == 0, heard, 0.0)
+                held = (p.hold_others * others / max(float(others.sum()), 1e-12)).astype(np.float32)
             if keep:
                 weights[int(np.argmax(np.where(weights > 0, -np.inf, heard)))] += p.keep
             weights += self.objective.heard * heard
-        return torch.from_numpy(weights).to(self.device)
+        return torch.from_numpy(weights).to(self.device), torch.from_numpy(held).to(self.device)
 
     def heard(self, x: torch.Tensor) -> np.ndarray:
         """The model's probability for each class in the window x (channels, samples): softmax of its scores,
@@ -210,6 +227,10 @@ class Dreamer:
         if self._eq_cache[0] != p.eq_bands:
             self._eq_cache = (p.eq_bands, eq_bands(self._shape_fft() // 2 + 1, p.eq_bands).to(self.device))
         return self._eq_cache[1]
+
+    def _sustain_frames(self, p: Params) -> int:
+        """--sustain in shaping frames (a quarter of the shaping FFT: 10.7 ms at 48 kHz) either side."""
+        return int(round(p.sustain_ms / 1000.0 * self.rate / (self._shape_fft() // 4)))
 
     def _sizes(self, p: Params) -> list[list[int]]:
         return octave_sizes(self.view_shape, p.octaves, p.octave_scale, self.view_name == "raw-image")
@@ -272,8 +293,8 @@ class Dreamer:
         else:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
-            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, self.target_weights(p, x), p.shape,
-                                transforms, noise, self._eq(p), p.eq_depth_db)
+            dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, *self.objective_inputs(p, x), p.shape,
+                                self._sustain_frames(p), transforms, noise, self._eq(p), p.eq_depth_db)
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
@@ -295,7 +316,7 @@ class Dreamer:
         frames_per_ms = 1000.0 / self.info.front.hop_ms / 1000.0
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
-                                self._shifts(p, index, frames_per_ms), self.target_weights(p), 0.0, [],
+                                self._shifts(p, index, frames_per_ms), *self.objective_inputs(p), 0.0, 0, [],
                                 logmag.new_zeros(0), logmag.new_zeros(0), 0.0)
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,13 @@ class Objective:
     window without rebuilding anything. `heard` (from `--layer heard`) adds, per window, each
     label at this weight times the probability the model gives it in the input: more of
     what the model hears there, in proportion (Dreamer.target_weights).
+
+    `held` (Dreamer.held_others, from `--hold-others`) is, per window, the model's probability for
+    every label but the targets in the input, times the hold weight (0 for the targets). The
+    objective then also rewards the dreamed window for keeping that distribution among the other
+    labels (cross-entropy over the non-target labels' softmax): the target may grow, and what else
+    the model hears in the music keeps its order instead of a neighbour of the target taking the
+    music's place (docs/DREAMS.md).
     """
 
     layers: tuple = ()
@@ -73,7 +80,8 @@ class ObjectiveNet(nn.Module):
         self.objective = objective
         self.names = objective.outputs()
 
-    def forward(self, view: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, view: torch.Tensor, class_weights: torch.Tensor,
+                held: Optional[torch.Tensor] = None) -> torch.Tensor:
         by_name = outputs_by_name(self.net, view, self.names)
         total = view.new_zeros(())
         for name, weight, channel, axis in self.objective.layers:
@@ -84,7 +92,17 @@ class ObjectiveNet(nn.Module):
         if self.objective.logits:
             scores = class_scores(by_name[self.objective.logits], self.objective.class_axis)
             total = total + (scores * class_weights).sum()
+            if held is not None:
+                total = total + held_log_likelihood(scores, held)
         return total
+
+
+def held_log_likelihood(scores: torch.Tensor, held: torch.Tensor) -> torch.Tensor:
+    """Sum over the held labels of held * log(their softmax now, among themselves): highest when they keep
+    the proportions they had. Labels held at 0 (the targets) are left out of the softmax, so the target's
+    growth alone costs nothing; with nothing held this is 0 (a finite mask, not -inf, keeps 0 * log finite)."""
+    log_p = torch.log_softmax(scores.masked_fill(held <= 0, -1e4), 0)
+    return (held * log_p).sum()
 
 
 class DreamLoop(nn.Module):
@@ -96,6 +114,9 @@ class DreamLoop(nn.Module):
     back. The change then lives where the music already has energy, in proportion to it,
     instead of where the view happens to be most sensitive (quiet, high bands); `time_weights`
     does the same in time, against the pre-echo a 43-ms frame would leave before each attack.
+    `sustain` > 0 takes the weights from the input's spectrum averaged over that many shaping
+    frames either side (`shaping_weights`), so the change can hold a colour between transients.
+    `held` goes to the objective (ObjectiveNet: `--hold-others`).
 
     `eq` (bins, bands), from `eq_bands`, not empty: the step may only re-EQ the input. The gradient
     becomes a gain per shaping cell, Re(conj(X) G) (the objective's slope with respect to a real gain
@@ -145,9 +166,14 @@ class DreamLoop(nn.Module):
         half = self.shape_fft // 2
         return (summed.flatten(1) / envelope.flatten())[:, half:half + length]
 
-    def shaping_weights(self, x: torch.Tensor, shape: float) -> torch.Tensor:
-        """Per-cell weights in [0, 1] from the input's spectrum (channels, frames, bins)."""
+    def shaping_weights(self, x: torch.Tensor, shape: float, sustain: int = 0) -> torch.Tensor:
+        """Per-cell weights in [0, 1] from the input's spectrum (channels, frames, bins). With `sustain` > 0
+        frames, from its magnitude averaged over that many frames either side: a colour may then hold through
+        a note's decay and the gaps between hits instead of starting and stopping with every transient."""
         mag = self.frames_spectrum(x).abs()
+        if sustain > 0:
+            span = 2 * sustain + 1
+            mag = F.avg_pool1d(mag.transpose(1, 2), span, 1, sustain, count_include_pad=False).transpose(1, 2)
         peak = mag.amax(dim=2, keepdim=True)
         return (mag / (peak + self.grad_floor)).pow(shape)
 
@@ -178,12 +204,13 @@ class DreamLoop(nn.Module):
         return self.overlap_add(spectrum * (gains @ spread), length)
 
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
-                shifts: List[int], class_weights: torch.Tensor, shape: float, transforms: List[List[float]],
-                noise: torch.Tensor, eq: torch.Tensor, eq_depth_db: float) -> torch.Tensor:
+                shifts: List[int], class_weights: torch.Tensor, held: torch.Tensor, shape: float, sustain: int,
+                transforms: List[List[float]], noise: torch.Tensor, eq: torch.Tensor,
+                eq_depth_db: float) -> torch.Tensor:
         x = x.detach()
         dry = x
         as_eq = eq.numel() > 0
-        weights = self.shaping_weights(x, shape) if shape > 0.0 and not as_eq else x.new_zeros(0)
+        weights = self.shaping_weights(x, shape, sustain) if shape > 0.0 and not as_eq else x.new_zeros(0)
         spectrum = self.frames_spectrum(x) if as_eq else x.new_zeros(0)
         pool = eq / eq.sum(0, keepdim=True).clamp(min=1e-6)  # a band's mean gain; a band holding no bin stays 0
         spread = eq.t()
@@ -207,7 +234,7 @@ class DreamLoop(nn.Module):
                     v = F.interpolate(v, size=size, mode="bilinear", align_corners=False)
                 if self.channels_last and v.dim() == 4:
                     v = v.contiguous(memory_format=torch.channels_last)
-                objective = self.objective_net(v, class_weights)
+                objective = self.objective_net(v, class_weights, held)
                 grads = torch.autograd.grad([objective], [rolled])
                 g = grads[0]
                 if g is None:
@@ -263,12 +290,12 @@ def octave_sizes(view_shape: list[int], octaves: int, scale: float, image: bool,
 
 
 def trace_objective(net: nn.Module, objective: Objective, example: torch.Tensor,
-                    class_weights: torch.Tensor) -> nn.Module:
+                    class_weights: torch.Tensor, held: torch.Tensor) -> nn.Module:
     """Trace the CNN + objective for the TorchScript loop; shapes stay dynamic along H and W."""
     wrapped = ObjectiveNet(net, objective).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python values in onnx2torch ops
-        return torch.jit.trace(wrapped, (example, class_weights), check_trace=False)
+        return torch.jit.trace(wrapped, (example, class_weights, held), check_trace=False)
 
 
 def script_loop(loop: DreamLoop) -> torch.jit.ScriptModule:
