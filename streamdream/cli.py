@@ -66,8 +66,8 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     add("--shape", type=float, help="shape each step by the input's spectrum so the change grows where the music "
                                     f"has energy, {r['shape']}, 1 = in proportion (default {d.shape:g})")
     add("--sustain", dest="sustain_ms", type=float,
-        help="shape by the input's spectrum averaged over this long either side, so a colour may hold between "
-             f"transients, {r['sustain_ms']} (default {d.sustain_ms:g})")
+        help="with --target: shape by the input's spectrum averaged over this long either side, so the target's "
+             f"colour may hold between transients, {r['sustain_ms']} (default {d.sustain_ms:g})")
     add("--eq-bands", dest="eq_bands", type=float,
         help="> 0: the dream may only re-EQ the music, a smooth gain per band (this many to the octave) and "
              f"11-ms frame on the input's own spectrum, {r['eq_bands']} (default {d.eq_bands:g}; "

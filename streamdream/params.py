@@ -75,7 +75,7 @@ class Params:
     # How the dream is kept musical (the defaults are --preset toward; docs/DREAMS.md)
     top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
     shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
-    sustain_ms: float = 128.0       # ... averaged over this long either side: a colour may hold between transients
+    sustain_ms: float = 128.0       # with --target: ... averaged over this long either side (0 = frame by frame)
     eq_bands: float = 0.0           # > 0: each step only re-EQs the input, in this many bands per octave (0 = off)
     eq_depth_db: float = 6.0        # with eq_bands: no band is raised or cut by more than this (dB)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)

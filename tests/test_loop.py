@@ -327,9 +327,12 @@ def test_sustain_and_hold_others_are_scripted_and_match_eager(mel_model):
     dreamed = scripted.dream_window(window, 2)
     np.testing.assert_allclose(dreamed, make(mel_model, backend="eager", **settings).dream_window(window, 2),
                                rtol=0, atol=1e-5)
-    # each option changes the dream
+    # each option changes the dream toward a target; without one, neither does anything
     for changed in ({"sustain_ms": 0.0}, {"hold_others": 0.0}):
         assert np.abs(make(mel_model, **{**settings, **changed}).dream_window(window, 2) - dreamed).max() > 1e-4
+    untargeted = make(mel_model, layer="heard", sustain_ms=0.0, hold_others=0.0).dream_window(window, 2)
+    options_set = make(mel_model, layer="heard", sustain_ms=250.0, hold_others=2.0).dream_window(window, 2)
+    np.testing.assert_array_equal(options_set, untargeted)
 
 
 @pytest.mark.parametrize("multi_label", [False, True])

@@ -229,7 +229,10 @@ class Dreamer:
         return self._eq_cache[1]
 
     def _sustain_frames(self, p: Params) -> int:
-        """--sustain in shaping frames (a quarter of the shaping FFT: 10.7 ms at 48 kHz) either side."""
+        """--sustain in shaping frames (a quarter of the shaping FFT: 10.7 ms at 48 kHz) either side; 0 unless
+        a target is pushed: without one it cost the ear's own label (docs/DREAMS.md), with one it pays."""
+        if not self.objective.logits or not np.any(class_weights(p, self.info, self.n_classes) > 0):
+            return 0
         return int(round(p.sustain_ms / 1000.0 * self.rate / (self._shape_fft() // 4)))
 
     def _sizes(self, p: Params) -> list[list[int]]:
