@@ -58,10 +58,12 @@ def test_osc_reaches_instant_and_per_window_parameters_and_feedback(osc):
     send(client, control.port, "/streamdream/steps", 9)
     send(client, control.port, "/streamdream/target", "piano")
     send(client, control.port, "/streamdream/eq_bands", 1.0)  # the re-EQ, as in --preset amplify-eq
+    send(client, control.port, "/streamdream/hold_others", 2.5)  # the music's identity held harder
     send(client, control.port, "/streamdream/freeze", 1)
     wait_for(lambda: engine.params.freeze)
     assert engine.params.steps == 9 and engine.params.target == "piano" and engine.params.eq_bands == 1.0
-    assert engine.params_version == version + 4
+    assert engine.params.hold_others == 2.5
+    assert engine.params_version == version + 5
     send(client, control.port, "/streamdream/feedback", 0.6)
     wait_for(lambda: engine.feedback.share == pytest.approx(0.6))
 
@@ -76,6 +78,7 @@ def test_osc_status_replies_to_the_sender(osc):
 @pytest.mark.parametrize("address,value,message", [
     ("/streamdream/steps", 0, "--steps must be 1..1000"),
     ("/streamdream/eq_depth_db", 100.0, "--eq-depth must be 0.5..40 dB"),
+    ("/streamdream/sustain_ms", 5000.0, "--sustain must be 0..1000 ms"),
     ("/streamdream/target", "tuba", "unknown target 'tuba'; choose one of: drums, piano"),
     ("/streamdream/volume", 1.0, "unknown OSC parameter 'volume'"),
     ("/streamdream/feedback", 2.0, "feedback must be 0..1"),

@@ -62,6 +62,9 @@ KNOBS = {
     "jitter_ms": _ranged("window", "jitter_ms"),
     "eq_bands": _ranged("window", "eq_bands"),         # 0: the free change; > 0: a re-EQ (amplify-eq: 1)
     "eq_depth_db": _ranged("window", "eq_depth_db"),
+    "keep": _ranged("window", "keep"),                 # with a target: the music's own label pushed too
+    "hold_others": _ranged("window", "hold_others"),   # with a target: what else the music is, held
+    "sustain_ms": _ranged("window", "sustain_ms"),     # with a target: the colour holds between hits
     "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),
