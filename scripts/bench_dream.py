@@ -92,11 +92,14 @@ def main() -> int:
     parser.add_argument("--preset", default="live", help="the dream settings measured (default: live, the defaults)")
     parser.add_argument("--target", default=None, help="a label to dream toward (--keep acts only with one)")
     parser.add_argument("--layer", default=None, help="render's --layer (default: the model's default layer)")
+    parser.add_argument("--steps", type=int, default=None, help="render's --steps (default: the preset's)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     window = test_window()
     defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target,
                                                      layer=args.layer)
+    if args.steps is not None:
+        defaults = defaults.with_changes(steps=args.steps)
     frames = window.shape[1]
 
     results = {}
