@@ -48,6 +48,15 @@ def test_per_window_knobs_wait_for_apply_then_reach_the_worker(control, engine):
     assert control.apply() is None  # nothing new
 
 
+def test_default_mapping_sets_how_much_of_the_music_a_target_keeps(control, engine):
+    # CC 28 hold 0..3, CC 29 keep 0..1, CC 30 sustain 0..512 ms (default_map.toml, the README's table)
+    send(control, [0xB0, 28, 127], [0xB0, 29, 0], [0xB0, 30, 127])
+    params = control.apply()
+    assert (params.hold_others, params.keep, params.sustain_ms) == (pytest.approx(3.0), 0.0, pytest.approx(512.0))
+    send(control, [0xB0, 28, 0])
+    assert control.apply().hold_others == 0.0
+
+
 def test_notes_choose_the_target_and_velocity_sets_depth(control, engine):
     send(control, [0x90, 48 + 1, 127])  # C#3 -> second label
     params = control.apply()
