@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--target", default=None, help="a label to dream toward (--keep acts only with one)")
     parser.add_argument("--layer", default=None, help="render's --layer (default: the model's default layer)")
     parser.add_argument("--steps", type=int, default=None, help="render's --steps (default: the preset's)")
+    parser.add_argument("--hold-others", type=float, default=None, help="render's --hold-others (default: the preset's)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     window = test_window()
@@ -100,14 +101,25 @@ def main() -> int:
                                                      layer=args.layer)
     if args.steps is not None:
         defaults = defaults.with_changes(steps=args.steps)
+    if args.hold_others is not None:
+        defaults = defaults.with_changes(hold_others=args.hold_others)
     frames = window.shape[1]
 
-    results = {}
-    for backend in ("torchscript", "eager"):
-        dreamer = Dreamer(defaults.with_changes(backend=backend), RATE, 2, frames)
+    dreamers = {backend: Dreamer(defaults.with_changes(backend=backend), RATE, 2, frames)
+                for backend in ("torchscript", "eager")}
+    for dreamer in dreamers.values():
         dreamer.dream_window(window, 0)  # warm-up: TorchScript optimises during its first runs
         dreamer.dream_window(window, 1)
-        results[backend] = median_time(lambda: dreamer.dream_window(window, 2), args.repeats)
+    # The backends take turns, one window each, so that this host's drift (a quarter between minutes,
+    # docs/BENCHMARKS.md) lands on both alike.
+    times = {backend: [] for backend in dreamers}
+    for _ in range(args.repeats):
+        for backend, dreamer in dreamers.items():
+            began = time.perf_counter()
+            dreamer.dream_window(window, 2)
+            times[backend].append(time.perf_counter() - began)
+    results = {backend: statistics.median(seconds) for backend, seconds in times.items()}
+    dreamer = dreamers["eager"]
     step_seconds, step_flops = step_cost(dreamer, window, max(5, args.repeats))
     peak = matmul_peak()
     ort_seconds = ort_forward(resolve_model(args.model), dreamer, window, max(5, args.repeats))
@@ -122,7 +134,7 @@ def main() -> int:
     print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}"
           f"{f' --layer {args.layer}' if args.layer else ''}: "
           f"{defaults.octaves} octaves x {defaults.steps} steps (scale {defaults.octave_scale}), step "
-          f"{defaults.step_size:g}, keep {defaults.keep:g}, eq bands {defaults.eq_bands:g}; "
+          f"{defaults.step_size:g}, keep {defaults.keep:g}, hold {defaults.hold_others:g}, eq bands {defaults.eq_bands:g}; "
           f"one 9-s stereo 48 kHz window, median of {args.repeats}\n")
     print("| measure | value |")
     print("|---|---|")

@@ -54,7 +54,7 @@ RANGES = {
     "window_s": Range(1.0, 30.0, "--window", " s"),
 }
 RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
-BACKENDS = ("torchscript", "eager")
+BACKENDS = ("auto", "torchscript", "eager")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Params:
     keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
     hold_others: float = 0.5        # with --target: hold the model's view of the other labels at this weight (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
-    backend: str = "torchscript"
+    backend: str = "auto"             # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
     device: str = "auto"
     # --- instant: applied per block
     intensity: float = 1.0          # scales dream minus dry, 0..2

@@ -4,7 +4,7 @@ import torch
 
 from conftest import music_clip
 from streamdream.params import Params
-from streamdream.dreaming.dreamer import Dreamer
+from streamdream.dreaming.dreamer import Dreamer, loop_backend
 from streamdream.dreaming.loop import DreamLoop, ObjectiveNet, eq_bands, octave_sizes
 from streamdream.errors import ParameterError
 
@@ -60,9 +60,15 @@ def test_torchscript_and_eager_agree(mel_model):
     window = music_clip(RATE, 2.0)
     scripted = make(mel_model, backend="torchscript").dream_window(window, 5)
     eager = make(mel_model, backend="eager").dream_window(window, 5)
-    assert isinstance(make(mel_model).loop, torch.jit.ScriptModule)
     assert not np.array_equal(scripted, window)
     np.testing.assert_allclose(scripted, eager, rtol=0, atol=1e-5)
+
+
+def test_auto_backend_is_eager_on_the_cpu_and_scripted_on_a_gpu(mel_model):
+    assert not isinstance(make(mel_model).loop, torch.jit.ScriptModule)  # the default, auto, on this CPU
+    assert isinstance(make(mel_model, backend="torchscript").loop, torch.jit.ScriptModule)
+    assert loop_backend("auto", torch.device("cuda", 0)) == "torchscript"
+    assert loop_backend("eager", torch.device("cuda", 0)) == "eager"
 
 
 def test_same_seed_same_dream_other_seed_other_dream(mel_model):
@@ -168,7 +174,7 @@ def test_time_weights_hold_the_change_back_before_an_attack_but_not_on_a_held_lo
 
 def test_shaped_loop_with_transformations_is_scripted_and_matches_eager(mel_model):
     window = music_clip(RATE, 2.0)
-    scripted = make(mel_model, shape=1.0, top_db=60.0, eot=1.0)
+    scripted = make(mel_model, shape=1.0, top_db=60.0, eot=1.0, backend="torchscript")
     assert isinstance(scripted.loop, torch.jit.ScriptModule)
     eager = make(mel_model, shape=1.0, top_db=60.0, eot=1.0, backend="eager")
     np.testing.assert_allclose(scripted.dream_window(window, 3), eager.dream_window(window, 3), rtol=0, atol=1e-5)
@@ -228,7 +234,7 @@ def test_eq_depth_bounds_how_far_any_band_is_raised_or_cut(mel_model):
 
 def test_eq_loop_is_scripted_and_matches_eager(mel_model):
     window = music_clip(RATE, 2.0)
-    scripted = make(mel_model, layer="heard", eq_bands=3.0)
+    scripted = make(mel_model, layer="heard", eq_bands=3.0, backend="torchscript")
     assert isinstance(scripted.loop, torch.jit.ScriptModule)
     eager = make(mel_model, layer="heard", eq_bands=3.0, backend="eager")
     dreamed = scripted.dream_window(window, 2)
@@ -322,7 +328,7 @@ def test_sustain_lets_the_shaping_hold_a_hits_colour_between_hits():
 def test_sustain_and_hold_others_are_scripted_and_match_eager(mel_model):
     window = music_clip(RATE, 2.0)
     settings = {"target": "brass", "sustain_ms": 250.0, "hold_others": 2.0}
-    scripted = make(mel_model, **settings)
+    scripted = make(mel_model, backend="torchscript", **settings)
     assert isinstance(scripted.loop, torch.jit.ScriptModule)
     dreamed = scripted.dream_window(window, 2)
     np.testing.assert_allclose(dreamed, make(mel_model, backend="eager", **settings).dream_window(window, 2),
