@@ -23,6 +23,7 @@ with the model that dreamed:
 
     python scripts/eval_dreams.py                                  # today's defaults
     python scripts/eval_dreams.py --label deep -- --preset deep    # anything after -- goes to render
+    python scripts/eval_dreams.py --files a.ogg b.flac --offset 30 # 9-s excerpts of recordings instead
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -45,7 +47,9 @@ sys.path.insert(0, str(REPO))
 from ear import Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402
 from streamdream import cli  # noqa: E402
+from streamdream.audio.files import read_audio  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
+from streamdream.errors import StreamDreamError  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
 RATE = 48000
@@ -135,6 +139,24 @@ def make_clip(index: int, path: Path) -> None:
     sf.write(str(path), audio, RATE, subtype="FLOAT")
 
 
+def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
+    """A 9-s stereo 48 kHz excerpt of an audio file from `offset_s` (earlier if the file ends sooner), at its
+    own level: a recording is judged as it was mastered."""
+    try:
+        loaded = read_audio(source)
+    except StreamDreamError as exc:
+        sys.exit(f"error: {exc}")
+    audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
+    if loaded.sample_rate != RATE:
+        audio = soxr.resample(audio.T, loaded.sample_rate, RATE).T
+    length = int(SECONDS * RATE)
+    if audio.shape[1] < length:
+        sys.exit(f"error: {source} is shorter than {SECONDS:g} s; give a longer recording")
+    start = min(int(offset_s * RATE), audio.shape[1] - length)
+    sf.write(str(path), np.ascontiguousarray(audio[:, start:start + length].T, dtype=np.float32), RATE,
+             subtype="FLOAT")
+
+
 def stft_mag(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
     """|STFT| (frames, bins) with a Hann window, frames zero-padded at the ends."""
     window = np.hanning(n_fft + 1)[:-1]
@@ -217,8 +239,11 @@ def main():
     parser.add_argument("--json", type=Path, help="append this run's figures here (one JSON object per line)")
     parser.add_argument("--keep", type=Path, help="keep clips and renders in this directory (and reuse them)")
     parser.add_argument("--render-only", action="store_true", help="render, do not judge")
+    parser.add_argument("--files", nargs="+", type=Path, metavar="AUDIO",
+                        help="dream a 9-s excerpt of each of these recordings instead of the arrangements")
+    parser.add_argument("--offset", type=float, default=30.0, help="with --files: where each excerpt starts (s)")
     args = parser.parse_args(argv)
-    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+    if not args.files and (shutil.which("fluidsynth") is None or not SOUNDFONT.exists()):
         sys.exit("error: needs fluidsynth and MuseScore General; apt-get install fluidsynth "
                  "musescore-general-soundfont-small")
     targets = args.targets.split(",")
@@ -227,11 +252,16 @@ def main():
     started = time.time()
     # 1. Renders (a render already in --keep with this label is reused: same command, same file).
     jobs = []
-    for c in range(min(args.clips, len(ARRANGEMENTS))):
-        name = ARRANGEMENTS[c][0]
+    if args.files:
+        clips = [(f"{source.stem}@{args.offset:g}", lambda path, source=source: excerpt_clip(source, args.offset, path))
+                 for source in args.files]
+    else:
+        clips = [(ARRANGEMENTS[c][0], lambda path, c=c: make_clip(c, path))
+                 for c in range(min(args.clips, len(ARRANGEMENTS)))]
+    for c, (name, make) in enumerate(clips):
         clip = workdir / f"{name}.wav"
         if not clip.exists():
-            make_clip(c, clip)
+            make(clip)
         for target in targets:
             out = workdir / f"{name}-{target}-{args.label}.wav"
             if not out.exists():
@@ -251,7 +281,8 @@ def main():
             sys.exit(f"error: unknown target {t!r}; labels: {', '.join(ear.labels)}")
     rows = []
     print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
-    print(f"{'clip':8s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
+    width = max(8, *(len(name) for name, _ in clips))
+    print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
           f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  "
           "ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
@@ -259,7 +290,7 @@ def main():
         wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
         r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
         rows.append({"clip": name, "target": target, **r})
-        print(f"{name:8s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
+        print(f"{name:{width}s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
               f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
               f"{r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
