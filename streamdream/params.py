@@ -66,7 +66,7 @@ class Params:
     layer: str | None = None        # "NAME", "NAME@CHANNEL" or "A:0.5,B:1.0"
     target: str | None = None       # class label to dream toward
     away: str | None = None         # class label to dream away from
-    steps: int = 8                  # gradient steps per octave
+    steps: int = 10                 # gradient steps per octave
     step_size: float = 0.1          # per step, relative to the window's RMS level
     octaves: int = 3
     octave_scale: float = 1.2       # each coarser octave's time axis is this much shorter
@@ -80,7 +80,7 @@ class Params:
     eq_depth_db: float = 6.0        # with eq_bands: no band is raised or cut by more than this (dB)
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
-    hold_others: float = 0.5        # with --target: hold the model's view of the other labels at this weight (0 = off)
+    hold_others: float = 1.0        # with --target: hold the model's view of the other labels at this weight (0 = off)
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "auto"             # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
     device: str = "auto"

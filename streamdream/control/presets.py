@@ -24,13 +24,14 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
 # "live" is Params() itself: the defaults of render, live and the Python API, which are "toward".
 # The change grows where the music has energy, frame by frame, and a target pushes only itself (and keep):
-# sustain and the hold came with the defaults of 2026-12-06, and the presets below were measured without them.
-MUSICAL = {"top_db": 60.0, "shape": 1.0, "sustain_ms": 0.0, "hold_others": 0.0}
+# sustain and the hold came with the defaults of 2026-12-06, ten steps per octave with those of 2026-12-07,
+# and the presets below were measured without them.
+MUSICAL = {"top_db": 60.0, "shape": 1.0, "sustain_ms": 0.0, "hold_others": 0.0, "steps": 8}
 LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 0.0}  # about half the defaults' cost
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults
     "toward": {},                                           # the defaults by name: best measured (Params() holds the values)
-    "faithful": {"hold_others": 1.0},                       # what else the music is held harder: more of its label kept
+    "faithful": {"hold_others": 3.0},                       # what else the music is held harder: more of its label kept
     "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
