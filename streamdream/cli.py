@@ -82,6 +82,10 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
         help="with --target: hold what else the model hears in the input (its other labels' proportions) at this "
              f"weight, so no neighbour of the target takes the music's place, {r['hold_others']} "
              f"(default {d.hold_others:g})")
+    add("--ceiling", dest="ceiling_db", type=float,
+        help="hold the change, in every time-frequency cell, to at most this many dB over the music there "
+             f"(0: it may colour or cancel what the music has, never cover it), {r['ceiling_db']} "
+             f"(default {d.ceiling_db:g})")
     add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
     add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
     add("--gain", dest="gain_db", type=float,

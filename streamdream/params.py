@@ -47,6 +47,7 @@ RANGES = {
     "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
     "keep": Range(0.0, 2.0, "--keep", " (0 = off)"),
     "hold_others": Range(0.0, 10.0, "--hold-others", " (0 = off)"),
+    "ceiling_db": Range(-24.0, 24.0, "--ceiling", " dB over the music in any cell (24 = off)"),
     "intensity": Range(0.0, 2.0, "--intensity"),
     "mix": Range(0.0, 1.0, "--mix"),
     "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
@@ -54,6 +55,7 @@ RANGES = {
     "window_s": Range(1.0, 30.0, "--window", " s"),
 }
 RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
+CEILING_OFF_DB = RANGES["ceiling_db"].hi  # the top of --ceiling's range is no ceiling at all (a knob turned fully up)
 BACKENDS = ("auto", "torchscript", "eager")
 
 
@@ -81,8 +83,9 @@ class Params:
     eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
     keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
     hold_others: float = 1.0        # with --target: hold the model's view of the other labels at this weight (0 = off)
+    ceiling_db: float = 24.0        # the change, in every STFT cell, at most this far over the music there (24 = off)
     freeze: bool = False            # live: keep replaying the current dream
-    backend: str = "auto"             # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
+    backend: str = "auto"           # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
     device: str = "auto"
     # --- instant: applied per block
     intensity: float = 1.0          # scales dream minus dry, 0..2

@@ -53,8 +53,9 @@ def test_default_mapping_sets_how_much_of_the_music_a_target_keeps(control, engi
     send(control, [0xB0, 28, 127], [0xB0, 29, 0], [0xB0, 30, 127])
     params = control.apply()
     assert (params.hold_others, params.keep, params.sustain_ms) == (pytest.approx(3.0), 0.0, pytest.approx(512.0))
-    send(control, [0xB0, 28, 0])
-    assert control.apply().hold_others == 0.0
+    send(control, [0xB0, 28, 0], [0xB0, 31, 0])
+    params = control.apply()
+    assert params.hold_others == 0.0 and params.ceiling_db == -24.0  # CC 31: the dream's ceiling, -24..24 dB
 
 
 def test_notes_choose_the_target_and_velocity_sets_depth(control, engine):

@@ -65,6 +65,7 @@ KNOBS = {
     "keep": _ranged("window", "keep"),                 # with a target: the music's own label pushed too
     "hold_others": _ranged("window", "hold_others"),   # with a target: what else the music is, held
     "sustain_ms": _ranged("window", "sustain_ms"),     # with a target: the colour holds between hits
+    "ceiling_db": _ranged("window", "ceiling_db"),     # how far the change may cover the music (top = off)
     "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),

@@ -18,7 +18,8 @@ from .mapping import KNOBS, _table_lines, read_toml_text
 from ..params import Params
 
 SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
-              "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "layer", "target", "freeze")
+              "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "layer", "target",
+              "freeze")
 
 
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).

@@ -8,7 +8,7 @@ import soxr
 import torch
 from torch import nn
 
-from ..params import Params
+from ..params import CEILING_OFF_DB, Params
 from ..errors import ParameterError
 from ..memory import keep_freed_memory
 from .loop import (DreamLoop, Objective, ObjectiveNet, class_scores, eq_bands, octave_sizes, outputs_by_name,
@@ -32,6 +32,11 @@ def loop_backend(name: str, device: torch.device) -> str:
     if name != "auto":
         return name
     return "eager" if device.type == "cpu" else "torchscript"
+
+
+def ceiling_ratio(ceiling_db: float) -> float:
+    """--ceiling as the loop takes it: an amplitude ratio, 0 for no ceiling (the top of its range)."""
+    return 0.0 if ceiling_db >= CEILING_OFF_DB else 10.0 ** (ceiling_db / 20.0)
 
 
 def _split_weight(part: str, what: str) -> tuple[str, float]:
@@ -306,7 +311,8 @@ class Dreamer:
             shifts = self._shifts(p, index, self.rate / 1000.0)
             transforms, noise = self._transforms(p, index, rms, x)
             dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, *self.objective_inputs(p, x), p.shape,
-                                self._sustain_frames(p), transforms, noise, self._eq(p), p.eq_depth_db)
+                                self._sustain_frames(p), transforms, noise, self._eq(p), p.eq_depth_db,
+                                ceiling_ratio(p.ceiling_db))
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
@@ -329,7 +335,7 @@ class Dreamer:
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
                                 self._shifts(p, index, frames_per_ms), *self.objective_inputs(p), 0.0, 0, [],
-                                logmag.new_zeros(0), logmag.new_zeros(0), 0.0)
+                                logmag.new_zeros(0), logmag.new_zeros(0), 0.0, 0.0)
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

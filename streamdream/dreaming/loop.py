@@ -126,6 +126,12 @@ class DreamLoop(nn.Module):
     frequency or a phase the music does not have: a dynamic EQ the model plays, no deeper than an EQ
     a performer would set (unbounded, on the demo clip it cut the mids by 16 dB: docs/DREAMS.md).
 
+    `ceiling` > 0 (an amplitude ratio, from `--ceiling`): after every step the change so far is projected so
+    that in each shaping cell its magnitude is at most `ceiling` times the input's there. The change may then
+    colour, raise or cancel what the music has in a cell, but not cover it; the steps that follow spend
+    themselves in the cells with room left (projected gradient ascent). It acts on the free change only: the
+    re-EQ's change is bounded by `eq_depth_db` already.
+
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
     difference of x) + level * (rolled `noise`), so only changes that survive a different
@@ -206,7 +212,7 @@ class DreamLoop(nn.Module):
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, held: torch.Tensor, shape: float, sustain: int,
                 transforms: List[List[float]], noise: torch.Tensor, eq: torch.Tensor,
-                eq_depth_db: float) -> torch.Tensor:
+                eq_depth_db: float, ceiling: float) -> torch.Tensor:
         x = x.detach()
         dry = x
         as_eq = eq.numel() > 0
@@ -218,6 +224,8 @@ class DreamLoop(nn.Module):
         field = x.new_zeros(spectrum.shape[0], spectrum.shape[1], eq.shape[1]) if as_eq else x.new_zeros(0)
         deepest_cut, highest_lift = 10.0 ** (-eq_depth_db / 20.0) - 1.0, 10.0 ** (eq_depth_db / 20.0) - 1.0
         in_time = self.time_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
+        limited = ceiling > 0.0 and not as_eq
+        room = ceiling * self.frames_spectrum(dry).abs() if limited else x.new_zeros(0)
         k = 0
         for size in sizes:
             for _ in range(steps):
@@ -257,7 +265,14 @@ class DreamLoop(nn.Module):
                     # (before it, a lone click in silence got the whole window's step and was rewritten)
                     g = g * in_time
                 x = x + step_size * g
+                if limited:
+                    x = dry + self.under_ceiling(x - dry, room)
         return x
+
+    def under_ceiling(self, change: torch.Tensor, room: torch.Tensor) -> torch.Tensor:
+        """`change` with each shaping cell's magnitude cut to at most `room` there (phase kept)."""
+        spec = self.frames_spectrum(change)
+        return self.overlap_add(spec * torch.clamp(room / (spec.abs() + self.grad_floor), max=1.0), change.shape[-1])
 
 
 def eq_bands(bins: int, per_octave: float) -> torch.Tensor:
