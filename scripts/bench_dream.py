@@ -134,7 +134,8 @@ def main() -> int:
     print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}"
           f"{f' --layer {args.layer}' if args.layer else ''}: "
           f"{defaults.octaves} octaves x {defaults.steps} steps (scale {defaults.octave_scale}), step "
-          f"{defaults.step_size:g}, keep {defaults.keep:g}, hold {defaults.hold_others:g}, eq bands {defaults.eq_bands:g}; "
+          f"{defaults.step_size:g}, keep {defaults.keep:g}, hold {defaults.hold_others:g}, "
+          f"eq bands {defaults.eq_bands:g}; "
           f"one 9-s stereo 48 kHz window, median of {args.repeats}\n")
     print("| measure | value |")
     print("|---|---|")

@@ -253,8 +253,8 @@ def main():
     # 1. Renders (a render already in --keep with this label is reused: same command, same file).
     jobs = []
     if args.files:
-        clips = [(f"{source.stem}@{args.offset:g}", lambda path, source=source: excerpt_clip(source, args.offset, path))
-                 for source in args.files]
+        clips = [(f"{source.stem}@{args.offset:g}",
+                  lambda path, source=source: excerpt_clip(source, args.offset, path)) for source in args.files]
     else:
         clips = [(ARRANGEMENTS[c][0], lambda path, c=c: make_clip(c, path))
                  for c in range(min(args.clips, len(ARRANGEMENTS)))]
@@ -282,7 +282,8 @@ def main():
     rows = []
     print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
     width = max(8, *(len(name) for name, _ in clips))
-    print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} {'top3':>4s} "
+    print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} "
+          f"{'top3':>4s} "
           f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  "
           "ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
@@ -290,7 +291,8 @@ def main():
         wet, _ = sf.read(str(out), dtype="float32", always_2d=True)
         r = judge(ear, dry.T, wet.T, ear.labels.index(target) if target != "none" else -1, seed=c)
         rows.append({"clip": name, "target": target, **r})
-        print(f"{name:{width}s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} {r['vs_noise']:+8.2f} "
+        print(f"{name:{width}s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} "
+              f"{r['vs_noise']:+8.2f} "
               f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
               f"{r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
