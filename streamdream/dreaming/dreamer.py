@@ -26,7 +26,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def loop_backend(name: str, device: torch.device) -> str:
-    """`auto`: the eager loop on the CPU, where it ran 8-20% faster than the scripted one in every recent
+    """`auto`: the eager loop on the CPU, where it ran 5-20% faster than the scripted one in every recent
     measurement (docs/BENCHMARKS.md); TorchScript on a GPU, where a scripted loop spares Python between
     kernel launches (not measured: no GPU here)."""
     if name != "auto":
