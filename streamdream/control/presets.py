@@ -32,8 +32,8 @@ LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults
     "toward": {},                                           # the defaults by name: best measured (Params() holds the values)
-    "faithful": {"ceiling_db": 0.0, "steps": 8},            # the change never covers the music: more of its label
-    #                                                         kept (eight steps: the ceiling's projection costs two)
+    "faithful": {"ceiling_db": 0.0, "steps": 8},            # the change held to the music's level: more of its
+    #                                                         label kept (eight steps: the ceiling costs about two)
     "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
     "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
     "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
