@@ -24,6 +24,8 @@ with the model that dreamed:
     python scripts/eval_dreams.py                                  # today's defaults
     python scripts/eval_dreams.py --label deep -- --preset deep    # anything after -- goes to render
     python scripts/eval_dreams.py --files a.ogg b.flac --offset 30 # 9-s excerpts of recordings instead
+    python scripts/eval_dreams.py --recordings /usr/share/games/wesnoth/1.16/data/core/music
+                                   # docs/DREAMS.md's recordings: every fourth track of 60 s or more
 """
 from __future__ import annotations
 
@@ -157,6 +159,20 @@ def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
              subtype="FLOAT")
 
 
+def every_fourth_recording(folder: Path) -> list[Path]:
+    """The recordings docs/DREAMS.md judges: of the audio files in `folder` that last at least 60 s, in name
+    order, the first and every fourth after it (a rule fixed before any was dreamed, so none is picked for
+    how it dreams). Files soundfile cannot read are not recordings and are passed over."""
+    long_enough = []
+    for path in sorted(folder.iterdir()):
+        try:
+            if path.is_file() and sf.info(str(path)).duration >= 60.0:
+                long_enough.append(path)
+        except RuntimeError:  # soundfile's error for a file it cannot read
+            continue
+    return long_enough[::4]
+
+
 def stft_mag(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
     """|STFT| (frames, bins) with a Hann window, frames zero-padded at the ends."""
     window = np.hanning(n_fft + 1)[:-1]
@@ -241,8 +257,19 @@ def main():
     parser.add_argument("--render-only", action="store_true", help="render, do not judge")
     parser.add_argument("--files", nargs="+", type=Path, metavar="AUDIO",
                         help="dream a 9-s excerpt of each of these recordings instead of the arrangements")
+    parser.add_argument("--recordings", type=Path, metavar="DIR",
+                        help="--files of every fourth recording of 60 s or more in DIR, in name order (docs/DREAMS.md "
+                             "uses Debian wesnoth-music's /usr/share/games/wesnoth/1.16/data/core/music)")
     parser.add_argument("--offset", type=float, default=30.0, help="with --files: where each excerpt starts (s)")
     args = parser.parse_args(argv)
+    if args.recordings:
+        if args.files:
+            parser.error("give --files or --recordings, not both")
+        if not args.recordings.is_dir():
+            parser.error(f"--recordings {args.recordings}: not a folder; give the folder that holds the recordings")
+        args.files = every_fourth_recording(args.recordings)
+        if not args.files:
+            parser.error(f"--recordings {args.recordings}: no audio file of 60 s or more there")
     if not args.files and (shutil.which("fluidsynth") is None or not SOUNDFONT.exists()):
         sys.exit("error: needs fluidsynth and MuseScore General; apt-get install fluidsynth "
                  "musescore-general-soundfont-small")

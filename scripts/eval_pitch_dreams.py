@@ -138,6 +138,8 @@ def main():
                         help="render --sustain, ms (default: render's; the figures before 2026-12-06, seventh session: 0)")
     parser.add_argument("--eq-bands", type=float, default=Params.eq_bands,
                         help="each step only re-EQs the input, in this many bands per octave (render --eq-bands)")
+    parser.add_argument("--ceiling", type=float, default=Params.ceiling_db,
+                        help="render --ceiling, dB over the music per time-frequency cell (default: render's, off)")
     parser.add_argument("--contrast", type=float, default=0.0,
                         help="also dream away from every other key, with this total weight (spread evenly)")
     args = parser.parse_args()
@@ -147,7 +149,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     base = Params(model="pitch", steps=args.steps, step_size=args.step_size, window_s=3.0, crossfade_s=0.0,
                   jitter_ms=args.jitter, octaves=args.octaves, shape=args.shape, top_db=args.top_db,
-                  sustain_ms=args.sustain, eq_bands=args.eq_bands)
+                  sustain_ms=args.sustain, eq_bands=args.eq_bands, ceiling_db=args.ceiling)
     schedule = Schedule.from_seconds(RATE, base.window_s, base.crossfade_s)
     dreamer = Dreamer(base.with_changes(target="C4"), RATE, 1, schedule.window)  # one build: targets are per window
     no_key = {name: Dreamer(base.with_changes(layer=layer), RATE, 1, schedule.window)
@@ -194,7 +196,7 @@ def main():
     r, c = np.array(rows), np.array(chord_rows)
     print(f"\n{len(clips)} TimGM6mb clips, 3 s each; --steps {args.steps} --step-size {args.step_size} --octaves "
           f"{args.octaves} --jitter {args.jitter:g} --shape {args.shape:g} --top-db {args.top_db:g} "
-          f"--sustain {args.sustain:g} --contrast {args.contrast:g}, one window "
+          f"--sustain {args.sustain:g} --ceiling {args.ceiling:g} --contrast {args.contrast:g}, one window "
           f"per clip; change energy {r[:, 6].mean():.1f} dB re the dry clip (single key), {c[:, 3].mean():.1f} dB (chord); "
           f"{time.time() - started:.0f} s\n")
     print("| target | ear | dry | dream | noise control | dream > noise in |")
