@@ -141,22 +141,27 @@ def make_clip(index: int, path: Path) -> None:
     sf.write(str(path), audio, RATE, subtype="FLOAT")
 
 
-def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
-    """A 9-s stereo 48 kHz excerpt of an audio file from `offset_s` (earlier if the file ends sooner), at its
-    own level: a recording is judged as it was mastered."""
-    try:
-        loaded = read_audio(source)
-    except StreamDreamError as exc:
-        sys.exit(f"error: {exc}")
+def stereo_at_eval_rate(source: Path) -> np.ndarray:
+    """An audio file as (2, frames) float32 at 48 kHz, at its own level: a recording is judged as it was
+    mastered. Raises StreamDreamError (one line) for a file that cannot be read."""
+    loaded = read_audio(source)
     audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
     if loaded.sample_rate != RATE:
         audio = soxr.resample(audio.T, loaded.sample_rate, RATE).T
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
+    """A 9-s stereo 48 kHz excerpt of an audio file from `offset_s` (earlier if the file ends sooner)."""
+    try:
+        audio = stereo_at_eval_rate(source)
+    except StreamDreamError as exc:
+        sys.exit(f"error: {exc}")
     length = int(SECONDS * RATE)
     if audio.shape[1] < length:
         sys.exit(f"error: {source} is shorter than {SECONDS:g} s; give a longer recording")
     start = min(int(offset_s * RATE), audio.shape[1] - length)
-    sf.write(str(path), np.ascontiguousarray(audio[:, start:start + length].T, dtype=np.float32), RATE,
-             subtype="FLOAT")
+    sf.write(str(path), np.ascontiguousarray(audio[:, start:start + length].T), RATE, subtype="FLOAT")
 
 
 def every_fourth_recording(folder: Path) -> list[Path]:
@@ -208,6 +213,15 @@ def tone_control(dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
     return toned.astype(np.float32)
 
 
+def noise_control(dry: np.ndarray, wet: np.ndarray, seed: int) -> np.ndarray:
+    """The control every dream must beat: the dry clip (channels, frames) with white noise added instead of
+    the dream's change, channel by channel at the change's energy."""
+    change = wet - dry
+    noise = np.random.default_rng(seed).standard_normal(dry.shape)
+    noise *= np.sqrt(np.mean(change ** 2, axis=1, keepdims=True) / np.mean(noise ** 2, axis=1, keepdims=True))
+    return (dry + noise).astype(np.float32)
+
+
 def mean_of(values: list) -> float:
     """Mean over the figures that exist (a render without a target has no rise): NaN when none do."""
     values = [float(v) for v in values if not np.isnan(v)]
@@ -217,11 +231,9 @@ def mean_of(values: list) -> float:
 def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) -> dict:
     """Every figure for one render; dry and wet are (channels, frames)."""
     change = wet - dry
-    noise = np.random.default_rng(seed).standard_normal(dry.shape)
-    noise *= np.sqrt(np.mean(change ** 2, axis=1, keepdims=True) / np.mean(noise ** 2, axis=1, keepdims=True))
     before, after = ear.probabilities(dry, RATE), ear.probabilities(wet, RATE)
     own = int(np.argmax(before))  # the input's label, to the ear
-    control_probs = ear.probabilities((dry + noise).astype(np.float32), RATE)
+    control_probs = ear.probabilities(noise_control(dry, wet, seed), RATE)
     tone_probs = ear.probabilities(tone_control(dry, wet), RATE)
     quiet, above = where_the_change_lands(dry[0], change[0])
     rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
