@@ -19,6 +19,8 @@ with the model that dreamed:
   quiet      share of the change's energy in STFT cells > 50 dB below their frame's loudest
              input cell (STFT 2048/512, Hann, left channel)
   above      share of all those cells where the change is louder than the input
+  moments    share of the frames where the change, summed over frequency, is louder than the input
+             (frames within 60 dB of the clip's loudest): where the dream is heard over the music
   level      output RMS - input RMS, dB;  peak: output true peak, dBTP
 
     python scripts/eval_dreams.py                                  # today's defaults
@@ -187,12 +189,17 @@ def stft_mag(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
     return np.abs(np.fft.rfft(frames * window, axis=1))
 
 
-def where_the_change_lands(dry: np.ndarray, change: np.ndarray) -> tuple[float, float]:
-    """(share of the change's energy in cells > 50 dB below their frame's peak, share of cells where it is louder)."""
+def where_the_change_lands(dry: np.ndarray, change: np.ndarray) -> tuple[float, float, float]:
+    """(share of the change's energy in cells > 50 dB below their frame's peak, share of cells where it is louder,
+    share of the moments where it is louder: frames whose change outweighs the music in them, counted over the
+    frames within 60 dB of the window's loudest, so a clip's leading silence does not count)."""
     x, d = stft_mag(dry.astype(np.float64)), stft_mag(change.astype(np.float64))
     quiet = x < x.max(axis=1, keepdims=True) * 10 ** (-QUIET_DB / 20)
     energy = d ** 2
-    return float(energy[quiet].sum() / max(energy.sum(), 1e-30)), float(np.mean(d > x))
+    music, dream = (x ** 2).sum(axis=1), energy.sum(axis=1)
+    heard = music > music.max() * 1e-6
+    return (float(energy[quiet].sum() / max(energy.sum(), 1e-30)), float(np.mean(d > x)),
+            float(np.mean(dream[heard] > music[heard])))
 
 
 def tone_control(dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
@@ -235,7 +242,7 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
     own = int(np.argmax(before))  # the input's label, to the ear
     control_probs = ear.probabilities(noise_control(dry, wet, seed), RATE)
     tone_probs = ear.probabilities(tone_control(dry, wet), RATE)
-    quiet, above = where_the_change_lands(dry[0], change[0])
+    quiet, above, moments = where_the_change_lands(dry[0], change[0])
     rms = lambda a: np.sqrt(np.mean(np.square(a, dtype=np.float64)))  # noqa: E731
     if target < 0:  # no target (amplify what is there): no rise to measure
         before_t = after_t = control_t = tone_t = float("nan")
@@ -248,7 +255,7 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
             "own_vs_tone": float(after[own] - tone_probs[own]),
             "top3": bool(own in np.argsort(after)[-3:]),
             "noise_top3": bool(own in np.argsort(control_probs)[-3:]),
-            "quiet": quiet, "above": above, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
+            "quiet": quiet, "above": above, "moments": moments, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
             "peak_dbtp": float(20 * np.log10(true_peak(wet))),
             "top_before": ear.labels[own], "top_after": ear.labels[int(np.argmax(after))]}
 
@@ -323,7 +330,7 @@ def main():
     width = max(8, *(len(name) for name, _ in clips))
     print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} "
           f"{'top3':>4s} "
-          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'level':>6s} {'peak':>6s}  "
+          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'moment':>6s} {'level':>6s} {'peak':>6s}  "
           "ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
         dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
@@ -333,17 +340,18 @@ def main():
         print(f"{name:{width}s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} "
               f"{r['vs_noise']:+8.2f} "
               f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
-              f"{r['quiet']:6.1%} {r['above']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
+              f"{r['quiet']:6.1%} {r['above']:6.1%} {r['moments']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
     mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "vs_tone", "own_rise", "own_vs_noise",
-                                                      "own_vs_tone", "top3", "noise_top3", "quiet", "above",
+                                                      "own_vs_tone", "top3", "noise_top3", "quiet", "above", "moments",
                                                       "level_db", "peak_dbtp")}
     mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
     toward = "" if np.isnan(mean["rise"]) else f"rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
     print(f"MEAN over {len(rows)} renders ({args.label}): {toward}"
           f"top-1 kept in top 3 {mean['top3']:.0%} (noise control {mean['noise_top3']:.0%}), "
           f"own label {mean['own_rise']:+.3f} (vs noise {mean['own_vs_noise']:+.3f}), "
-          f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, level {mean['level_db']:+.2f} dB, "
+          f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, louder moments {mean['moments']:.1%}, "
+          f"level {mean['level_db']:+.2f} dB, "
           f"true peak max {mean['peak_dbtp_max']:+.2f} dBTP ({time.time() - started:.0f} s)")
     toward_tone = "" if np.isnan(mean["rise"]) else f"rise {mean['vs_tone']:+.3f}, "
     print(f"  over the tone control (the dry clip through each render's average EQ): {toward_tone}"
