@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from eval_dreams import RATE, SECONDS, noise_control, stereo_at_eval_rate  # noqa: E402
 from streamdream import cli  # noqa: E402
-from streamdream.control.presets import BUILTIN_PRESETS  # noqa: E402
 from streamdream.atomic import raise_on_sigterm  # noqa: E402
+from streamdream.control.presets import BUILTIN_PRESETS  # noqa: E402
 from streamdream.errors import EXIT_USAGE, StreamDreamError  # noqa: E402
 
 KEY = "key.json"
