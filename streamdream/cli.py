@@ -86,6 +86,10 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
         help="hold the change, in every time-frequency cell, to at most this many dB over the music there "
              f"(0: it may colour or cancel what the music has, never cover it), {r['ceiling_db']} "
              f"(default {d.ceiling_db:g})")
+    add("--swell", dest="swell_db", type=float,
+        help="hold the finished change, at every moment (a 43-ms frame, all frequencies together), to at most this "
+             f"many dB over the music then, so reverb tails and the gaps between hits do not swell, {r['swell_db']} "
+             f"(default {d.swell_db:g})")
     add("--intensity", type=float, help=f"{r['intensity']} times the dreamed change (default {d.intensity:g})")
     add("--mix", type=float, help=f"{r['mix']}: 0 = dry only, 1 = full dream (default {d.mix:g})")
     add("--gain", dest="gain_db", type=float,

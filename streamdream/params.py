@@ -48,6 +48,7 @@ RANGES = {
     "keep": Range(0.0, 2.0, "--keep", " (0 = off)"),
     "hold_others": Range(0.0, 10.0, "--hold-others", " (0 = off)"),
     "ceiling_db": Range(-24.0, 24.0, "--ceiling", " dB over the music in any cell (24 = off)"),
+    "swell_db": Range(-24.0, 24.0, "--swell", " dB over the music at any moment (24 = off)"),
     "intensity": Range(0.0, 2.0, "--intensity"),
     "mix": Range(0.0, 1.0, "--mix"),
     "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
@@ -55,7 +56,7 @@ RANGES = {
     "window_s": Range(1.0, 30.0, "--window", " s"),
 }
 RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
-CEILING_OFF_DB = RANGES["ceiling_db"].hi  # the top of --ceiling's range is no ceiling at all (a knob turned fully up)
+CEILING_OFF_DB = RANGES["ceiling_db"].hi  # the top of --ceiling's (and --swell's) range is no limit (a knob fully up)
 BACKENDS = ("auto", "torchscript", "eager")
 
 
@@ -84,6 +85,7 @@ class Params:
     keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
     hold_others: float = 1.0        # with --target: hold the model's view of the other labels at this weight (0 = off)
     ceiling_db: float = 24.0        # the change, in every STFT cell, at most this far over the music there (24 = off)
+    swell_db: float = 6.0           # the finished change, in every STFT frame, at most this far over the music there
     freeze: bool = False            # live: keep replaying the current dream
     backend: str = "auto"           # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
     device: str = "auto"

@@ -343,16 +343,36 @@ def test_ceiling_keeps_the_change_under_the_music(mel_model):
     assert 0.1 * energy_free < energy_under < energy_free  # still a dream, a smaller one
 
 
-def test_sustain_hold_and_ceiling_are_scripted_and_match_eager(mel_model):
+def test_swell_keeps_a_fading_tail_from_swelling_over_the_music(mel_model):
+    """--swell 6 (the default): in (almost) no moment is the finished change 10 dB over the music then, even
+    where the music fades out; without it the change swells over the fading second half, which each frame,
+    shaped relative to its own loudest cell, invites. Where the music is loud the dream is the same."""
     window = music_clip(RATE, 2.0)
-    settings = {"target": "brass", "sustain_ms": 250.0, "hold_others": 2.0, "ceiling_db": 3.0}
+    window[:, RATE:] *= np.exp(-np.arange(FRAMES - RATE) / (0.15 * RATE)).astype(np.float32)  # a tail, to -58 dB
+    frames = DreamLoop(torch.nn.Identity(), torch.nn.Identity(), 1024)  # the shaping grid at 16 kHz
+
+    def energies(**swell):
+        dreamed = make(mel_model, target="brass", **swell).dream_window(window, 2)
+        energy = lambda a: frames.frames_spectrum(torch.from_numpy(a)).abs().square().sum(2)[:, 4:-4]  # noqa: E731
+        return energy(dreamed - window), energy(window)
+
+    (limited, music), (free, _) = energies(), energies(swell_db=24.0)
+    share_over_10_db = lambda change: float((change > 10.0 * music).float().mean())  # noqa: E731
+    assert share_over_10_db(limited) < 0.02 < 0.2 < share_over_10_db(free)
+    loud = slice(0, RATE // 256 - 8)  # the first second on the 16-ms hop, less the frames that reach the tail
+    np.testing.assert_allclose(limited[:, loud].sum(), free[:, loud].sum(), rtol=0.05)
+
+
+def test_sustain_hold_ceiling_and_swell_are_scripted_and_match_eager(mel_model):
+    window = music_clip(RATE, 2.0)
+    settings = {"target": "brass", "sustain_ms": 250.0, "hold_others": 2.0, "ceiling_db": 3.0, "swell_db": -12.0}
     scripted = make(mel_model, backend="torchscript", **settings)
     assert isinstance(scripted.loop, torch.jit.ScriptModule)
     dreamed = scripted.dream_window(window, 2)
     np.testing.assert_allclose(dreamed, make(mel_model, backend="eager", **settings).dream_window(window, 2),
                                rtol=0, atol=1e-5)
     # each option changes the dream toward a target; without one, sustain and the hold do nothing
-    for changed in ({"sustain_ms": 0.0}, {"hold_others": 0.0}, {"ceiling_db": 24.0}):
+    for changed in ({"sustain_ms": 0.0}, {"hold_others": 0.0}, {"ceiling_db": 24.0}, {"swell_db": 24.0}):
         assert np.abs(make(mel_model, **{**settings, **changed}).dream_window(window, 2) - dreamed).max() > 1e-4
     untargeted = make(mel_model, layer="heard", sustain_ms=0.0, hold_others=0.0).dream_window(window, 2)
     options_set = make(mel_model, layer="heard", sustain_ms=250.0, hold_others=2.0).dream_window(window, 2)

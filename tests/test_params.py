@@ -25,7 +25,7 @@ def _values(key: str, rng: random.Random) -> list:
 def test_every_saved_knob_has_a_range():
     # presets hold these numeric keys; each must be checked against the table, not a private copy
     assert set(RANGED) == {"intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
-                           "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db"}
+                           "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "swell_db"}
 
 
 @pytest.mark.parametrize("key", RANGED)

@@ -66,6 +66,7 @@ KNOBS = {
     "hold_others": _ranged("window", "hold_others"),   # with a target: what else the music is, held
     "sustain_ms": _ranged("window", "sustain_ms"),     # with a target: the colour holds between hits
     "ceiling_db": _ranged("window", "ceiling_db"),     # how far the change may cover the music (top = off)
+    "swell_db": _ranged("window", "swell_db"),         # how far the change may rise over a quiet moment (top = off)
     "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
     "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
     "freeze": Knob("window", 0, 1, toggle=True),

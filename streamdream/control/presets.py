@@ -18,7 +18,8 @@ from .mapping import KNOBS, _table_lines, read_toml_text
 from ..params import Params
 
 SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
-              "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "layer", "target",
+              "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "swell_db", "layer",
+              "target",
               "freeze")
 
 
@@ -26,8 +27,8 @@ SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "o
 # "live" is Params() itself: the defaults of render, live and the Python API, which are "toward".
 # The change grows where the music has energy, frame by frame, and a target pushes only itself (and keep):
 # sustain and the hold came with the defaults of 2026-12-06, ten steps per octave with those of 2026-12-07,
-# and the presets below were measured without them.
-MUSICAL = {"top_db": 60.0, "shape": 1.0, "sustain_ms": 0.0, "hold_others": 0.0, "steps": 8}
+# the swell limit later that day, and the presets below were measured without them.
+MUSICAL = {"top_db": 60.0, "shape": 1.0, "sustain_ms": 0.0, "hold_others": 0.0, "steps": 8, "swell_db": 24.0}
 LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 0.0}  # about half the defaults' cost
 BUILTIN_PRESETS: dict[str, dict] = {
     "live": {},                                             # Params(): the defaults

@@ -312,7 +312,7 @@ class Dreamer:
             transforms, noise = self._transforms(p, index, rms, x)
             dreamed = self.loop(x, p.steps, step, self._sizes(p), shifts, *self.objective_inputs(p, x), p.shape,
                                 self._sustain_frames(p), transforms, noise, self._eq(p), p.eq_depth_db,
-                                ceiling_ratio(p.ceiling_db))
+                                ceiling_ratio(p.ceiling_db), ceiling_ratio(p.swell_db))
         delta = (dreamed.detach().cpu().numpy()[:, :frames] - padded[:, :frames]).astype(np.float32)
         if self.rate != self.sample_rate:
             delta = soxr.resample(delta.T, self.rate, self.sample_rate).T
@@ -335,7 +335,7 @@ class Dreamer:
         # steps are relative to the spectrum's own spread here, not the waveform level
         dreamed_log = self.loop(logmag, p.steps, p.step_size * float(logmag.std()), self._sizes(p),
                                 self._shifts(p, index, frames_per_ms), *self.objective_inputs(p), 0.0, 0, [],
-                                logmag.new_zeros(0), logmag.new_zeros(0), 0.0, 0.0)
+                                logmag.new_zeros(0), logmag.new_zeros(0), 0.0, 0.0, 0.0)
         mag = torch.clamp(torch.exp(dreamed_log) - offset, min=0.0)
         if self.params.reconstruct == "phase":
             phase = torch.angle(spec)

@@ -132,6 +132,13 @@ class DreamLoop(nn.Module):
     themselves in the cells with room left (projected gradient ascent). It acts on the free change only: the
     re-EQ's change is bounded by `eq_depth_db` already.
 
+    `swell` > 0 (an amplitude ratio, from `--swell`): once, after the last step, each shaping frame of the change
+    is scaled so that its energy is at most `swell` times the input's in that frame. Every frame is shaped
+    relative to its own loudest cell, so without it a quiet moment (a reverb tail, the gap between hits, where
+    `sustain` holds the colour) takes as large a change, relative to itself, as a loud one, and swells far over
+    what is left of the music (docs/DREAMS.md). Once is enough: the steps do not aim at those frames, they only
+    spill into them; it costs one STFT per window.
+
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
     difference of x) + level * (rolled `noise`), so only changes that survive a different
@@ -212,7 +219,7 @@ class DreamLoop(nn.Module):
     def forward(self, x: torch.Tensor, steps: int, step_size: float, sizes: List[List[int]],
                 shifts: List[int], class_weights: torch.Tensor, held: torch.Tensor, shape: float, sustain: int,
                 transforms: List[List[float]], noise: torch.Tensor, eq: torch.Tensor,
-                eq_depth_db: float, ceiling: float) -> torch.Tensor:
+                eq_depth_db: float, ceiling: float, swell: float) -> torch.Tensor:
         x = x.detach()
         dry = x
         as_eq = eq.numel() > 0
@@ -267,7 +274,16 @@ class DreamLoop(nn.Module):
                 x = x + step_size * g
                 if limited:
                     x = dry + self.under_ceiling(x - dry, room)
+        if swell > 0.0 and not as_eq:
+            frame_level = self.frames_spectrum(dry).abs().square().sum(2, keepdim=True).sqrt()
+            x = dry + self.under_swell(x - dry, swell * frame_level)
         return x
+
+    def under_swell(self, change: torch.Tensor, room: torch.Tensor) -> torch.Tensor:
+        """`change` with each shaping frame scaled so that its energy is at most `room` (channels, frames, 1) there."""
+        spec = self.frames_spectrum(change)
+        energy = spec.abs().square().sum(2, keepdim=True).sqrt()
+        return self.overlap_add(spec * torch.clamp(room / (energy + self.grad_floor), max=1.0), change.shape[-1])
 
     def under_ceiling(self, change: torch.Tensor, room: torch.Tensor) -> torch.Tensor:
         """`change` with each shaping cell's magnitude cut to at most `room` there (phase kept)."""
