@@ -19,8 +19,7 @@ from ..params import Params
 
 SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
               "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "swell_db", "layer",
-              "target",
-              "freeze")
+              "target", "freeze")
 
 
 # Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).

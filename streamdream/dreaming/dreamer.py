@@ -35,7 +35,7 @@ def loop_backend(name: str, device: torch.device) -> str:
 
 
 def ceiling_ratio(ceiling_db: float) -> float:
-    """--ceiling as the loop takes it: an amplitude ratio, 0 for no ceiling (the top of its range)."""
+    """--ceiling or --swell as the loop takes it: an amplitude ratio, 0 for no limit (the top of the range)."""
     return 0.0 if ceiling_db >= CEILING_OFF_DB else 10.0 ** (ceiling_db / 20.0)
 
 

@@ -136,8 +136,8 @@ class DreamLoop(nn.Module):
     is scaled so that its energy is at most `swell` times the input's in that frame. Every frame is shaped
     relative to its own loudest cell, so without it a quiet moment (a reverb tail, the gap between hits, where
     `sustain` holds the colour) takes as large a change, relative to itself, as a loud one, and swells far over
-    what is left of the music (docs/DREAMS.md). Once is enough: the steps do not aim at those frames, they only
-    spill into them; it costs one STFT per window.
+    what is left of the music (docs/DREAMS.md). Once, not after every step: it costs one STFT per window, and
+    measured as well as the per-step projection, which cost a fifth more time.
 
     `transforms` (expectation over transformation, one draw per step): per step [gain,
     tilt, noise level, noise shift]; the view then hears gain * (x + tilt * first
