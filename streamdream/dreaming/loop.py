@@ -179,11 +179,11 @@ class DreamLoop(nn.Module):
         half = self.shape_fft // 2
         return (summed.flatten(1) / envelope.flatten())[:, half:half + length]
 
-    def shaping_weights(self, x: torch.Tensor, shape: float, sustain: int = 0) -> torch.Tensor:
-        """Per-cell weights in [0, 1] from the input's spectrum (channels, frames, bins). With `sustain` > 0
-        frames, from its magnitude averaged over that many frames either side: a colour may then hold through
-        a note's decay and the gaps between hits instead of starting and stopping with every transient."""
-        mag = self.frames_spectrum(x).abs()
+    def shaping_weights(self, mag: torch.Tensor, shape: float, sustain: int = 0) -> torch.Tensor:
+        """Per-cell weights in [0, 1] from the input's magnitude spectrum (channels, frames, bins, as
+        `frames_spectrum` lays it out). With `sustain` > 0 frames, from that magnitude averaged over that many
+        frames either side: a colour may then hold through a note's decay and the gaps between hits instead of
+        starting and stopping with every transient."""
         if sustain > 0:
             span = 2 * sustain + 1
             mag = F.avg_pool1d(mag.transpose(1, 2), span, 1, sustain, count_include_pad=False).transpose(1, 2)
@@ -223,16 +223,20 @@ class DreamLoop(nn.Module):
         x = x.detach()
         dry = x
         as_eq = eq.numel() > 0
-        weights = self.shaping_weights(x, shape, sustain) if shape > 0.0 and not as_eq else x.new_zeros(0)
-        spectrum = self.frames_spectrum(x) if as_eq else x.new_zeros(0)
+        shaping = shape > 0.0 and not as_eq
+        limited = ceiling > 0.0 and not as_eq
+        swelling = swell > 0.0 and not as_eq
+        # the input's spectrum, taken once for all that read it: the re-EQ, the shaping, the ceiling, the swell
+        spectrum = self.frames_spectrum(x) if as_eq or shaping or limited or swelling else x.new_zeros(0)
+        magnitude = spectrum.abs()
+        weights = self.shaping_weights(magnitude, shape, sustain) if shaping else x.new_zeros(0)
         pool = eq / eq.sum(0, keepdim=True).clamp(min=1e-6)  # a band's mean gain; a band holding no bin stays 0
         spread = eq.t()
         # the EQ so far, a gain - 1 per band and frame, held within +-eq_depth_db
         field = x.new_zeros(spectrum.shape[0], spectrum.shape[1], eq.shape[1]) if as_eq else x.new_zeros(0)
         deepest_cut, highest_lift = 10.0 ** (-eq_depth_db / 20.0) - 1.0, 10.0 ** (eq_depth_db / 20.0) - 1.0
         in_time = self.time_weights(x, shape) if shape > 0.0 else x.new_zeros(0)
-        limited = ceiling > 0.0 and not as_eq
-        room = ceiling * self.frames_spectrum(dry).abs() if limited else x.new_zeros(0)
+        room = ceiling * magnitude if limited else x.new_zeros(0)
         k = 0
         for size in sizes:
             for _ in range(steps):
@@ -273,22 +277,23 @@ class DreamLoop(nn.Module):
                     g = g * in_time
                 x = x + step_size * g
                 if limited:
-                    x = dry + self.under_ceiling(x - dry, room)
-        if swell > 0.0 and not as_eq:
-            frame_level = self.frames_spectrum(dry).abs().square().sum(2, keepdim=True).sqrt()
-            x = dry + self.under_swell(x - dry, swell * frame_level)
+                    x = dry + self.held_under(x - dry, room, False)
+        if swelling:
+            x = dry + self.held_under(x - dry, swell * frame_level(magnitude), True)
         return x
 
-    def under_swell(self, change: torch.Tensor, room: torch.Tensor) -> torch.Tensor:
-        """`change` with each shaping frame scaled so that its energy is at most `room` (channels, frames, 1) there."""
+    def held_under(self, change: torch.Tensor, room: torch.Tensor, whole_frames: bool) -> torch.Tensor:
+        """`change` scaled so that its magnitude is at most `room` in each shaping cell (--ceiling), or with
+        `whole_frames` in each frame, all its cells together (--swell: room is then (channels, frames, 1));
+        the phase is kept."""
         spec = self.frames_spectrum(change)
-        energy = spec.abs().square().sum(2, keepdim=True).sqrt()
-        return self.overlap_add(spec * torch.clamp(room / (energy + self.grad_floor), max=1.0), change.shape[-1])
+        size = frame_level(spec.abs()) if whole_frames else spec.abs()
+        return self.overlap_add(spec * torch.clamp(room / (size + self.grad_floor), max=1.0), change.shape[-1])
 
-    def under_ceiling(self, change: torch.Tensor, room: torch.Tensor) -> torch.Tensor:
-        """`change` with each shaping cell's magnitude cut to at most `room` there (phase kept)."""
-        spec = self.frames_spectrum(change)
-        return self.overlap_add(spec * torch.clamp(room / (spec.abs() + self.grad_floor), max=1.0), change.shape[-1])
+
+def frame_level(magnitude: torch.Tensor) -> torch.Tensor:
+    """(channels, frames, bins) magnitudes -> (channels, frames, 1): each frame's root-sum-square, its level."""
+    return magnitude.square().sum(2, keepdim=True).sqrt()
 
 
 def eq_bands(bins: int, per_octave: float) -> torch.Tensor:
