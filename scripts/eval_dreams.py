@@ -53,7 +53,7 @@ from train_default_model import control, note, write_midi  # noqa: E402
 from streamdream import cli  # noqa: E402
 from streamdream.audio.files import read_audio  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
-from streamdream.errors import StreamDreamError  # noqa: E402
+from streamdream.errors import AudioFileError, StreamDreamError  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
 RATE = 48000
@@ -145,8 +145,10 @@ def make_clip(index: int, path: Path) -> None:
 
 def stereo_at_eval_rate(source: Path) -> np.ndarray:
     """An audio file as (2, frames) float32 at 48 kHz, at its own level: a recording is judged as it was
-    mastered. Raises StreamDreamError (one line) for a file that cannot be read."""
+    mastered. Raises StreamDreamError (one line) for a file that cannot be read or is shorter than an excerpt."""
     loaded = read_audio(source)
+    if loaded.audio.shape[1] < SECONDS * loaded.sample_rate:
+        raise AudioFileError(f"{source} is shorter than {SECONDS:g} s; give a longer recording")
     audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
     if loaded.sample_rate != RATE:
         audio = soxr.resample(audio.T, loaded.sample_rate, RATE).T
@@ -160,8 +162,6 @@ def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
     except StreamDreamError as exc:
         sys.exit(f"error: {exc}")
     length = int(SECONDS * RATE)
-    if audio.shape[1] < length:
-        sys.exit(f"error: {source} is shorter than {SECONDS:g} s; give a longer recording")
     start = min(int(offset_s * RATE), audio.shape[1] - length)
     sf.write(str(path), np.ascontiguousarray(audio[:, start:start + length].T), RATE, subtype="FLOAT")
 
