@@ -51,9 +51,9 @@ sys.path.insert(0, str(REPO))
 from ear import Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402
 from streamdream import cli  # noqa: E402
-from streamdream.audio.files import read_audio  # noqa: E402
+from streamdream.audio.files import AudioReader, read_audio  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
-from streamdream.errors import AudioFileError, StreamDreamError  # noqa: E402
+from streamdream.errors import AudioFileError, StreamDreamError, exit_usage  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
 RATE = 48000
@@ -143,12 +143,19 @@ def make_clip(index: int, path: Path) -> None:
     sf.write(str(path), audio, RATE, subtype="FLOAT")
 
 
+def check_recording(source: Path) -> None:
+    """From its header, before anything is written: raises StreamDreamError (one line) for a file that cannot be
+    read or is shorter than an excerpt."""
+    with AudioReader(source) as reader:
+        if reader.frames < SECONDS * reader.sample_rate:
+            raise AudioFileError(f"{source} is shorter than {SECONDS:g} s; give a longer recording")
+
+
 def stereo_at_eval_rate(source: Path) -> np.ndarray:
     """An audio file as (2, frames) float32 at 48 kHz, at its own level: a recording is judged as it was
     mastered. Raises StreamDreamError (one line) for a file that cannot be read or is shorter than an excerpt."""
+    check_recording(source)
     loaded = read_audio(source)
-    if loaded.audio.shape[1] < SECONDS * loaded.sample_rate:
-        raise AudioFileError(f"{source} is shorter than {SECONDS:g} s; give a longer recording")
     audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
     if loaded.sample_rate != RATE:
         audio = soxr.resample(audio.T, loaded.sample_rate, RATE).T
@@ -160,7 +167,7 @@ def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
     try:
         audio = stereo_at_eval_rate(source)
     except StreamDreamError as exc:
-        sys.exit(f"error: {exc}")
+        exit_usage(str(exc))
     length = int(SECONDS * RATE)
     start = min(int(offset_s * RATE), audio.shape[1] - length)
     sf.write(str(path), np.ascontiguousarray(audio[:, start:start + length].T), RATE, subtype="FLOAT")
@@ -290,9 +297,18 @@ def main():
         if not args.files:
             parser.error(f"--recordings {args.recordings}: no audio file of 60 s or more there")
     if not args.files and (shutil.which("fluidsynth") is None or not SOUNDFONT.exists()):
-        sys.exit("error: needs fluidsynth and MuseScore General; apt-get install fluidsynth "
-                 "musescore-general-soundfont-small")
+        exit_usage("needs fluidsynth and MuseScore General; apt-get install fluidsynth "
+                   "musescore-general-soundfont-small")
+    for source in args.files or []:  # every recording checked before anything is written
+        try:
+            check_recording(source)
+        except StreamDreamError as exc:
+            exit_usage(str(exc))
     targets = args.targets.split(",")
+    ear = Ear()
+    for t in targets:
+        if t not in ear.labels + ["none"]:
+            exit_usage(f"unknown target {t!r}; labels: {', '.join(ear.labels)}")
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="eval_dreams_"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -314,17 +330,15 @@ def main():
                 # The CLI's own entry point, in this process (one torch import for all renders).
                 argv = ["render", str(clip), str(out), "--seed", str(args.seed), "--crossfade", "0", "--quiet",
                         *(["--target", target] if target != "none" else []), *render_args]  # one 9-s window
-                if cli.main(argv) != 0:
-                    sys.exit(f"error: render failed: streamdream {' '.join(argv)}")
+                code = cli.main(argv)
+                if code != 0:  # the CLI has said why on its line; its exit code says whose fault it was
+                    print(f"error: render failed: streamdream {' '.join(argv)}", file=sys.stderr)
+                    sys.exit(code)
             jobs.append((c, name, clip, target, out))
     if args.render_only:
         print(f"rendered {len(jobs)} files into {workdir} ({time.time() - started:.0f} s)")
         return
     # 2. The ear's verdict.
-    ear = Ear()
-    for t in targets:
-        if t not in ear.labels + ["none"]:
-            sys.exit(f"error: unknown target {t!r}; labels: {', '.join(ear.labels)}")
     rows = []
     print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
     width = max(8, *(len(name) for name, _ in clips))

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.dreaming.model import convert, read_model_info  # noqa: E402
 from streamdream.dreaming.views import build_view  # noqa: E402
-from streamdream.errors import StreamDreamError  # noqa: E402
+from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("train_default_model", REPO / "scripts" / "train_default_model.py")
 train = importlib.util.module_from_spec(_spec)
@@ -54,11 +54,10 @@ def main():
             raise StreamDreamError(f"{info.path.name} is not a model of the training script's 18 labels on the "
                                    "mel view; pass one that scripts/train_default_model.py wrote")
     except StreamDreamError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_usage(str(error))
     for name, path in SOUNDFONTS.items():
         if not path.exists():
-            sys.exit(f"error: {path} missing ({name}); apt-get install fluid-soundfont-gm timgm6mb-soundfont")
+            exit_usage(f"{path} missing ({name}); apt-get install fluid-soundfont-gm timgm6mb-soundfont")
     torch.set_num_threads(2)
     started = time.time()
     labels = [i for i in range(len(train.LABELS)) if i != train.VOICE]

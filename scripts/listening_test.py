@@ -37,15 +37,9 @@ from eval_dreams import RATE, SECONDS, noise_control, stereo_at_eval_rate  # noq
 from streamdream import cli  # noqa: E402
 from streamdream.atomic import raise_on_sigterm  # noqa: E402
 from streamdream.control.presets import BUILTIN_PRESETS  # noqa: E402
-from streamdream.errors import EXIT_USAGE, StreamDreamError  # noqa: E402
+from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
 
 KEY = "key.json"
-
-
-def fail(message: str) -> None:
-    """Bad input: one line, exit 2 (streamdream's convention), nothing written."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
 
 
 def excerpt_offsets(frames: int, count: int) -> list[int]:
@@ -94,18 +88,19 @@ for example `3 B A`. Lines starting with # are ignored. Then:
 
 def make(args, render_args: list[str]) -> None:
     if args.folder.exists():
-        fail(f"{args.folder} already exists; give a new folder (a kit, and any answers in it, is never written over)")
+        exit_usage(f"{args.folder} already exists; give a new folder "
+                   "(a kit, and any answers in it, is never written over)")
     if not args.folder.parent.is_dir():
-        fail(f"folder {args.folder.parent} does not exist; create it first")
+        exit_usage(f"folder {args.folder.parent} does not exist; create it first")
     unknown = [p for p in args.presets if p not in BUILTIN_PRESETS]
     if unknown:
-        fail(f"unknown preset {unknown[0]!r}; choose from {', '.join(BUILTIN_PRESETS)}")
+        exit_usage(f"unknown preset {unknown[0]!r}; choose from {', '.join(BUILTIN_PRESETS)}")
     if args.excerpts < 1:
-        fail("--excerpts must be 1 or more")
+        exit_usage("--excerpts must be 1 or more")
     try:
         audio = stereo_at_eval_rate(args.recording)
     except StreamDreamError as exc:  # unreadable, or shorter than an excerpt
-        fail(str(exc))
+        exit_usage(str(exc))
     raise_on_sigterm()  # a stopped kit is cleaned up below, by a service manager's SIGTERM too
     rng = np.random.default_rng()  # the A/B order: unseeded, so no two kits share it
     # Built in a hidden folder beside the kit and renamed into place when whole: a kit stopped halfway
@@ -159,7 +154,7 @@ def read_answers(path: Path, count: int) -> dict[int, tuple[str, str]]:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
+        exit_usage(f"cannot read {path}: {exc.strerror}")
     answers = {}
     for number, line in enumerate(lines, 1):
         words = line.split("#", 1)[0].split()
@@ -167,11 +162,11 @@ def read_answers(path: Path, count: int) -> dict[int, tuple[str, str]]:
             continue
         if (len(words) != 3 or not words[0].isdigit() or not 1 <= int(words[0]) <= count
                 or any(w.upper() not in ("A", "B") for w in words[1:])):
-            fail(f"{path} line {number}: {line.strip()!r}; write TRIAL LETTER LETTER, e.g. '3 B A', "
+            exit_usage(f"{path} line {number}: {line.strip()!r}; write TRIAL LETTER LETTER, e.g. '3 B A', "
                  f"trials 1 to {count}")
         trial = int(words[0])
         if trial in answers:
-            fail(f"{path} line {number}: trial {trial} is answered twice; keep one line per trial")
+            exit_usage(f"{path} line {number}: trial {trial} is answered twice; keep one line per trial")
         answers[trial] = (words[1].upper(), words[2].upper())
     return answers
 
@@ -180,11 +175,11 @@ def score(args) -> None:
     try:
         key = json.loads((args.folder / KEY).read_text())
     except (OSError, ValueError):
-        fail(f"{args.folder} has no readable {KEY}; give the folder `make` wrote")
+        exit_usage(f"{args.folder} has no readable {KEY}; give the folder `make` wrote")
     trials = key["trials"]
     answers = read_answers(args.answers, len(trials))
     if not answers:
-        fail(f"{args.answers} answers no trial; write one line per trial, e.g. '3 B A'")
+        exit_usage(f"{args.answers} answers no trial; write one line per trial, e.g. '3 B A'")
     answered = [t for t in trials if t["trial"] in answers]
     print(f"{len(answered)} of {len(trials)} trials answered; the dream toward {key['target']} against white noise "
           f"of the same energy and loudness ({key['recording']})")

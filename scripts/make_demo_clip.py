@@ -21,6 +21,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_default_model import SOUNDFONT, note, control, write_midi  # noqa: E402
+from streamdream.errors import exit_usage  # noqa: E402
 
 RATE = 48000
 BPM = 120
@@ -113,9 +114,8 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "streamdream" / "data" / "demo.flac")
     args = parser.parse_args()
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
-        print("error: needs fluidsynth and the FluidR3 soundfont; install with: "
-              "sudo apt-get install fluidsynth fluid-soundfont-gm", file=sys.stderr)
-        sys.exit(2)
+        exit_usage("needs fluidsynth and the FluidR3 soundfont; install with: "
+                   "sudo apt-get install fluidsynth fluid-soundfont-gm")
     with tempfile.TemporaryDirectory() as tmp:
         mid, wav = Path(tmp) / "demo.mid", Path(tmp) / "demo.wav"
         write_midi(mid, arrangement())

@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from streamdream.dreaming.views import FrontEnd, SpectrogramView  # noqa: E402
 from streamdream.dreaming import model as sd_model  # noqa: E402
+from streamdream.errors import exit_usage  # noqa: E402
 
 SAMPLE_RATE = 48000
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -86,15 +87,12 @@ SOUNDFONT_PACKAGES = {SOUNDFONT: "fluid-soundfont-gm", Path("/usr/share/sounds/s
 def check_tools(soundfonts: tuple[Path, ...] = (SOUNDFONT,)) -> None:
     for path in soundfonts:
         if not path.exists() and path not in SOUNDFONT_PACKAGES:
-            print(f"error: soundfont {path} not found; give the path of an existing .sf2 or .sf3 file", file=sys.stderr)
-            sys.exit(2)
+            exit_usage(f"soundfont {path} not found; give the path of an existing .sf2 or .sf3 file")
     missing = [pkg for tool, pkg in (("fluidsynth", "fluidsynth"), ("espeak-ng", "espeak-ng"))
                if shutil.which(tool) is None]
     missing += [SOUNDFONT_PACKAGES[path] for path in soundfonts if not path.exists()]
     if missing:
-        print(f"error: missing {', '.join(missing)}; install with: sudo apt-get install {' '.join(missing)}",
-              file=sys.stderr)
-        sys.exit(2)
+        exit_usage(f"missing {', '.join(missing)}; install with: sudo apt-get install {' '.join(missing)}")
 
 
 # ----------------------------------------------------------------------------------------------

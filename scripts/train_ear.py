@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import train_default_model as data  # noqa: E402
 from ear import BANDS, Ear, EarNet, ear_features  # noqa: E402
+from streamdream.errors import exit_usage  # noqa: E402
 
 TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 # Languages and voice variants disjoint from the default model's VOICE_LANGS / VOICE_VARIANTS.
@@ -116,7 +117,7 @@ def main():
     parser.add_argument("--data-cache", type=Path, default=None, help="optional .npz to keep rendered clips in")
     args = parser.parse_args()
     if not TIMGM.exists():
-        sys.exit("error: TimGM6mb missing; install with: sudo apt-get install timgm6mb-soundfont")
+        exit_usage("TimGM6mb missing; install with: sudo apt-get install timgm6mb-soundfont")
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()

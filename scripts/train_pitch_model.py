@@ -44,6 +44,7 @@ import train_default_model as base  # noqa: E402
 from streamdream.control.mapping import note_name  # noqa: E402
 from streamdream.dreaming import model as sd_model  # noqa: E402
 from streamdream.dreaming.views import FrontEnd, SpectrogramView  # noqa: E402
+from streamdream.errors import exit_usage  # noqa: E402
 
 SAMPLE_RATE = base.SAMPLE_RATE
 FIRST_KEY, LAST_KEY = 21, 108                     # A0 .. C8, MIDI numbers
@@ -349,7 +350,7 @@ def main():
     args = parser.parse_args()
     base.check_tools()
     if not OTHER_SOUNDFONT.exists():
-        sys.exit(f"error: {OTHER_SOUNDFONT} missing; install with: sudo apt-get install timgm6mb-soundfont")
+        exit_usage(f"{OTHER_SOUNDFONT} missing; install with: sudo apt-get install timgm6mb-soundfont")
     torch.set_num_threads(2)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()

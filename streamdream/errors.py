@@ -10,13 +10,22 @@ The CLI prints a StreamDreamError on one line (no traceback) and exits with its 
 * EXIT_TERMINATED (143): stopped by SIGTERM (128 + SIGTERM), e.g. by a service manager.
 
 An OSError that escapes (the system refused something no check could foresee) is also one
-line and EXIT_USAGE. Tracebacks are for bugs: anything else.
+line and EXIT_USAGE. Tracebacks are for bugs: anything else. The scripts under scripts/ report bad input
+the same way, through `exit_usage`.
 """
+import sys
+from typing import NoReturn
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM: a service manager stopped it (temp files are cleaned up)
+
+
+def exit_usage(message: str) -> NoReturn:
+    """Bad input or a missing tool, as a script reports it: one line on stderr, then exit 2 (EXIT_USAGE)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
 
 
 class StreamDreamError(Exception):

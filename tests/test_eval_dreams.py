@@ -1,4 +1,6 @@
-"""scripts/eval_dreams.py's choice of recordings and its count of the moments a change is heard over the music."""
+"""scripts/eval_dreams.py: its choice of recordings, its count of the moments a change is heard over the music,
+and its answer to a recording it cannot use."""
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,3 +36,24 @@ def test_louder_moments_count_the_frames_where_the_change_outweighs_the_music():
     _, _, after_silence = where_the_change_lands(np.concatenate([silence, music]).astype(np.float32),
                                                  np.concatenate([steady, change]).astype(np.float32))
     assert 0.4 < after_silence < 0.6  # a second of digital silence first is not music the change is heard over
+
+
+def test_a_recording_it_cannot_use_is_one_line_and_exit_2_before_anything_is_written(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "eval_dreams.py"
+    good = tmp_path / "long.flac"
+    sf.write(str(good), np.zeros(10 * 8000, dtype=np.float32), 8000)
+    short = tmp_path / "short.flac"
+    sf.write(str(short), np.zeros(8 * 8000, dtype=np.float32), 8000)
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    missing = tmp_path / "gone.wav"
+    cases = [([str(good), str(bad)], said) for bad, said in
+             ((short, "shorter than 9 s"), (text, "not an audio file"), (missing, "does not exist"))]
+    cases.append(([str(good), "--targets", "brass,kazoo"], "unknown target 'kazoo'"))
+    for args, said in cases:
+        kept = tmp_path / "kept"
+        run = subprocess.run([sys.executable, str(script), "--files", *args, "--keep", str(kept)],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert said in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert not kept.exists()  # checked before the first excerpt was cut or the first dream rendered
