@@ -21,6 +21,8 @@ with the model that dreamed:
   above      share of all those cells where the change is louder than the input
   moments    share of the frames where the change, summed over frequency, is louder than the input
              (frames within 60 dB of the clip's loudest): where the dream is heard over the music
+  change     the change's RMS against the input's, dB (both channels): how loud the dream is beside the
+             music, and so the level of the noise control's noise
   level      output RMS - input RMS, dB;  peak: output true peak, dBTP
 
     python scripts/eval_dreams.py                                  # today's defaults
@@ -263,6 +265,7 @@ def judge(ear: Ear, dry: np.ndarray, wet: np.ndarray, target: int, seed: int) ->
             "top3": bool(own in np.argsort(after)[-3:]),
             "noise_top3": bool(own in np.argsort(control_probs)[-3:]),
             "quiet": quiet, "above": above, "moments": moments, "level_db": float(20 * np.log10(rms(wet) / rms(dry))),
+            "change_db": float(20 * np.log10(max(rms(change), 1e-30) / rms(dry))),
             "peak_dbtp": float(20 * np.log10(true_peak(wet))),
             "top_before": ear.labels[own], "top_after": ear.labels[int(np.argmax(after))]}
 
@@ -344,7 +347,8 @@ def main():
     width = max(8, *(len(name) for name, _ in clips))
     print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} "
           f"{'top3':>4s} "
-          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'moment':>6s} {'level':>6s} {'peak':>6s}  "
+          f"{'noise':>5s} {'own':>6s} {'quiet':>6s} {'above':>6s} {'moment':>6s} {'change':>6s} {'level':>6s} "
+          f"{'peak':>6s}  "
           "ear top-1 before -> after")
     for c, name, clip, target, out in jobs:
         dry, _ = sf.read(str(clip), dtype="float32", always_2d=True)
@@ -354,17 +358,19 @@ def main():
         print(f"{name:{width}s} {target:8s} {r['before']:6.2f} {r['after']:6.2f} {r['rise']:+6.2f} "
               f"{r['vs_noise']:+8.2f} "
               f"{'yes' if r['top3'] else 'no':>4s} {'yes' if r['noise_top3'] else 'no':>5s} {r['own_rise']:+6.2f} "
-              f"{r['quiet']:6.1%} {r['above']:6.1%} {r['moments']:6.1%} {r['level_db']:+6.1f} {r['peak_dbtp']:+6.1f}  "
+              f"{r['quiet']:6.1%} {r['above']:6.1%} {r['moments']:6.1%} {r['change_db']:+6.1f} {r['level_db']:+6.1f} "
+              f"{r['peak_dbtp']:+6.1f}  "
               f"{r['top_before']} -> {r['top_after']}", flush=True)
     mean = {k: mean_of([r[k] for r in rows]) for k in ("rise", "vs_noise", "vs_tone", "own_rise", "own_vs_noise",
                                                       "own_vs_tone", "top3", "noise_top3", "quiet", "above", "moments",
-                                                      "level_db", "peak_dbtp")}
+                                                      "change_db", "level_db", "peak_dbtp")}
     mean["peak_dbtp_max"] = float(max(r["peak_dbtp"] for r in rows))
     toward = "" if np.isnan(mean["rise"]) else f"rise {mean['rise']:+.3f}, vs noise {mean['vs_noise']:+.3f}, "
     print(f"MEAN over {len(rows)} renders ({args.label}): {toward}"
           f"top-1 kept in top 3 {mean['top3']:.0%} (noise control {mean['noise_top3']:.0%}), "
           f"own label {mean['own_rise']:+.3f} (vs noise {mean['own_vs_noise']:+.3f}), "
           f"quiet {mean['quiet']:.1%}, above {mean['above']:.1%}, louder moments {mean['moments']:.1%}, "
+          f"change {mean['change_db']:+.1f} dB against the music, "
           f"level {mean['level_db']:+.2f} dB, "
           f"true peak max {mean['peak_dbtp_max']:+.2f} dBTP ({time.time() - started:.0f} s)")
     toward_tone = "" if np.isnan(mean["rise"]) else f"rise {mean['vs_tone']:+.3f}, "

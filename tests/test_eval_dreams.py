@@ -1,5 +1,5 @@
-"""scripts/eval_dreams.py: its choice of recordings, its count of the moments a change is heard over the music,
-and its answer to a recording it cannot use."""
+"""scripts/eval_dreams.py: its choice of recordings, its count of the moments a change is heard over the music, the
+change's level, and its answer to a recording it cannot use."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +8,8 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from eval_dreams import RATE, every_fourth_recording, where_the_change_lands  # noqa: E402
+from ear import Ear  # noqa: E402
+from eval_dreams import RATE, every_fourth_recording, judge, where_the_change_lands  # noqa: E402
 
 
 def test_recordings_are_every_fourth_of_those_a_minute_or_longer_in_name_order(tmp_path):
@@ -57,3 +58,14 @@ def test_a_recording_it_cannot_use_is_one_line_and_exit_2_before_anything_is_wri
         assert run.returncode == 2, run.stderr
         assert said in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert not kept.exists()  # checked before the first excerpt was cut or the first dream rendered
+
+
+def test_the_change_is_reported_as_its_level_against_the_music():
+    t = np.arange(2 * RATE) / RATE
+    dry = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32)
+    noise = np.random.default_rng(0).standard_normal(dry.shape)
+    change = noise * (0.5 / np.sqrt(2)) / np.sqrt(np.mean(noise ** 2)) * 0.1  # 20 dB under the tones' RMS
+    figures = judge(Ear(), dry, (dry + change).astype(np.float32), target=0, seed=0)
+    assert abs(figures["change_db"] + 20.0) < 0.05
+    louder = judge(Ear(), dry, dry * 1.5, target=0, seed=0)  # the change is half the music: 6.02 dB under it
+    assert abs(louder["change_db"] + 6.02) < 0.05
