@@ -163,7 +163,7 @@ def read_answers(path: Path, count: int) -> dict[int, tuple[str, str]]:
         if (len(words) != 3 or not words[0].isdigit() or not 1 <= int(words[0]) <= count
                 or any(w.upper() not in ("A", "B") for w in words[1:])):
             exit_usage(f"{path} line {number}: {line.strip()!r}; write TRIAL LETTER LETTER, e.g. '3 B A', "
-                 f"trials 1 to {count}")
+                       f"trials 1 to {count}")
         trial = int(words[0])
         if trial in answers:
             exit_usage(f"{path} line {number}: trial {trial} is answered twice; keep one line per trial")

@@ -4,7 +4,7 @@ music kept its label, and how both follow the change's level.
     python scripts/plot_ridge.py RUNS.jsonl [MORE.jsonl ...] --out OUT.png [--mark LABEL ...]
 
 RUNS.jsonl: what `scripts/eval_dreams.py --json` appends, one run per line (its label and mean figures).
-docs/ridge-runs.jsonl holds the 108 runs on the eight clips that docs/DREAMS.md plots.
+docs/ridge-runs.jsonl holds the 98 runs on the eight clips that docs/DREAMS.md plots.
 
 Left: each run's mean rise toward the target against the share of renders whose input label stayed in the ear's
 top 3, coloured by how loud the change was beside the music; the issue's targets as dashed lines. Right: the same
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def read_runs(paths: list[Path]) -> list[dict]:
             except (ValueError, KeyError, TypeError) as exc:
                 raise StreamDreamError(f"{path} line {number} is not a run of scripts/eval_dreams.py --json "
                                        f"(with the change's level, since 2026-12-07); missing or bad: {exc}") from exc
-            if mean["rise"] == mean["rise"]:  # a run without a target (NaN rise) has nothing to plot on the left
+            if not math.isnan(mean["rise"]):  # a run without a target has no rise to place
                 runs.append({"label": str(run.get("label", "")), **mean})
     if not runs:
         raise StreamDreamError("no run with a target in " + ", ".join(map(str, paths)))
@@ -78,7 +79,7 @@ def plot(runs: list[dict], out: Path, marked: list[str]) -> None:
         right.legend(loc="lower left")
         named = sorted((r for r in runs if r["label"] in marked), key=lambda r: r["rise"])
         for i, run in enumerate(named):
-            # a name that would run into the one before it (same height, close to the right) goes under its dot
+            # a name that would run into one already written (same height, close on its left) goes under its dot
             crowded = any(abs(run["top3"] - before["top3"]) < 0.02 and run["rise"] - before["rise"] < 0.08
                           for before in named[:i])
             left.annotate(run["label"], (run["rise"], 100 * run["top3"]), textcoords="offset points",
