@@ -30,7 +30,7 @@ from ear import Ear  # noqa: E402
 from train_default_model import SAMPLE_RATE, speak  # noqa: E402
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.dreaming.model import read_model_info  # noqa: E402
-from streamdream.errors import StreamDreamError  # noqa: E402
+from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
 
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
 NOISE = "Noise.wav"
@@ -46,17 +46,13 @@ def main() -> int:
     args = parser.parse_args()
     voices = sorted(p for p in ALSA_SOUNDS.glob("*.wav") if p.name != NOISE)
     if not voices:
-        print(f"error: no recordings in {ALSA_SOUNDS}; install them with: apt-get install alsa-utils",
-              file=sys.stderr)
-        return 2
+        exit_usage(f"no recordings in {ALSA_SOUNDS}; install them with: apt-get install alsa-utils")
     try:
         model = read_model_info(args.model)
     except StreamDreamError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        exit_usage(str(exc))
     if shutil.which("espeak-ng") is None:
-        print("error: espeak-ng is missing; install it with: apt-get install espeak-ng", file=sys.stderr)
-        return 2
+        exit_usage("espeak-ng is missing; install it with: apt-get install espeak-ng")
     sounds = {}  # name: (audio (channels, frames), rate)
     for path in voices + [ALSA_SOUNDS / NOISE]:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
