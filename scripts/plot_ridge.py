@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from streamdream.atomic import atomic_path  # noqa: E402
 from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
+from streamdream.plot import check_plot_path  # noqa: E402
 
 NEEDED = ("rise", "top3", "noise_top3", "change_db")
 RISE_TARGET, KEPT_TARGET = 0.30, 0.70  # the targets on scripts/eval_dreams.py
@@ -97,13 +98,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the picture (.png)")
     parser.add_argument("--mark", nargs="*", default=[], metavar="LABEL", help="runs to name on the picture")
     args = parser.parse_args()
-    if args.out.suffix.lower() != ".png":
-        exit_usage(f"--out {args.out} must end in .png")
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        exit_usage("needs matplotlib: pip install 'streamdream[plot]'")
-    try:
+        check_plot_path(args.out, "--out")  # a .png, matplotlib there, a folder that takes it: before any work
         runs = read_runs(args.runs)
         unknown = sorted(set(args.mark) - {r["label"] for r in runs})
         if unknown:

@@ -10,15 +10,16 @@ from .atomic import atomic_path, check_writable
 from .errors import AudioFileError, ParameterError
 
 
-def check_plot_path(path: str | os.PathLike) -> Path:
+def check_plot_path(path: str | os.PathLike, option: str = "--plot") -> Path:
+    """`path` for a picture asked for with `option`: a .png, matplotlib there, and a folder that takes it."""
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise AudioFileError(f"--plot {path} must end in .png")
+        raise AudioFileError(f"{option} {path} must end in .png")
     try:  # checked before the dream starts, not after minutes of work
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ParameterError("--plot needs matplotlib, an optional extra: pip install 'streamdream[plot]'") from None
-    return check_writable(path, "--plot")
+        raise ParameterError(f"{option} needs matplotlib, an optional extra: pip install 'streamdream[plot]'") from None
+    return check_writable(path, option)
 
 
 class Spectrogram:

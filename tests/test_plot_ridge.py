@@ -38,4 +38,6 @@ def test_the_runs_with_a_target_are_drawn_and_bad_input_leaves_no_picture(tmp_pa
         assert refused.returncode == 2, refused.stderr
         assert said in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert not picture.exists()
+    not_png = run(runs, "--out", tmp_path / "ridge.txt")
+    assert not_png.returncode == 2 and "--out" in not_png.stderr and "must end in .png" in not_png.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["amplify.jsonl", "old.jsonl", "ridge.png", "runs.jsonl"]
