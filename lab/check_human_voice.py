@@ -25,6 +25,7 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "lab"))
 sys.path.insert(0, str(REPO / "scripts"))
 from ear import Ear  # noqa: E402
 from train_default_model import SAMPLE_RATE, speak  # noqa: E402

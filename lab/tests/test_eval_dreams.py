@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ear import Ear  # noqa: E402
 from eval_dreams import RATE, every_fourth_recording, judge, where_the_change_lands  # noqa: E402
 
@@ -40,7 +40,7 @@ def test_louder_moments_count_the_frames_where_the_change_outweighs_the_music():
 
 
 def test_a_recording_it_cannot_use_is_one_line_and_exit_2_before_anything_is_written(tmp_path):
-    script = Path(__file__).resolve().parent.parent / "scripts" / "eval_dreams.py"
+    script = Path(__file__).resolve().parent.parent / "eval_dreams.py"
     good = tmp_path / "long.flac"
     sf.write(str(good), np.zeros(10 * 8000, dtype=np.float32), 8000)
     short = tmp_path / "short.flac"

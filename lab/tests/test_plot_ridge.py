@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "plot_ridge.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "plot_ridge.py"
 
 
 def run(*args):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Long feedback run, offline: does a piece fed back into itself stay musical?
 
-    python scripts/feedback_offline.py [--minutes 120] [--feedback 1.0] [--model tiny|default|FILE]
+    python lab/feedback_offline.py [--minutes 120] [--feedback 1.0] [--model tiny|default|FILE]
 
 Runs `streamdream loop` on the null device in lockstep (every window dreamed, as fast as the dreams allow,
 the real loop path: feedback, normalisation, limiter, guard) over the demo clip, records it, then reads
@@ -21,8 +21,7 @@ from pathlib import Path
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # harness/: the test suite's small random CNN
 
 from streamdream.stream.feedback import FeedbackGuard, rms_db, spectral_shape  # noqa: E402
 from streamdream.stream.installation import load_loop  # noqa: E402
@@ -41,9 +40,9 @@ def main() -> int:
     demo = shipped_path(DEMO_CLIP)
     dream = []
     if args.model == "tiny":
-        from models import make_audio_model
-        dream = ["--model", str(make_audio_model(work / "tiny.onnx")), "--backend", "eager", "--window", "1.5",
-                 "--crossfade", "0.25", "--steps", "2", "--octaves", "2"]
+        from harness.models import make_audio_model
+        dream = ["--model", str(make_audio_model(work / "tiny.onnx")), "--set", "backend=eager",
+                 "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=2", "--set", "octaves=2"]
     elif args.model != "default":
         dream = ["--model", args.model]
     rec, log = work / "out.wav", work / "run.log"

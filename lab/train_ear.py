@@ -24,6 +24,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "scripts"))  # train_default_model: the music it renders
 import train_default_model as data  # noqa: E402
 from ear import BANDS, Ear, EarNet, ear_features  # noqa: E402
 from streamdream.errors import exit_usage  # noqa: E402
@@ -113,7 +114,7 @@ def main():
     parser.add_argument("--passes", type=int, default=2, help="augmented views of each training clip")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--out", type=Path, default=HERE.parent / "models")
+    parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--data-cache", type=Path, default=None, help="optional .npz to keep rendered clips in")
     args = parser.parse_args()
     if not TIMGM.exists():
@@ -153,7 +154,7 @@ def main():
     with torch.no_grad():
         ref = torch.softmax(net(ear_features(torch.from_numpy(probe))), 1).mean(0).numpy()
     assert np.allclose(ear.probabilities(probe, data.SAMPLE_RATE), ref, atol=1e-4)
-    report = {"command": " ".join(["python", "scripts/train_ear.py"] + sys.argv[1:]), "seed": args.seed,
+    report = {"command": " ".join(["python", "lab/train_ear.py"] + sys.argv[1:]), "seed": args.seed,
               "train_clips": int(len(y_train)), "test_clips": int(len(y_test)), "epochs": args.epochs,
               "test_top1": accuracy, "test_top3": top3, "per_class_top1": per_class,
               "onnx_bytes": path.stat().st_size, "total_seconds": round(time.time() - started)}

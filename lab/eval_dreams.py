@@ -49,6 +49,7 @@ import soxr
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "scripts"))  # train_default_model: the music the default model learned
 sys.path.insert(0, str(REPO))
 from ear import Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402

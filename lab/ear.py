@@ -31,7 +31,7 @@ HOP = 960            # 20 ms
 BANDS = 64
 FMIN_HZ, FMAX_HZ = 40.0, 16000.0
 FLOOR_DB = 80.0
-EAR_PATH = Path(__file__).resolve().parent.parent / "models" / "ear.onnx"
+EAR_PATH = Path(__file__).resolve().parent / "ear.onnx"
 
 
 def band_matrix() -> torch.Tensor:
