@@ -10,7 +10,7 @@ default English voice, which both models' training used among others). It prints
 model's top three labels and P(voice); the dreaming model hears each sound whole, as
 `streamdream.dreaming.classify` does.
 
-    python scripts/check_human_voice.py [--model M]
+    python lab/check_human_voice.py [--model M]
 """
 from __future__ import annotations
 

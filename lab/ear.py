@@ -1,7 +1,7 @@
 """The independent ear: a judge for dreams, never used inside the dream loop.
 
-It is built to differ from the dreaming model (models/default.onnx) in everything but
-the 18 labels: another soundfont and other voices in training (scripts/train_ear.py),
+It is built to differ from the dreaming model (streamdream/data/default.onnx) in everything but
+the 18 labels: another soundfont and other voices in training (lab/train_ear.py),
 another front end and another architecture.
 
 * Front end: power spectrum with an 85 ms Hann window (FFT 4096 at 48 kHz, hop 20 ms),
@@ -13,7 +13,7 @@ another front end and another architecture.
   the whole spectrum at once), dilated, then mean and max over time and a linear layer.
   (The dreaming model: a 2-D CNN over a mel image with 3x3 kernels and global mean.)
 
-The trained network is `models/ear.onnx` (input: the features below, (batch, 64, frames));
+The trained network is `lab/ear.onnx` (input: the features below, (batch, 64, frames));
 the features are computed here in torch, so training and judging share one front end.
 """
 from __future__ import annotations
@@ -86,13 +86,13 @@ class EarNet(nn.Module):
 
 
 class Ear:
-    """models/ear.onnx through ONNX Runtime: audio in, class probabilities out."""
+    """lab/ear.onnx through ONNX Runtime: audio in, class probabilities out."""
 
     def __init__(self, path: Path = EAR_PATH):
         import onnxruntime as ort
 
         if not path.exists():
-            raise SystemExit(f"error: {path} missing; train it with: nice -n 10 python scripts/train_ear.py")
+            raise SystemExit(f"error: {path} missing; train it with: nice -n 10 python lab/train_ear.py")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

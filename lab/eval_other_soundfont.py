@@ -9,9 +9,9 @@ clean, peak-normalised 3-s clip the way streamdream does (its `mel` view + the o
 conversion, as in `streamdream.dreaming.classify`, one window per clip, no padding).
 Prints a markdown table. Needs fluidsynth, fluid-soundfont-gm and timgm6mb-soundfont.
 
-    nice -n 10 python scripts/eval_other_soundfont.py
-    nice -n 10 python scripts/eval_other_soundfont.py --per-class 4   # quick smoke run
-    nice -n 10 python scripts/eval_other_soundfont.py --model /tmp/run/default.onnx   # a retrained model
+    nice -n 10 python lab/eval_other_soundfont.py
+    nice -n 10 python lab/eval_other_soundfont.py --per-class 4   # quick smoke run
+    nice -n 10 python lab/eval_other_soundfont.py --model /tmp/run/default.onnx   # a retrained model
 """
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ the chroma share of the clip's own three strongest pitch classes, and the fracti
 clip's voiced YIN frames whose pitch class the output's YIN still gives (a change that hides the
 melody lowers it; one that strengthens its fundamentals keeps or raises it).
 
-    nice -n 10 python scripts/eval_pitch_dreams.py               # the documented run
-    nice -n 10 python scripts/eval_pitch_dreams.py --clips 2     # smoke run
+    nice -n 10 python lab/eval_pitch_dreams.py               # the documented run
+    nice -n 10 python lab/eval_pitch_dreams.py --clips 2     # smoke run
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Judged runs against each other: how far the independent ear moved toward the target against how often the
 music kept its label, and how both follow the change's level.
 
-    python scripts/plot_ridge.py RUNS.jsonl [MORE.jsonl ...] --out OUT.png [--mark LABEL ...]
+    python lab/plot_ridge.py RUNS.jsonl [MORE.jsonl ...] --out OUT.png [--mark LABEL ...]
 
-RUNS.jsonl: what `scripts/eval_dreams.py --json` appends, one run per line (its label and mean figures).
-docs/ridge-runs.jsonl holds the 98 runs on the eight clips that docs/DREAMS.md plots.
+RUNS.jsonl: what `lab/eval_dreams.py --json` appends, one run per line (its label and mean figures).
+lab/ridge-runs.jsonl holds the 98 runs on the eight clips that lab/DREAMS.md plots.
 
 Left: each run's mean rise toward the target against the share of renders whose input label stayed in the ear's
 top 3, coloured by how loud the change was beside the music; the issue's targets as dashed lines. Right: the same
@@ -25,7 +25,7 @@ from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
 from streamdream.plot import check_plot_path  # noqa: E402
 
 NEEDED = ("rise", "top3", "noise_top3", "change_db")
-RISE_TARGET, KEPT_TARGET = 0.30, 0.70  # the issue's targets on scripts/eval_dreams.py
+RISE_TARGET, KEPT_TARGET = 0.30, 0.70  # the issue's targets on lab/eval_dreams.py
 
 
 def read_runs(paths: list[Path]) -> list[dict]:
@@ -36,7 +36,7 @@ def read_runs(paths: list[Path]) -> list[dict]:
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
-            raise StreamDreamError(f"cannot read {path}: {exc.strerror}; give a file scripts/eval_dreams.py "
+            raise StreamDreamError(f"cannot read {path}: {exc.strerror}; give a file lab/eval_dreams.py "
                                    "--json wrote") from exc
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -45,7 +45,7 @@ def read_runs(paths: list[Path]) -> list[dict]:
                 run = json.loads(line)
                 mean = {key: float(run["mean"][key]) for key in NEEDED}
             except (ValueError, KeyError, TypeError) as exc:
-                raise StreamDreamError(f"{path} line {number} is not a run of scripts/eval_dreams.py --json "
+                raise StreamDreamError(f"{path} line {number} is not a run of lab/eval_dreams.py --json "
                                        f"(with the change's level, since 2026-12-07); missing or bad: {exc}") from exc
             if not math.isnan(mean["rise"]):  # a run without a target has no rise to place
                 runs.append({"label": str(run.get("label", "")), **mean})
@@ -94,7 +94,7 @@ def plot(runs: list[dict], out: Path, marked: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="scripts/eval_dreams.py --json files")
+    parser.add_argument("runs", nargs="+", type=Path, help="lab/eval_dreams.py --json files")
     parser.add_argument("--out", type=Path, required=True, help="the picture (.png)")
     parser.add_argument("--mark", nargs="*", default=[], metavar="LABEL", help="runs to name on the picture")
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does dreaming toward a label make the model hear it? Before/after probabilities on the demo clip.
 
-    python scripts/target_table.py [--targets brass,strings,voice,drums,organ] [--input streamdream/data/demo.flac]
+    python lab/target_table.py [--targets brass,strings,voice,drums,organ] [--input streamdream/data/demo.flac]
 
 Renders the input once per target with default settings (`streamdream render IN OUT --target T`
 through the Python API, same path) and classifies input and output with the same model.

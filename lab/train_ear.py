@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Train the independent ear (`models/ear.onnx`): a judge for dreams, never used to dream.
+"""Train the independent ear (`lab/ear.onnx`): a judge for dreams, never used to dream.
 
-Same 18 labels as the default model, everything else different (see scripts/ear.py): the
+Same 18 labels as the default model, everything else different (see lab/ear.py): the
 MIDI phrases of scripts/train_default_model.py rendered with Debian's TimGM6mb soundfont
 instead of FluidR3, espeak-ng voices and languages the default model never heard, a
 log-frequency front end with an 80 dB floor, and a dilated 1-D CNN. The data generation,
 augmentation and training loop are the default model's own (imported, not copied).
 
-    nice -n 10 python scripts/train_ear.py                 # the committed run
-    nice -n 10 python scripts/train_ear.py --train-per-class 6 --test-per-class 3 --epochs 1 --out /tmp/ear
+    nice -n 10 python lab/train_ear.py                 # the committed run
+    nice -n 10 python lab/train_ear.py --train-per-class 6 --test-per-class 3 --epochs 1 --out /tmp/ear
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def export(net: EarNet, path: Path, accuracy: float) -> None:
                       do_constant_folding=True, dynamo=False)
     proto = onnx.load(str(path))
     for key, value in (("labels", ",".join(data.LABELS)), ("held_out_top1", f"{accuracy:.4f}"),
-                       ("about", "streamdream's independent ear: judges dreams, never dreams; scripts/ear.py")):
+                       ("about", "streamdream's independent ear: judges dreams, never dreams; lab/ear.py")):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(path))

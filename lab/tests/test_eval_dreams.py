@@ -1,4 +1,4 @@
-"""scripts/eval_dreams.py: its choice of recordings, its count of the moments a change is heard over the music, the
+"""lab/eval_dreams.py: its choice of recordings, its count of the moments a change is heard over the music, the
 change's level, and its answer to a recording it cannot use."""
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""scripts/plot_ridge.py: eval_dreams' runs in one picture, and one line with exit 2 for what it cannot plot."""
+"""lab/plot_ridge.py: eval_dreams' runs in one picture, and one line with exit 2 for what it cannot plot."""
 import json
 import subprocess
 import sys
