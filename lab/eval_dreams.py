@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,13 +53,14 @@ sys.path.insert(0, str(REPO))
 from ear import Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402
 from streamdream import cli  # noqa: E402
-from streamdream.audio.files import AudioReader, read_audio  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
-from streamdream.errors import AudioFileError, StreamDreamError, exit_usage  # noqa: E402
+from streamdream.errors import StreamDreamError, exit_usage  # noqa: E402
+# One home for the recording loader and the noise control: the listening kit (`streamdream listen`) that a
+# person hears and this eval share them, so the control heard is the control measured.
+from streamdream.listen import RATE, SECONDS, check_recording, noise_control  # noqa: E402
+from streamdream.listen import load_recording as stereo_at_eval_rate  # noqa: E402
 
 SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General.sf3")
-RATE = 48000
-SECONDS = 9.0
 TARGETS = ["brass", "strings", "organ", "voice"]
 QUIET_DB = 50.0
 
@@ -146,25 +146,6 @@ def make_clip(index: int, path: Path) -> None:
     sf.write(str(path), audio, RATE, subtype="FLOAT")
 
 
-def check_recording(source: Path) -> None:
-    """From its header, before anything is written: raises StreamDreamError (one line) for a file that cannot be
-    read or is shorter than an excerpt."""
-    with AudioReader(source) as reader:
-        if reader.frames < SECONDS * reader.sample_rate:
-            raise AudioFileError(f"{source} is shorter than {SECONDS:g} s; give a longer recording")
-
-
-def stereo_at_eval_rate(source: Path) -> np.ndarray:
-    """An audio file as (2, frames) float32 at 48 kHz, at its own level: a recording is judged as it was
-    mastered. Raises StreamDreamError (one line) for a file that cannot be read or is shorter than an excerpt."""
-    check_recording(source)
-    loaded = read_audio(source)
-    audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
-    if loaded.sample_rate != RATE:
-        audio = soxr.resample(audio.T, loaded.sample_rate, RATE).T
-    return np.ascontiguousarray(audio, dtype=np.float32)
-
-
 def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
     """A 9-s stereo 48 kHz excerpt of an audio file from `offset_s` (earlier if the file ends sooner)."""
     try:
@@ -228,15 +209,6 @@ def tone_control(dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
     toned = np.fft.irfft(spectrum * gains, n=dry.shape[1], axis=1)
     toned *= np.sqrt(np.mean(np.square(wet, dtype=np.float64)) / max(np.mean(toned ** 2), 1e-30))
     return toned.astype(np.float32)
-
-
-def noise_control(dry: np.ndarray, wet: np.ndarray, seed: int) -> np.ndarray:
-    """The control every dream must beat: the dry clip (channels, frames) with white noise added instead of
-    the dream's change, channel by channel at the change's energy."""
-    change = wet - dry
-    noise = np.random.default_rng(seed).standard_normal(dry.shape)
-    noise *= np.sqrt(np.mean(change ** 2, axis=1, keepdims=True) / np.mean(noise ** 2, axis=1, keepdims=True))
-    return (dry + noise).astype(np.float32)
 
 
 def mean_of(values: list) -> float:
