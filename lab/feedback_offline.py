@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # harness/: the test suite's small random CNN
 
 from streamdream.stream.feedback import FeedbackGuard, rms_db, spectral_shape  # noqa: E402
-from streamdream.stream.installation import load_loop  # noqa: E402
+from streamdream.stream.installation.material import load_loop  # noqa: E402
 
 
 def main() -> int:
