@@ -67,7 +67,7 @@ def machine() -> str:
 
 
 def memory(work: Path, long_minutes: float) -> None:
-    flags = ["--steps", "1", "--octaves", "1"]
+    flags = ["--set", "steps=1", "--set", "octaves=1"]
     rows = []
     for minutes in (1, long_minutes):
         src = make_file(work / f"in_{minutes:g}min.wav", minutes * 60)

@@ -3,7 +3,7 @@
 Arrays in, arrays out, in the style of pedalboard::
 
     import streamdream
-    out = streamdream.dream(audio, 48000, target="brass", steps=6)
+    out = streamdream.dream(audio, 48000, preset="faithful", target="brass")
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["dream", "load_model", "classify", "Params", "StreamDreamError", "Aud
            "ParameterError"]
 
 
-def dream(audio: np.ndarray, sample_rate: int, **params) -> np.ndarray:
+def dream(audio: np.ndarray, sample_rate: int, preset: str = "vivid", **params) -> np.ndarray:
     """Dream a whole signal with the same windowing as the live engine.
 
     Parameters
@@ -25,9 +25,11 @@ def dream(audio: np.ndarray, sample_rate: int, **params) -> np.ndarray:
         (channels, frames) or (frames,) floating point, mono or stereo.
     sample_rate : int
         8000 to 192000 Hz.
+    preset : str
+        A built-in preset by name (vivid, faithful, tint, deep, bloom, tone); `params` override it.
     **params
-        Any field of `Params` (model, view, layer, target, steps, step_size, octaves,
-        octave_scale, jitter_ms, seed, intensity, mix, gain_db, window_s, crossfade_s, ...).
+        Any parameter `streamdream params` lists (model, layer, target, steps, step_size, intensity, mix,
+        gain_db, window_s, ...), by the same name.
 
     Returns
     -------
@@ -35,9 +37,10 @@ def dream(audio: np.ndarray, sample_rate: int, **params) -> np.ndarray:
         float32, same shape as `audio` (a 1-D input gives a 1-D output).
     """
     from .audio.files import valid_audio
+    from .control.presets import builtin_preset
     from .stream.offline import render_array
 
-    settings = Params().with_changes(**params)
+    settings = builtin_preset(preset).with_changes(**params)
     flat = np.ndim(audio) == 1
     clean, _ = valid_audio(audio, sample_rate)
     out = render_array(clean, int(sample_rate), settings)

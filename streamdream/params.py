@@ -1,29 +1,66 @@
-"""The dream's configuration (Params) and the one table of parameter ranges (RANGES).
+"""The dream's settings: the one table of parameters (RANGES) and the Params built from it.
 
-RANGES is read by Params.validate, the CLI's help, the MIDI mapping (control/mapping.py) and the
-presets (control/presets.py), so anything one of them accepts the others accept too: a preset
-saved from any valid state loads back.
+Every parameter is one entry in RANGES: its default, its range or choices, when a change is heard and
+what it does. Params, `--set KEY=VALUE`, the piece TOML's [dream] table, `streamdream params`, the
+MIDI knobs (control/mapping.py), OSC and the presets (control/presets.py) all read this table, so
+anything one of them accepts the others accept too, and a new parameter is one entry here.
 
-Per-window parameters are read by the dream worker when it starts a window;
-instant ones (intensity, mix, gain) act on the very next audio block.
+When a change is heard:
+
+* "block": at the next audio block (intensity, mix, gain glide in over 20 ms);
+* "window": from the next dreamed window;
+* "start": fixed for the run (the model, the windowing, the compute device).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import math
+import re
+from dataclasses import dataclass, make_dataclass, replace
 
 from .errors import ParameterError
+
+VIEWS = ("mel", "stft", "raw-image", "waveform")
+RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
+BACKENDS = ("auto", "torchscript", "eager")
+HEARD = {"block": "next audio block", "window": "next window", "start": "at start"}
 
 
 @dataclass(frozen=True)
 class Range:
-    """The values a numeric parameter may take, and the CLI option that sets it (named in messages)."""
-    lo: float
-    hi: float
-    option: str
-    unit: str = ""         # shown after the span: "0..2000 ms"
+    """One parameter: its default, the values it may take, when it is heard and what it does.
+
+    `option` is the front-panel command-line option that sets it, if it has one; every parameter is
+    also `--set NAME=VALUE`. `sweeps` names the list a MIDI knob sweeps for a text parameter
+    ("layers" or "labels")."""
+    default: object
+    help: str
+    heard: str = "window"
+    lo: float | None = None
+    hi: float | None = None
+    unit: str = ""                   # shown after the span: "0..2000 ms"
     integer: bool = False
+    choices: tuple[str, ...] = ()    # a text parameter's allowed values (empty: free text)
+    option: str | None = None
+    sweeps: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.default, bool):
+            return "bool"
+        if self.lo is not None:
+            return "int" if self.integer else "float"
+        return "text"
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "float")
 
     def __str__(self) -> str:
+        """The values it takes, as help and error messages show them."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "text":
+            return " | ".join(self.choices) if self.choices else "text"
         if self.integer:  # :g would print a large whole number as 4.29497e+09
             return f"{int(self.lo)}..{int(self.hi)}{self.unit}"
         return f"{self.lo:g}..{self.hi:g}{self.unit}"
@@ -32,92 +69,166 @@ class Range:
         return self.lo <= value <= self.hi
 
 
-RANGES = {
-    "steps": Range(1, 1000, "--steps", integer=True),
-    "seed": Range(0, 2 ** 32 - 1, "--seed", integer=True),  # numpy's generators take no negative seed
-    "step_size": Range(0.0, 10.0, "--step-size", " (relative to the window's RMS)"),
-    "octaves": Range(1, 8, "--octaves", integer=True),
-    "octave_scale": Range(1.0, 4.0, "--octave-scale"),
-    "jitter_ms": Range(0.0, 2000.0, "--jitter", " ms"),
-    "top_db": Range(0.0, 200.0, "--top-db", " dB (0 = the model's own floor)"),
-    "shape": Range(0.0, 4.0, "--shape", " (0 = off)"),
-    "sustain_ms": Range(0.0, 1000.0, "--sustain", " ms (0 = frame by frame)"),
-    "eq_bands": Range(0.0, 12.0, "--eq-bands", " per octave (0 = off)"),
-    "eq_depth_db": Range(0.5, 40.0, "--eq-depth", " dB"),
-    "eot": Range(0.0, 2.0, "--eot", " (0 = off)"),
-    "keep": Range(0.0, 2.0, "--keep", " (0 = off)"),
-    "hold_others": Range(0.0, 10.0, "--hold-others", " (0 = off)"),
-    "ceiling_db": Range(-24.0, 24.0, "--ceiling", " dB over the music in any cell (24 = off)"),
-    "swell_db": Range(-24.0, 24.0, "--swell", " dB over the music at any moment (24 = off)"),
-    "intensity": Range(0.0, 2.0, "--intensity"),
-    "mix": Range(0.0, 1.0, "--mix"),
-    "gain_db": Range(-60.0, 24.0, "--gain", " dB"),
-    "limit_db": Range(-20.0, 0.0, "--limit", " dBFS"),
-    "window_s": Range(1.0, 30.0, "--window", " s"),
+def _number(default, lo, hi, help, unit="", heard="window", option=None) -> Range:
+    return Range(default, help, heard, lo, hi, unit, isinstance(default, int) and not isinstance(default, bool),
+                 option=option)
+
+
+# name -> Range. The order is the order of `streamdream params` and of the Params fields.
+RANGES: dict[str, Range] = {
+    # --- what the dream hears and where it pushes (model and view are fixed for a run)
+    "model": Range(None, "ONNX file, or a shipped model: default (instruments), pitch (piano keys)",
+                   "start", option="--model"),
+    "view": Range(None, "override the model's own view of the audio", "start", choices=VIEWS),
+    "reconstruct": Range("none", "stft views only: dream magnitudes, resynthesise with the input's phase or "
+                                 "Griffin-Lim (baselines)", "start", choices=RECONSTRUCT_MODES),
+    "layer": Range(None, "what to amplify: NAME, NAME@CHANNEL, A:0.5,B:1 or heard (`models info` lists them)",
+                   option="--layer", sweeps="layers"),
+    "target": Range(None, "label(s) to dream toward: LABEL, or A,B:0.5 for several, weighted",
+                    option="--target", sweeps="labels"),
+    "away": Range(None, "label(s) to dream away from (same form as target)", option="--away", sweeps="labels"),
+    # --- how hard, per window
+    "steps": _number(10, 1, 1000, "gradient steps per octave"),
+    "step_size": _number(0.1, 0.0, 10.0, "depth: each step, relative to the window's level", " x RMS"),
+    "octaves": _number(3, 1, 8, "octaves: the window is dreamed at this many time scales, coarse to fine"),
+    "octave_scale": _number(1.2, 1.0, 4.0, "each coarser octave's time axis is this much shorter"),
+    "jitter_ms": _number(30.0, 0.0, 2000.0, "largest random circular shift per step", " ms"),
+    "seed": _number(0, 0, 2 ** 32 - 1, "random seed: the same seed gives the same output",
+                    option="--seed"),  # numpy's generators take no negative seed
+    # --- how the dream is kept musical
+    "top_db": _number(60.0, 0.0, 200.0, "the view ignores what lies this far under each frame's loudest band "
+                                        "(0 = the model's own floor)", " dB", heard="start"),
+    "shape": _number(1.0, 0.0, 4.0, "shape each step by the input's spectrum, so the change grows where the "
+                                    "music has energy (0 = off, 1 = in proportion)"),
+    "sustain_ms": _number(128.0, 0.0, 1000.0, "with a target: shape by the spectrum averaged over this long "
+                                              "either side, so the target's colour holds between hits", " ms"),
+    "eq_bands": _number(0.0, 0.0, 12.0, "above 0: the dream may only re-EQ the music, a smooth gain in this "
+                                        "many bands per octave (0 = off)"),
+    "eq_depth_db": _number(6.0, 0.5, 40.0, "with eq_bands: the most any band is raised or cut", " dB"),
+    "eot": _number(0.0, 0.0, 2.0, "random gain, EQ and noise per step, so only changes that survive them grow "
+                                  "(0 = off)"),
+    "keep": _number(0.2, 0.0, 2.0, "with a target: also push the label the model hears most in the input, at "
+                                   "this weight, so the music stays itself (0 = off)"),
+    "hold_others": _number(1.0, 0.0, 10.0, "with a target: hold what else the model hears in the input at this "
+                                           "weight, so no neighbour of the target takes over (0 = off)"),
+    "ceiling_db": _number(24.0, -24.0, 24.0, "hold the change in every time-frequency cell to at most this far "
+                                             "over the music there (24 = off; 0 = never covers the music)", " dB"),
+    "swell_db": _number(6.0, -24.0, 24.0, "hold the finished change at every moment to at most this far over "
+                                          "the music then, so tails and gaps do not swell (24 = off)", " dB"),
+    "freeze": Range(False, "keep replaying the current dream (live)"),
+    # --- instant: every audio block
+    "intensity": _number(1.0, 0.0, 2.0, "how much of the dreamed change is heard",
+                         heard="block", option="--intensity"),
+    "mix": _number(1.0, 0.0, 1.0, "0 = the input only, 1 = the full dream", heard="block", option="--mix"),
+    "gain_db": _number(0.0, -60.0, 24.0, "output gain before the limiter", " dB", heard="block", option="--gain"),
+    # --- output, windowing and compute: fixed for a run
+    "match_loudness": Range(True, "bring each dreamed window to the input's level", "start"),
+    "limit_db": _number(-1.0, -20.0, 0.0, "true-peak ceiling of the output", " dBFS", heard="start"),
+    "window_s": _number(9.0, 1.0, 30.0, "window length", " s", heard="start"),
+    "crossfade_s": _number(1.0, 0.0, 15.0, "equal-power crossfade between windows, at most half the window",
+                           " s", heard="start"),
+    "backend": Range("auto", "the gradient loop: auto (eager on a CPU, TorchScript on a GPU), torchscript or "
+                             "eager", "start", choices=BACKENDS),
+    "torch_device": Range("auto", "where the dream is computed: auto (CUDA if present), cpu, cuda[:N]",
+                          "start", option="--torch-device"),
 }
-RECONSTRUCT_MODES = ("none", "phase", "griffinlim")
-CEILING_OFF_DB = RANGES["ceiling_db"].hi  # the top of --ceiling's (and --swell's) range is no limit (a knob fully up)
-BACKENDS = ("auto", "torchscript", "eager")
+CEILING_OFF_DB = RANGES["ceiling_db"].hi  # the top of ceiling_db's (and swell_db's) range is no limit (a knob fully up)
+_TYPES = {"bool": bool, "int": int, "float": float, "text": "str | None"}
 
 
-@dataclass(frozen=True)
-class Params:
-    # --- per window: what and how hard to dream
-    model: str | None = None        # .onnx path; None = the shipped default
-    view: str | None = None         # override the model's own view
-    reconstruct: str = "none"       # stft baselines: dream magnitudes, resynthesise
-    layer: str | None = None        # "NAME", "NAME@CHANNEL" or "A:0.5,B:1.0"
-    target: str | None = None       # class label to dream toward
-    away: str | None = None         # class label to dream away from
-    steps: int = 10                 # gradient steps per octave
-    step_size: float = 0.1          # per step, relative to the window's RMS level
-    octaves: int = 3
-    octave_scale: float = 1.2       # each coarser octave's time axis is this much shorter
-    jitter_ms: float = 30.0         # maximum circular shift per step
-    seed: int = 0
-    # How the dream is kept musical (the defaults are --preset toward; docs/DREAMS.md)
-    top_db: float = 60.0            # view's log floor under each frame's loudest band, dB; 0 = the model's own
-    shape: float = 1.0              # shape each step by the input's spectrum (0 = off, 1 = in proportion)
-    sustain_ms: float = 128.0       # with --target: ... averaged over this long either side (0 = frame by frame)
-    eq_bands: float = 0.0           # > 0: each step only re-EQs the input, in this many bands per octave (0 = off)
-    eq_depth_db: float = 6.0        # with eq_bands: no band is raised or cut by more than this (dB)
-    eot: float = 0.0                # expectation over transformation: random gain/EQ/noise per step (0 = off)
-    keep: float = 0.2               # with --target: also push the input's own top label, at this weight (0 = off)
-    hold_others: float = 1.0        # with --target: hold the model's view of the other labels at this weight (0 = off)
-    ceiling_db: float = 24.0        # the change, in every STFT cell, at most this far over the music there (24 = off)
-    swell_db: float = 6.0           # the finished change, in every STFT frame, at most this far over the music there
-    freeze: bool = False            # live: keep replaying the current dream
-    backend: str = "auto"           # eager on the CPU, TorchScript on a GPU (dreamer.loop_backend)
-    device: str = "auto"
-    # --- instant: applied per block
-    intensity: float = 1.0          # scales dream minus dry, 0..2
-    mix: float = 1.0                # 0 = dry only, 1 = dry + intensity * delta
-    gain_db: float = 0.0            # output gain before the limiter
-    # --- output and windowing
-    match_loudness: bool = True     # each dreamed window gets the dry window's RMS
-    limit_db: float = -1.0          # true-peak ceiling
-    window_s: float = 9.0
-    crossfade_s: float = 1.0
+def named(name: str) -> str:
+    """How a parameter is named to the user: its option if it has one, else its --set key."""
+    return RANGES[name].option or name
 
-    def validate(self) -> "Params":
-        for name, span in RANGES.items():
-            if not span.lo <= getattr(self, name) <= span.hi:
-                raise ParameterError(f"{span.option} must be {span}")
-        checks = [
-            (0.0 <= self.crossfade_s <= self.window_s / 2, "--crossfade must be 0..window/2 s"),
-            (self.reconstruct in RECONSTRUCT_MODES, f"--reconstruct must be one of {', '.join(RECONSTRUCT_MODES)}"),
-            (self.reconstruct == "none" or self.view in (None, "stft"), "--reconstruct needs --view stft"),
-            (self.backend in BACKENDS, f"--backend must be one of {', '.join(BACKENDS)}"),
-            (self.device in ("auto", "cpu") or self.device.startswith("cuda"), "--device must be auto, cpu or cuda[:N]"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ParameterError(message)
-        return self
 
-    def with_changes(self, **changes) -> "Params":
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
-        if unknown:
-            raise ParameterError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        return replace(self, **changes).validate()
+def _validate(self) -> "Params":
+    for name, spec in RANGES.items():
+        value = getattr(self, name)
+        if spec.numeric and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                 and value in spec):  # `in` is False for nan
+            raise ParameterError(f"{named(name)} must be {spec}")
+        if spec.kind == "bool" and not isinstance(value, bool):
+            raise ParameterError(f"{named(name)} must be true or false")
+        if spec.kind == "text" and value is not None and not isinstance(value, str):
+            raise ParameterError(f"{named(name)} must be text")
+        if spec.choices and value is not None and value not in spec.choices:
+            raise ParameterError(f"{named(name)} must be one of {', '.join(spec.choices)}")
+    if not self.crossfade_s <= self.window_s / 2:
+        raise ParameterError("crossfade_s must be at most half of window_s")
+    if self.reconstruct != "none" and self.view not in (None, "stft"):
+        raise ParameterError("reconstruct needs view stft")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.torch_device):
+        raise ParameterError(f"{named('torch_device')} must be auto, cpu or cuda[:N]")
+    return self
+
+
+def _with_changes(self, **changes) -> "Params":
+    """A copy with `changes` (field names) applied, checked against the table."""
+    unknown = set(changes) - set(RANGES)
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {', '.join(sorted(unknown))}; `streamdream params` lists them")
+    return replace(self, **changes).validate()
+
+
+Params = make_dataclass(
+    "Params", [(name, _TYPES[spec.kind], spec.default) for name, spec in RANGES.items()], frozen=True,
+    namespace={"validate": _validate, "with_changes": _with_changes,
+               "__doc__": "The dream's settings, one field per entry of params.RANGES (defaults: the `vivid` preset)."})
+Params.__module__ = __name__  # so a Params pickles by name (the dream worker process receives them)
+
+
+def parse_value(name: str, text: str):
+    """A parameter's value from text (`--set KEY=VALUE`), checked against the table; one-line errors."""
+    if name not in RANGES:
+        raise ParameterError(f"unknown parameter {name!r}; `streamdream params` lists them")
+    spec = RANGES[name]
+    if spec.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
+            raise ParameterError(f"{name} must be true or false, not {text!r}")
+        value = lowered in ("true", "on", "yes", "1")
+    elif spec.numeric:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ParameterError(f"{name} must be a number ({spec}), not {text!r}") from None
+        if spec.integer:
+            if not math.isfinite(value) or value != int(value):
+                raise ParameterError(f"{name} must be a whole number ({spec}), not {text!r}")
+            value = int(value)
+    else:
+        value = None if text.strip().lower() in ("", "none") else text
+    check_value(name, value)
+    return value
+
+
+def check_value(name: str, value, where: str = "") -> object:
+    """One parameter's value as read from TOML (a preset, a piece's [dream]): the right type and in range.
+    Returns it as Params holds it (an int for an integer parameter)."""
+    prefix = f"{where}: " if where else ""
+    if name not in RANGES:
+        raise ParameterError(f"{prefix}unknown parameter {name!r}; `streamdream params` lists them")
+    spec = RANGES[name]
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ParameterError(f"{prefix}{name} must be true or false")
+        return value
+    if spec.kind == "text":
+        if value is not None and not isinstance(value, str):
+            raise ParameterError(f"{prefix}{name} must be a string")
+        if spec.choices and value is not None and value not in spec.choices:
+            raise ParameterError(f"{prefix}{name} must be one of {', '.join(spec.choices)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{prefix}{name} must be a number, got {value!r}")
+    if value not in spec:
+        raise ParameterError(f"{prefix}{name} must be {spec}, not {value:g}")
+    if spec.integer and value != int(value):
+        raise ParameterError(f"{prefix}{name} must be a whole number, got {value!r}")
+    return int(value) if spec.integer else float(value)
+
+
+def params_table() -> list[dict]:
+    """Every parameter as `streamdream params` lists it."""
+    return [{"name": name, "values": str(spec), "default": spec.default, "heard": HEARD[spec.heard],
+             "option": spec.option or f"--set {name}=", "help": spec.help} for name, spec in RANGES.items()]

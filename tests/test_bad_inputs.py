@@ -28,7 +28,7 @@ from conftest import music_clip
 from test_render import run
 
 RATE = 16000
-FAST = ["--steps", "1", "--octaves", "1", "--window", "1.5", "--crossfade", "0.25", "--backend", "eager"]
+FAST = ["--set", "steps=1", "--set", "octaves=1", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "backend=eager"]
 LIVE = ["live", "--device", "null", "--no-midi", "--quiet", "--model", "{model}"]
 
 

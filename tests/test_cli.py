@@ -15,8 +15,8 @@ import soundfile as sf
 from conftest import music_clip
 
 CLI = [sys.executable, "-m", "streamdream.cli"]
-FAST = ["--window", "2", "--crossfade", "0.5", "--budget", "1", "--steps", "1", "--octaves", "1",
-        "--backend", "eager", "--quiet"]
+FAST = ["--set", "window_s=2", "--set", "crossfade_s=0.5", "--budget", "1", "--set", "steps=1", "--set", "octaves=1",
+        "--set", "backend=eager", "--quiet"]
 
 
 def wait_for(predicate, what: str, timeout: float = 120.0, proc=None):

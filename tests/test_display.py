@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from conftest import music_clip
-from terminal import Terminal
+from harness.terminal import Terminal
 
 RATE = 16000
 
@@ -24,7 +24,7 @@ def _live(model, tmp_path: Path, seconds: float) -> list[str]:
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 4.0).T, RATE)
     return [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--model", str(model),
-            "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "2", "--octaves", "2",
+            "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=2", "--set", "octaves=2",
             "--device", "null", "--no-midi", "--duration", str(seconds), "--stats", str(tmp_path / "stats.json")]
 
 

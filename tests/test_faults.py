@@ -125,8 +125,8 @@ def test_a_killed_worker_process_is_restarted(mel_model, quick_backoff):
 
 def test_a_gpu_failure_falls_back_to_the_cpu(mel_model):
     """No GPU here: the dreamer for a cuda device raises CUDA's own out-of-memory message."""
-    params = fast_params(mel_model, device="cuda")
-    cpu = Dreamer(params.with_changes(device="cpu"), RATE, 2, int(1.5 * RATE))
+    params = fast_params(mel_model, torch_device="cuda")
+    cpu = Dreamer(params.with_changes(torch_device="cpu"), RATE, 2, int(1.5 * RATE))
 
     class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name
         pass
@@ -196,8 +196,8 @@ def test_an_exception_before_the_input_is_kept_still_keeps_the_stated_latency(me
 def _loop_cmd(model, tmp_path, *extra):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 4.0).T, RATE)
-    return [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--model", str(model), "--backend", "eager",
-            "--window", "1.5", "--crossfade", "0.25", "--steps", "2", "--octaves", "2", "--device", "null",
+    return [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--model", str(model), "--set", "backend=eager",
+            "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=2", "--set", "octaves=2", "--device", "null",
             "--no-midi", "--quiet", *map(str, extra)]
 
 
@@ -273,7 +273,7 @@ def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt,
     sf.write(src, music_clip(RATE, 3.0).T, RATE)
     cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
            "--duration", "3", "--blocksize", "500", "--record", str(tmp_path / name), "--quiet", "--no-midi", "--model", str(mel_model),
-           "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "1", "--octaves", "1"]
+           "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=1", "--set", "octaves=1"]
     out = subprocess.run(cmd + (["--record-format", fmt] if fmt else []), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     info = sf.info(str(tmp_path / name))
@@ -287,8 +287,8 @@ def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_
     sf.write(src, source.T, RATE, subtype="PCM_24")
     cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
            "--duration", "3", "--blocksize", "500", "--record", str(out_path), "--record-input", str(in_path), "--quiet", "--no-midi",
-           "--model", str(mel_model), "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "1",
-           "--octaves", "1"]
+           "--model", str(mel_model), "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=1",
+           "--set", "octaves=1"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert f"recorded 3.0 s to {in_path}" in out.stderr

@@ -19,8 +19,8 @@ def cli(*args, timeout=600, **kwargs):
 
 
 def tiny_dream(model):
-    return ["--model", model, "--backend", "eager", "--window", "1.5", "--crossfade", "0.25", "--steps", "2",
-            "--octaves", "2"]
+    return ["--model", model, "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=2",
+            "--set", "octaves=2"]
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import soundfile as sf
 
 
 LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
-        "--blocksize", "0", "--window", "2", "--crossfade", "0.5", "--budget", "1", "--steps", "2",
-        "--octaves", "1", "--backend", "eager", "--quiet"]
+        "--blocksize", "0", "--set", "window_s=2", "--set", "crossfade_s=0.5", "--budget", "1", "--set", "steps=2",
+        "--set", "octaves=1", "--set", "backend=eager", "--quiet"]
 
 
 def start_live(jack, model, tmp_path, *extra):
@@ -56,7 +56,7 @@ def stated_latency(stats):
 def start_loop(jack, model, src, stats, *extra):
     """`streamdream loop SRC` on the JACK server, small and fast settings, stats to `stats`."""
     cmd = [sys.executable, "-m", "streamdream.cli", "loop", str(src), "--device", "system", "--samplerate", "48000",
-           "--window", "2", "--crossfade", "0.5", "--steps", "2", "--octaves", "1", "--backend", "eager", "--quiet",
+           "--set", "window_s=2", "--set", "crossfade_s=0.5", "--set", "steps=2", "--set", "octaves=1", "--set", "backend=eager", "--quiet",
            "--no-midi", "--model", str(model), "--stats", str(stats), *map(str, extra)]
     proc = subprocess.Popen(cmd, env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     jack.clients.append(proc)
@@ -135,7 +135,7 @@ def test_loop_with_its_watchdog_plays_on_when_the_jack_server_comes_back(jack, m
     """Installation mode: the server stops mid-run and is started again; the engine that lost it ends with
     its recording finished, the watchdog tries a fresh engine every few seconds until the server is back."""
     from conftest import music_clip
-    from jackserver import JackServer
+    from harness.jackserver import JackServer
     src, stats, log, rec = tmp_path / "in.wav", tmp_path / "stats.json", tmp_path / "piece.log", tmp_path / "rec.wav"
     sf.write(src, music_clip(48000, 4.0).T, 48000)
     proc = start_loop(jack, mel_model, src, stats, "--log", log, "--record", rec, "--watchdog")

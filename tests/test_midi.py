@@ -119,7 +119,7 @@ def test_bad_mappings_name_the_line_and_the_problem(text, message):
 
 
 @pytest.mark.parametrize("text,message", [
-    ('[[preset]]\nname = "a"\nintensity = 9.0\n', "line 1: intensity = 9 is outside 0..2"),
+    ('[[preset]]\nname = "a"\nintensity = 9.0\n', "line 1: intensity must be 0..2, not 9"),
     ('[[preset]]\nname = "a"\n\n[[preset]]\nvolume = 1\n', "line 4: every preset needs a name"),
     ('[[preset]]\nname = "a"\nwarp = 1\n', "unknown key 'warp'"),
     ('[[preset]\n', "not valid TOML"),

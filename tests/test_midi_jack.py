@@ -8,10 +8,10 @@ import numpy as np
 import rtmidi
 
 from conftest import music_clip
-from stallwatch import StallWatch
+from harness.stallwatch import StallWatch
 
-LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--window", "2", "--crossfade",
-        "0.5", "--budget", "1", "--steps", "1", "--octaves", "1", "--backend", "eager", "--quiet"]
+LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--set", "window_s=2", "--set",
+        "crossfade_s=0.5", "--budget", "1", "--set", "steps=1", "--set", "octaves=1", "--set", "backend=eager", "--quiet"]
 
 
 def out_port(jack, name="knobs"):

@@ -66,8 +66,8 @@ def test_installed_wheel_renders_with_the_shipped_model(wheel, tmp_path):
     t = np.arange(3 * rate) / rate
     dry = (0.2 * np.sin(2 * np.pi * 330 * t) * np.exp(-2 * (t % 0.5))).astype(np.float32)
     sf.write(tmp_path / "in.wav", np.stack([dry, dry]).T, rate, subtype="FLOAT")
-    proc = subprocess.run([str(exe), "render", "in.wav", "out.wav", "--quiet", "--steps", "1", "--octaves", "1",
-                           "--window", "2", "--crossfade", "0.5"], capture_output=True, text=True, env=env,
+    proc = subprocess.run([str(exe), "render", "in.wav", "out.wav", "--quiet", "--set", "steps=1", "--set", "octaves=1",
+                           "--set", "window_s=2", "--set", "crossfade_s=0.5"], capture_output=True, text=True, env=env,
                           cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr
     wet, wet_rate = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
@@ -76,7 +76,7 @@ def test_installed_wheel_renders_with_the_shipped_model(wheel, tmp_path):
 
     # the README's first command: the shipped demo clip through the live engine (null device, no sound card)
     proc = subprocess.run([str(exe), "live", "--demo", "--output-device", "null", "--lockstep", "--duration", "2", "--quiet",
-                           "--budget", "0.5", "--record", "rec.wav", "--steps", "1", "--octaves", "1"],
+                           "--budget", "0.5", "--record", "rec.wav", "--set", "steps=1", "--set", "octaves=1"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr
     rec, rec_rate = sf.read(tmp_path / "rec.wav", dtype="float32", always_2d=True)

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from conftest import music_clip
-from models import make_audio_model
+from harness.models import make_audio_model
 from streamdream.control.mapping import note_name
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.data import DEFAULT_MODEL, shipped_path
@@ -49,8 +49,8 @@ def test_a_chord_target_pushes_each_key_by_its_weight(keyed_model):
 def test_render_target_chord_on_the_command_line(keyed_model, stereo_wav, tmp_path):
     out = tmp_path / "chord.wav"
     result = subprocess.run([sys.executable, "-m", "streamdream.cli", "render", str(stereo_wav), str(out), "--model",
-                             str(keyed_model), "--target", "C4,E4,G4", "--steps", "2", "--window", "1.5",
-                             "--crossfade", "0.5", "--quiet"], capture_output=True, text=True)
+                             str(keyed_model), "--target", "C4,E4,G4", "--set", "steps=2", "--set", "window_s=1.5",
+                             "--set", "crossfade_s=0.5", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     dry, wet = sf.read(stereo_wav)[0], sf.read(out)[0]
     assert wet.shape == dry.shape and np.abs(wet - dry).max() > 1e-4

@@ -10,7 +10,7 @@ from conftest import music_clip
 from streamdream.audio.limiter import true_peak
 from streamdream.dreaming.classify import classify
 
-FAST = ["--steps", "2", "--octaves", "2", "--window", "1.5", "--crossfade", "0.25", "--backend", "eager", "--quiet"]
+FAST = ["--set", "steps=2", "--set", "octaves=2", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "backend=eager", "--quiet"]
 
 
 class Result:
@@ -52,7 +52,7 @@ def render(src, dst, model, *extra, check=True):
 
 def test_render_keeps_rate_length_channels_and_writes_a_plot(stereo_wav, mel_model, tmp_path):
     out, plot = tmp_path / "out.wav", tmp_path / "p.png"
-    render(stereo_wav, out, mel_model, "--plot", plot, "--backend", "torchscript")
+    render(stereo_wav, out, mel_model, "--plot", plot, "--set", "backend=torchscript")
     dry, rate = sf.read(stereo_wav, always_2d=True)
     wet, wet_rate = sf.read(out, always_2d=True)
     assert wet_rate == rate and wet.shape == dry.shape
@@ -77,8 +77,8 @@ def test_intensity_zero_is_the_input_sample_for_sample(stereo_wav, mel_model, tm
     assert np.array_equal(sf.read(out, dtype="float32")[0], sf.read(stereo_wav, dtype="float32")[0])
 
 
-@pytest.mark.parametrize("view_args", [["--view", "mel"], ["--view", "stft"], ["--view", "stft", "--reconstruct", "phase"],
-                                       ["--view", "stft", "--reconstruct", "griffinlim"]])
+@pytest.mark.parametrize("view_args", [["--view", "mel"], ["--view", "stft"], ["--view", "stft", "--set", "reconstruct=phase"],
+                                       ["--view", "stft", "--set", "reconstruct=griffinlim"]])
 def test_each_spectrogram_view_renders(stereo_wav, mel_model, stft_model, tmp_path, view_args):
     model = stft_model if "stft" in view_args else mel_model
     out = tmp_path / "out.wav"
@@ -169,14 +169,14 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--steps", "0"], "--steps must be"),
+    (["--set", "steps=0"], "--steps must be"),
     (["--intensity", "3"], "--intensity must be 0..2"),
     (["--target", "kazoo"], "unknown target label 'kazoo'"),
     (["--layer", "nope"], "no tensor named 'nope'"),
-    (["--reconstruct", "phase"], "--reconstruct needs"),
+    (["--set", "reconstruct=phase"], "--reconstruct needs"),
     (["--format", "8"], "unknown sample format"),
     (["--torch-device", "cuda"], "no CUDA GPU|"),
-    (["--shape", "-1"], "--shape must be 0..4"),
+    (["--set", "shape=-1"], "--shape must be 0..4"),
     (["--preset", "loud"], "invalid choice: 'loud'"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
@@ -252,7 +252,7 @@ def test_preset_sets_the_dream_and_given_options_override_it():
     assert params("--preset", "live") == Params()
     musical = params("--preset", "musical")
     assert (musical.top_db, musical.shape, musical.eot) == (60.0, 1.0, 0.0)
-    mixed = params("--preset", "musical", "--shape", "0.5", "--no-match-loudness", "--jitter", "5")
+    mixed = params("--preset", "musical", "--set", "shape=0.5", "--set", "match_loudness=false", "--set", "jitter_ms=5")
     assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (60.0, 0.5, False, 5.0)
     for name, values in BUILTIN_PRESETS.items():     # every preset is a valid set of knobs
         assert params("--preset", name) == Params().with_changes(**values)

@@ -13,7 +13,7 @@ from test_render import run
 
 RATE = 16000
 SETTINGS = dict(steps=2, octaves=2, window_s=1.5, crossfade_s=0.25, backend="eager", gain_db=12.0)
-FLAGS = ["--steps", "2", "--octaves", "2", "--window", "1.5", "--crossfade", "0.25", "--backend", "eager",
+FLAGS = ["--set", "steps=2", "--set", "octaves=2", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "backend=eager",
          "--gain", "12", "--quiet"]
 
 

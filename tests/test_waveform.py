@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from conftest import music_clip
-from models import LABELS, WAVE_RATE, WAVE_SAMPLES, make_waveform_model
+from harness.models import LABELS, WAVE_RATE, WAVE_SAMPLES, make_waveform_model
 from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.dreaming.frontend import FrontEnd
@@ -160,8 +160,8 @@ def test_annotated_model_renders_and_is_described(bare_wave_model, stereo_wav, t
     described = run_cli("models", "info", out)
     assert "waveform at 16000 Hz, 4000 samples per input" in described.stdout and "axis -1 of scores" in described.stdout
     rendered = tmp_path / "dream.wav"
-    result = run_cli("render", stereo_wav, rendered, "--model", out, "--target", "drums", "--window", "1.5",
-                     "--crossfade", "0.5", "--steps", "2", "--quiet")
+    result = run_cli("render", stereo_wav, rendered, "--model", out, "--target", "drums", "--set", "window_s=1.5",
+                     "--set", "crossfade_s=0.5", "--set", "steps=2", "--quiet")
     assert result.returncode == 0, result.stderr
     dry, _ = sf.read(stereo_wav)
     wet, _ = sf.read(rendered)
@@ -204,8 +204,8 @@ def test_annotated_waveform_model_runs_live(bare_wave_model, stereo_wav, tmp_pat
     assert run_cli("models", "annotate", bare_wave_model, out, "--view", "waveform", "--rate", WAVE_RATE,
                    "--labels", ",".join(LABELS)).returncode == 0
     result = run_cli("live", "--device", "null", "--input", stereo_wav, "--no-loop", "--lockstep", "--duration", "4",
-                     "--model", out, "--target", "voice", "--window", "1.5", "--crossfade", "0.25", "--budget", "0.5",
-                     "--steps", "2", "--backend", "eager", "--no-midi", "--quiet", "--record", rec, "--stats", stats)
+                     "--model", out, "--target", "voice", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--budget", "0.5",
+                     "--set", "steps=2", "--set", "backend=eager", "--no-midi", "--quiet", "--record", rec, "--stats", stats)
     assert result.returncode == 0, result.stderr
     import json
     snap = json.loads(stats.read_text())

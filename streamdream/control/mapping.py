@@ -37,41 +37,34 @@ DEFAULT_MAP = Path(__file__).with_name("default_map.toml")
 
 @dataclass(frozen=True)
 class Knob:
-    kind: str          # "instant": next audio block; "window": the next dreamed window
+    kind: str          # "instant": next audio block; "window": the next dreamed window; "action": a button
     lo: float
     hi: float
     integer: bool = False
-    choice: bool = False   # layer / target: the knob sweeps through a list
+    sweeps: str | None = None  # a text parameter: the knob sweeps this list ("layers" or "labels")
     toggle: bool = False
 
-
-def _ranged(kind: str, param: str) -> Knob:
-    """A knob over the parameter's whole valid range (params.RANGES), so MIDI and Params agree."""
-    span = RANGES[param]
-    return Knob(kind, span.lo, span.hi, integer=span.integer)
+    @property
+    def choice(self) -> bool:
+        return self.sweeps is not None
 
 
-KNOBS = {
-    "intensity": _ranged("instant", "intensity"),
-    "mix": _ranged("instant", "mix"),
-    "gain_db": _ranged("instant", "gain_db"),
-    "step_size": _ranged("window", "step_size"),       # depth
-    "steps": _ranged("window", "steps"),
-    "octaves": _ranged("window", "octaves"),
-    "octave_scale": _ranged("window", "octave_scale"),
-    "jitter_ms": _ranged("window", "jitter_ms"),
-    "eq_bands": _ranged("window", "eq_bands"),         # 0: the free change; > 0: a re-EQ (amplify-eq: 1)
-    "eq_depth_db": _ranged("window", "eq_depth_db"),
-    "keep": _ranged("window", "keep"),                 # with a target: the music's own label pushed too
-    "hold_others": _ranged("window", "hold_others"),   # with a target: what else the music is, held
-    "sustain_ms": _ranged("window", "sustain_ms"),     # with a target: the colour holds between hits
-    "ceiling_db": _ranged("window", "ceiling_db"),     # how far the change may cover the music (top = off)
-    "swell_db": _ranged("window", "swell_db"),         # how far the change may rise over a quiet moment (top = off)
-    "layer": Knob("window", 0, 1, choice=True),   # ModelInfo.layer_choices, in order
-    "target": Knob("window", 0, 1, choice=True),  # "none", then the labels
-    "freeze": Knob("window", 0, 1, toggle=True),
-    "save_preset": Knob("action", 0, 1, toggle=True),  # press: save the current state to --presets
-}
+def _knob(spec) -> Knob | None:
+    """The knob of a parameter the running dream can take: over its whole valid range (params.RANGES), so
+    MIDI and Params agree. None for what is fixed for a run or is free text with no list to sweep."""
+    if spec.heard == "start":
+        return None
+    kind = "instant" if spec.heard == "block" else "window"
+    if spec.kind == "bool":
+        return Knob(kind, 0, 1, toggle=True)
+    if spec.kind == "text":
+        return Knob(kind, 0, 1, sweeps=spec.sweeps) if spec.sweeps else None
+    return Knob(kind, spec.lo, spec.hi, integer=spec.integer)
+
+
+# Every parameter a knob (MIDI, OSC, a preset) can move, from the one table; and the preset-saving button.
+KNOBS = {name: knob for name, knob in ((name, _knob(spec)) for name, spec in RANGES.items()) if knob is not None}
+KNOBS["save_preset"] = Knob("action", 0, 1, toggle=True)  # press: save the current state to --presets
 CURVES = ("linear", "exp", "toggle")
 
 

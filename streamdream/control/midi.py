@@ -146,10 +146,9 @@ class MidiControl:
                 self.latest["save"] = True
         elif KNOBS[entry.param].kind == "instant":
             self.engine.controls.set(**{entry.param: entry.value(value)})
-        elif entry.param == "layer":
-            self.latest["layer"] = choose(self.layers, value)
-        elif entry.param == "target":
-            self.latest["target"] = choose([None] + self.labels, value)
+        elif KNOBS[entry.param].choice:  # layers in order; labels after "none"
+            items = self.layers if KNOBS[entry.param].sweeps == "layers" else [None] + self.labels
+            self.latest[entry.param] = choose(items, value)
         else:
             self.latest[entry.param] = entry.value(value)
 

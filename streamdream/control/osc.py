@@ -1,8 +1,8 @@
 """OSC control and status, on loopback by default, for a technician (or a show controller) to reach a
 running piece: the same parameters MIDI reaches (control/mapping.py KNOBS), by name, in their own units.
 
-    /streamdream/<param> VALUE     intensity, mix, gain_db (instant); steps, step_size, octaves,
-                                   octave_scale, jitter_ms, layer, target, freeze (from the next window)
+    /streamdream/<param> VALUE     any parameter `streamdream params` lists as heard at the next block
+                                   (intensity, mix, gain_db) or the next window (steps, layer, target, ...)
     /streamdream/feedback SHARE    installation mode: the feedback share 0..1
     /streamdream/status            replies /streamdream/status JSON (the --stats snapshot) to the sender
 
@@ -80,11 +80,11 @@ class OscControl:
         if knob is None or knob.kind == "action":
             known = ", ".join(k for k, v in KNOBS.items() if v.kind != "action")
             raise ParameterError(f"unknown OSC parameter {name!r}; known: {known}, feedback, status")
-        if name == "freeze":
+        if knob.toggle:
             value = bool(value)
-        elif name in ("layer", "target"):
+        elif knob.choice:
             value = None if value in ("", "none", "default") else str(value)
-            choices = self.layers if name == "layer" else self.labels
+            choices = self.layers if knob.sweeps == "layers" else self.labels
             if value is not None and value not in choices:
                 raise ParameterError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
         params = engine.params.with_changes(**{name: value})  # validated: the CLI's own ranges and messages

@@ -14,58 +14,49 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..errors import ParameterError
+from ..params import Params, check_value
 from .mapping import KNOBS, _table_lines, read_toml_text
-from ..params import Params
 
-SAVED_KEYS = ("intensity", "mix", "gain_db", "step_size", "steps", "octaves", "octave_scale", "jitter_ms",
-              "eq_bands", "eq_depth_db", "keep", "hold_others", "sustain_ms", "ceiling_db", "swell_db", "layer",
-              "target", "freeze")
+# What a saved preset holds: every parameter a knob can move while the dream runs (params.RANGES).
+SAVED_KEYS = tuple(name for name, knob in KNOBS.items() if knob.kind != "action")
 
-
-# Built-in presets (`--preset NAME`), measured with scripts/eval_dreams.py (docs/DREAMS.md).
-# "live" is Params() itself: the defaults of render, live and the Python API, which are "toward".
-# The change grows where the music has energy, frame by frame, and a target pushes only itself (and keep):
-# sustain and the hold came with the defaults of 2026-12-06, ten steps per octave with those of 2026-12-07,
-# the swell limit later that day, and the presets below were measured without them.
-MUSICAL = {"top_db": 60.0, "shape": 1.0, "sustain_ms": 0.0, "hold_others": 0.0, "steps": 8, "swell_db": 24.0}
-LIGHT = {**MUSICAL, "steps": 4, "step_size": 0.05, "octave_scale": 1.4, "keep": 0.0}  # about half the defaults' cost
+# The built-in presets (`--preset NAME`), named by what a listener hears; their names are public API.
+# Each is measured by an independent ear beside a same-energy noise control (docs/SOUND.md).
+# The gentler ones shape the change frame by frame and hold nothing else: that is how they were measured.
+_FRAME_BY_FRAME = {"sustain_ms": 0.0, "hold_others": 0.0, "swell_db": 24.0, "steps": 8}
 BUILTIN_PRESETS: dict[str, dict] = {
-    "live": {},                                             # Params(): the defaults
-    "toward": {},                                           # the defaults by name: best measured (Params() holds the values)
-    "faithful": {"ceiling_db": 0.0, "steps": 8},            # the change held to the music's level: more of its
-    #                                                         label kept (eight steps: the ceiling costs about two)
-    "musical": LIGHT,                                       # the defaults before 2026-12-04: half the cost
-    "unshaped": {**LIGHT, "top_db": 0.0, "shape": 0.0},     # the plain gradient (the defaults before 2026-11-23)
-    "subtle": {**LIGHT, "step_size": 0.025},                # a quarter of the defaults' step: a tint
-    "deep": {**MUSICAL, "steps": 8, "step_size": 0.1, "octave_scale": 1.4, "keep": 0.0},  # the music's own label not kept
-    "amplify": {**MUSICAL, "target": None, "away": None},   # the original DeepDream: the model's default layer
-    #                                                         (the shipped model's: `heard`, what it hears, in proportion)
-    "amplify-eq": {**MUSICAL, "target": None, "away": None, "eq_bands": 1.0},  # the same as a re-EQ in octave
-    #   bands, within Params.eq_depth_db: the ear's own label gains more on the eval clips, half of it as a tone curve
+    # the defaults (Params()): a target comes through clearly while the music keeps its shape; real time
+    "vivid": {},
+    # the change held to the music's level in every time-frequency cell: colours a recording, keeps it
+    # itself (eight steps: the ceiling costs about two)
+    "faithful": {"ceiling_db": 0.0, "steps": 8},
+    # a light colour at about half the cost: a quarter of the default depth, four steps per octave
+    "tint": {**_FRAME_BY_FRAME, "steps": 4, "step_size": 0.025, "octave_scale": 1.4, "keep": 0.0},
+    # the strongest push: the target wins over the music's own label
+    "deep": {**_FRAME_BY_FRAME, "octave_scale": 1.4, "keep": 0.0},
+    # no target: the original DeepDream, more of what the music already is (with the shipped model,
+    # each label it hears in the input pushed by its probability)
+    "bloom": {**_FRAME_BY_FRAME, "target": None, "away": None},
+    # no target, nothing added: each step only re-EQs the music's own spectrum in octave bands
+    "tone": {**_FRAME_BY_FRAME, "target": None, "away": None, "eq_bands": 1.0},
 }
+# Names of earlier versions, so an old command line says what to use now.
+RENAMED = {"live": "is now 'vivid'", "toward": "is now 'vivid'", "subtle": "is now 'tint'",
+           "amplify": "is now 'bloom'", "amplify-eq": "is now 'tone'", "musical": "was retired; 'tint' is nearest",
+           "unshaped": "was retired; it was --set top_db=0 --set shape=0 with 'tint'"}
 
 
 def builtin_preset(name: str) -> Params:
     if name not in BUILTIN_PRESETS:
-        raise ParameterError(f"unknown preset {name!r}; choose one of {', '.join(BUILTIN_PRESETS)}")
+        said = f"preset {name!r} {RENAMED[name]}" if name in RENAMED else f"unknown preset {name!r}"
+        raise ParameterError(f"{said}; choose one of {', '.join(BUILTIN_PRESETS)}")
     return Params().with_changes(**BUILTIN_PRESETS[name])
 
 
 def _check_value(key: str, value, where: str):
-    knob = KNOBS[key]
-    if key in ("layer", "target"):
-        if not isinstance(value, str):
-            raise ParameterError(f"{where}: {key} must be a string")
-        return value
-    if knob.toggle:
-        if not isinstance(value, bool):
-            raise ParameterError(f"{where}: {key} must be true or false")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(f"{where}: {key} must be a number, got {value!r}")
-    if not knob.lo <= value <= knob.hi:
-        raise ParameterError(f"{where}: {key} = {value:g} is outside {knob.lo:g}..{knob.hi:g}")
-    return int(value) if knob.integer else float(value)
+    if KNOBS[key].choice and not isinstance(value, str):  # "none" stands for no layer / no target in TOML
+        raise ParameterError(f"{where}: {key} must be a string")
+    return check_value(key, value, where)
 
 
 def parse_presets(text: str, source: str = "presets") -> list[dict]:
@@ -107,7 +98,7 @@ def preset_from_params(name: str, params: Params) -> dict:
     out = {"name": name}
     for key in SAVED_KEYS:
         value = getattr(params, key)
-        if key in ("layer", "target"):
+        if KNOBS[key].choice:
             value = value or "none"
         out[key] = value
     return out
@@ -136,7 +127,7 @@ def save_preset(path: str | Path, preset: dict) -> int:
 
 def apply_preset(params: Params, preset: dict) -> Params:
     changes = {k: v for k, v in preset.items() if k != "name"}
-    for key in ("layer", "target"):
+    for key in [k for k in changes if KNOBS[k].choice]:
         if changes.get(key) == "none":
             changes[key] = None
     return params.with_changes(**changes)

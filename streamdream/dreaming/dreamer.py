@@ -139,7 +139,7 @@ class Dreamer:
                                  f"streamdream models annotate {self.info.path} OUT.onnx")
         if params.reconstruct != "none" and self.view_name != "stft":
             raise ParameterError("--reconstruct needs the stft view; add --view stft")
-        self.device = pick_device(params.device)
+        self.device = pick_device(params.torch_device)
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
         self.view_frames = padded_frames(self.view_name, self._at_view_rate(window_frames))

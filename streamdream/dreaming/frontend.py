@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass, field, asdict
 
 from ..errors import ParameterError
+from ..params import VIEWS as VIEW_NAMES  # the views' one home is the parameters table
 
-VIEW_NAMES = ("mel", "stft", "raw-image", "waveform")
 # How a waveform model lays out its input: b = batch, s = samples, c = audio channels.
 WAVEFORM_LAYOUTS = ("bs", "bsc", "bcs")
 

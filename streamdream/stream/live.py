@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -181,8 +181,7 @@ def choose_device(opts: LiveOptions, console) -> LiveOptions:
         return opts
     except StreamDreamError as exc:
         console.print(f"[yellow]{exc}[/]; using the null device (no sound, --record still works)")
-        opts.output_device = "null"
-        return opts
+        return replace(opts, output_device="null")
 
 
 def _stop_with_timeout(device, failed: bool) -> bool:
@@ -233,7 +232,7 @@ def run_live(params: Params, opts: LiveOptions, console, source_audio: tuple[np.
     opts.check()
     from ..dreaming.model import read_model_info
     read_model_info(params.model, params.view)  # refuse a bad model file before touching audio
-    source, rate = _prepare(opts, console, source_audio)
+    opts, source, rate = _prepare(opts, console, source_audio)
     say = Say(console)
     engine = _start_engine(params, opts, rate, source, feedback, say)
     try:
@@ -251,12 +250,13 @@ def run_live(params: Params, opts: LiveOptions, console, source_audio: tuple[np.
     return Session(engine, device, midi, opts, say, ticks).run()
 
 
-def _prepare(opts: LiveOptions, console, source_audio) -> tuple[FileSource | None, int]:
-    """The source and the rate; device problems found before any time goes into the model."""
+def _prepare(opts: LiveOptions, console, source_audio) -> tuple[LiveOptions, FileSource | None, int]:
+    """The options as the run will use them (the device chosen), the source and the rate; device problems
+    found before any time goes into the model. The caller's options are left as they were."""
     import soxr
 
     if source_audio is not None:
-        opts.input_file = opts.input_file or "<loop>"  # a file-like source: no capture side
+        opts = replace(opts, input_file=opts.input_file or "<loop>")  # a file-like source: no capture side
     opts = choose_device(opts, console)
     source = None
     rate = opts.samplerate
@@ -280,7 +280,7 @@ def _prepare(opts: LiveOptions, console, source_audio) -> tuple[FileSource | Non
         channels = (devices.input_channel_slice(opts.input_channels, input_index)[0]
                     if opts.input_file is None else None)
         devices.check_settings(input_index, output_index, rate, channels)
-    return source, rate
+    return opts, source, rate
 
 
 def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback, say) -> Engine:

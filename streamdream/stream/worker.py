@@ -65,8 +65,8 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
         # Live: jump to the newest window rather than fall further behind. Lockstep: every window.
         k = next_k if lockstep else newest
         version, params = get_params()
-        if cpu_only and params.device != "cpu":
-            params = params.with_changes(device="cpu")
+        if cpu_only and params.torch_device != "cpu":
+            params = params.with_changes(torch_device="cpu")
         window = buf.in_ring.read(k * h, w)
         counters[W_CURRENT], counters[W_STARTED] = k, time.perf_counter()
         began = time.perf_counter()
@@ -87,7 +87,7 @@ def dream_windows(buf: DreamExchange, schedule: Schedule, get_params, make_dream
             try:
                 dreamed = dreamers[key].dream_window(window, k, params)
             except Exception as exc:
-                if cpu_only or params.device == "cpu" or not gpu_failure(exc):
+                if cpu_only or params.torch_device == "cpu" or not gpu_failure(exc):
                     raise
                 say(f"dreaming on the GPU failed ({type(exc).__name__}: {str(exc)[:200]}); "
                     f"window {k} plays dry and the dream carries on on the CPU")
@@ -125,7 +125,7 @@ def dreamer_key(params: Params | None):
         return None
     targeted = bool(params.target or params.away)
     layer = params.layer if params.layer is not None or targeted else _dream_layer(params.model, params.view)
-    return (params.model, params.view, params.reconstruct, layer, targeted, params.backend, params.device,
+    return (params.model, params.view, params.reconstruct, layer, targeted, params.backend, params.torch_device,
             params.top_db)
 
 
