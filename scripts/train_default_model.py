@@ -11,7 +11,7 @@ on), and fed to a compact five-stage 2-D CNN with global pooling. The net is tra
 adversarially (--adversarial-rms): on each batch the features are first moved, within
 a small L2 ball, to where it is most wrong. Such a robust net's input gradient points at
 features of its classes that another ear hears too, where a plain net's points at tiny
-patterns only it responds to (docs/DREAMS.md has the measurement); --adversarial-rms 0
+patterns only it responds to (lab/DREAMS.md has the measurement); --adversarial-rms 0
 trains the plain net.
 
 Needs the Debian packages fluidsynth, fluid-soundfont-gm and espeak-ng (and csound-soundfont for
@@ -80,7 +80,7 @@ HELD_OUT_VOICES = ["en-us+f5", "en+m3", "en+whisper"]
 
 
 # Other General MIDI soundfonts Debian ships, for --soundfont. TimGM6mb and MuseScore General are not
-# here on purpose: the independent ear trains on the first, scripts/eval_dreams.py renders its music with the second.
+# here on purpose: the independent ear trains on the first, lab/eval_dreams.py renders its music with the second.
 SOUNDFONT_PACKAGES = {SOUNDFONT: "fluid-soundfont-gm", Path("/usr/share/sounds/sf2/sf_GMbank.sf2"): "csound-soundfont"}
 
 
@@ -332,7 +332,7 @@ def generate_split(seed: int, per_class: int, workdir: Path, tag: str, soundfont
     """per_class clips of every label, as (N, CLIP_S*rate) int16 and (N,) labels.
 
     The instrument clips are shared evenly between the soundfonts. They and the espeak-ng
-    voices are parameters so the independent ear (scripts/train_ear.py) can be trained on
+    voices are parameters so the independent ear (lab/train_ear.py) can be trained on
     other instruments and other voices.
     """
     jobs = []
@@ -670,7 +670,7 @@ def export_onnx(net: MusicCNN, front: FrontEnd, path: Path, log) -> tuple[list[d
     layers.append({"name": "logits", "description": "class scores: pushes the sound towards one instrument "
                                                     "family (use with a target label)"})
     # Without --layer or --target, push the labels the model hears, each by its probability: amplifying a
-    # layer (stage 3 before 2026-12-06) made the music less itself to the independent ear (docs/DREAMS.md).
+    # layer (stage 3 before 2026-12-06) made the music less itself to the independent ear (lab/DREAMS.md).
     default_layer = sd_model.HEARD
     sd_model.write_metadata(proto, "mel", front, LABELS, layers, default_layer)
     onnx.checker.check_model(proto)
