@@ -1,6 +1,6 @@
 """A blind listening test on a person's own recording: does the dream beat white noise to their ear?
 
-`make_kit` cuts a few 9-s excerpts spread over a recording, dreams each toward a label with each preset,
+`make_kit` cuts a few excerpts (one dream window each, 9 s) spread over a recording, dreams each toward a label with each preset,
 and pairs every dream with a control: the same excerpt with white noise of the dream's change energy
 added instead, brought to the dream's loudness so the louder one cannot win. The two in a pair are
 named A and B at random and in a random order of trials; which is the dream is written to a key the
@@ -27,7 +27,7 @@ import soundfile as sf
 from .errors import ParameterError
 
 RATE = 48000        # Hz: every excerpt, dream and control in a kit
-SECONDS = 9.0       # one excerpt: one dream window of the defaults, so it is dreamed whole
+SECONDS = 9.0       # one excerpt: the dream's window (Params.window_s's default), so it is dreamed whole
 KEY = "key.json"
 QUESTIONS = "QUESTIONS.md"
 DEFAULT_PRESETS = ("vivid", "faithful")
@@ -35,13 +35,15 @@ DEFAULT_TARGET = "brass"
 LETTERS = ("A", "B")
 
 
-def check_recording(path: str | os.PathLike) -> None:
+def check_recording(path: str | os.PathLike, seconds: float = SECONDS) -> None:
     """Refuse, from its header and before anything is written, a recording the test cannot use.
 
     Parameters
     ----------
     path : str or PathLike
         An audio file libsndfile reads (WAV, FLAC, OGG, AIFF...), mono or stereo.
+    seconds : float
+        The excerpt's length: the recording must hold at least one.
 
     Raises
     ------
@@ -52,17 +54,19 @@ def check_recording(path: str | os.PathLike) -> None:
     from .audio.files import AudioReader
 
     with AudioReader(path) as reader:
-        if reader.frames < SECONDS * reader.sample_rate:
-            raise ParameterError(f"{path} is shorter than {SECONDS:g} s; give a longer recording")
+        if reader.frames < seconds * reader.sample_rate:
+            raise ParameterError(f"{path} is shorter than {seconds:g} s; give a longer recording")
 
 
-def load_recording(path: str | os.PathLike) -> np.ndarray:
+def load_recording(path: str | os.PathLike, seconds: float = SECONDS) -> np.ndarray:
     """A recording as stereo float32 at `RATE`, at its own level (it is heard as it was mastered).
 
     Parameters
     ----------
     path : str or PathLike
-        An audio file of at least `SECONDS`; mono is copied to both channels, other rates are resampled.
+        An audio file; mono is copied to both channels, other rates are resampled.
+    seconds : float
+        The excerpt's length: a recording shorter than one is refused.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def load_recording(path: str | os.PathLike) -> np.ndarray:
 
     from .audio.files import read_audio
 
-    check_recording(path)
+    check_recording(path, seconds)
     loaded = read_audio(path)
     audio = loaded.audio if loaded.audio.shape[0] == 2 else np.repeat(loaded.audio[:1], 2, axis=0)
     if loaded.sample_rate != RATE:
@@ -86,23 +90,49 @@ def load_recording(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def excerpt_offsets(frames: int, count: int) -> list[int]:
+def excerpt_offsets(frames: int, count: int, length: int) -> list[int]:
     """Start frames of `count` excerpts spread evenly over a recording, each centred in its share of it.
 
     Parameters
     ----------
     frames : int
-        The recording's length at `RATE`, at least one excerpt.
+        The recording's length, at least `length`.
     count : int
         How many excerpts, 1 or more. They overlap when the recording is shorter than `count` excerpts.
+    length : int
+        One excerpt's length in frames.
 
     Returns
     -------
     list of int
         Increasing start frames, so the test hears the whole piece and not only its opening.
     """
-    room = frames - int(SECONDS * RATE)
+    room = frames - length
     return [int(round(room * (k + 0.5) / count)) for k in range(count)]
+
+
+def blind_order(excerpts: int, presets: Sequence[str], rng: np.random.Generator | None = None) -> list[dict]:
+    """The trials of a kit, blind: every (excerpt, preset) once, in a random order, the dream at A or B at random.
+
+    Parameters
+    ----------
+    excerpts : int
+        Excerpts, numbered from 1.
+    presets : sequence of str
+        Preset names.
+    rng : numpy Generator, optional
+        The randomness; by default a fresh, unseeded one, so no two kits share their order (nor can a seed
+        in the kit's settings give it away).
+
+    Returns
+    -------
+    list of dict
+        trial (from 1, in the order heard), excerpt, preset and dream ("A" or "B").
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    jobs = [(e, name) for e in range(1, excerpts + 1) for name in presets]
+    return [{"trial": trial, "excerpt": jobs[job][0], "preset": jobs[job][1], "dream": LETTERS[int(rng.integers(2))]}
+            for trial, job in enumerate(rng.permutation(len(jobs)), 1)]
 
 
 def noise_control(dry: np.ndarray, wet: np.ndarray, seed: int) -> np.ndarray:
@@ -147,12 +177,12 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(str(path), np.ascontiguousarray(audio.T), RATE, subtype="FLOAT")
 
 
-def _questions(target: str, recording: str, trials: list[dict], excerpts: int) -> str:
+def _questions(target: str, recording: str, trials: list[dict], excerpts: int, seconds: float) -> str:
     rows = "\n".join(f"| {t['trial']} | dry-{t['excerpt']}.wav | trial-{t['trial']}-A.wav, trial-{t['trial']}-B.wav |"
                      for t in trials)
     return f"""# Listening test: does the dream sound like {target} growing out of the music?
 
-Recording: {recording}, {excerpts} excerpts of {SECONDS:g} s (`dry-1.wav` to `dry-{excerpts}.wav`, as they are).
+Recording: {recording}, {excerpts} excerpts of {seconds:g} s (`dry-1.wav` to `dry-{excerpts}.wav`, as they are).
 
 Each trial is two versions of one excerpt. One is streamdream's dream toward {target}. The other is the same
 excerpt with white noise of the same energy added instead, at the same loudness as the dream. Which is
@@ -182,10 +212,12 @@ def make_kit(recording: str | os.PathLike, kit: str | os.PathLike, target: str =
     before anything is written; the kit is built in a hidden folder beside `kit` and renamed into place
     only when complete, so a failure or Ctrl-C leaves nothing behind.
 
+    Each excerpt is one dream window (``window_s``, 9 s unless `changes` says otherwise), dreamed whole.
+
     Parameters
     ----------
     recording : str or PathLike
-        The listener's own recording, at least `SECONDS` long.
+        The listener's own recording, at least one excerpt long.
     kit : str or PathLike
         A new folder (never written over); its parent must exist.
     target : str
@@ -202,8 +234,8 @@ def make_kit(recording: str | os.PathLike, kit: str | os.PathLike, target: str =
     Returns
     -------
     list of dict
-        The key's trials, in the order the listener hears them: trial, excerpt, start_s, preset and the
-        dream's letter.
+        The key's trials, in the order the listener hears them: trial, excerpt, preset, the dream's letter
+        and start_s (the excerpt's start in the recording, s).
 
     Raises
     ------
@@ -228,41 +260,42 @@ def make_kit(recording: str | os.PathLike, kit: str | os.PathLike, target: str =
     presets = list(dict.fromkeys(presets))
     if not presets:
         raise ParameterError("no preset to dream with; name one or more, e.g. vivid")
-    settings = {}
-    for name in presets:
-        # a short excerpt is one window, dreamed whole; the given settings and the target over the preset
-        settings[name] = (builtin_preset(name).with_changes(crossfade_s=0.0)
-                          .with_changes(**(changes or {})).with_changes(target=target))
-    length = int(SECONDS * RATE)
+    # An excerpt is one window, dreamed whole (no crossfade inside it); the given settings and the target
+    # go over the preset.
+    settings = {name: builtin_preset(name).with_changes(crossfade_s=0.0).with_changes(**(changes or {}))
+                .with_changes(target=target) for name in presets}
+    windows = {p.window_s for p in settings.values()}
+    if len(windows) > 1:
+        raise ParameterError(f"the presets {', '.join(presets)} dream in windows of different lengths; give them "
+                             "one with --set window_s=SECONDS")
+    seconds = windows.pop()
+    length = int(round(seconds * RATE))
+    check_recording(recording, seconds)  # from its header: before the model is loaded
     # One dreamer per preset, made now: it refuses a model, layer or label it cannot use before any work,
     # and the model is loaded once for all of that preset's excerpts.
     dreamers = {name: Dreamer(p, RATE, 2, Schedule.from_seconds(RATE, p.window_s, p.crossfade_s).window)
                 for name, p in settings.items()}
-    audio = load_recording(recording)
-    starts = excerpt_offsets(audio.shape[1], excerpts)
-    rng = np.random.default_rng()  # the A/B order: unseeded, so no two kits share it
+    audio = load_recording(recording, seconds)
+    starts = excerpt_offsets(audio.shape[1], excerpts, length)
+    trials = blind_order(excerpts, presets)  # presets and excerpts in a random order: neither is heard in a run
     work = Path(tempfile.mkdtemp(prefix=f".{kit.name}.", suffix=".part", dir=parent))
     try:
         for e, start in enumerate(starts, 1):
             _write_wav(work / f"dry-{e}.wav", audio[:, start:start + length])
-        # presets and excerpts in a random order, so that neither is heard in a run
-        jobs = [(e, name) for e in range(1, len(starts) + 1) for name in presets]
-        trials = []
-        for trial, job in enumerate(rng.permutation(len(jobs)), 1):
-            e, name = jobs[job]
-            dry = np.ascontiguousarray(audio[:, starts[e - 1]:starts[e - 1] + length])
-            wet = render_array(dry, RATE, settings[name], dreamers[name])
-            control = loudness_matched(noise_control(dry, wet, seed=trial), wet)
-            dream_letter = LETTERS[int(rng.integers(2))]
-            _write_wav(work / f"trial-{trial}-A.wav", wet if dream_letter == "A" else control)
-            _write_wav(work / f"trial-{trial}-B.wav", control if dream_letter == "A" else wet)
-            trials.append({"trial": trial, "excerpt": e, "start_s": round(starts[e - 1] / RATE, 2), "preset": name,
-                           "dream": dream_letter})
+        for t in trials:
+            n, start = t["trial"], starts[t["excerpt"] - 1]
+            dry = np.ascontiguousarray(audio[:, start:start + length])
+            wet = render_array(dry, RATE, settings[t["preset"]], dreamers[t["preset"]])
+            control = loudness_matched(noise_control(dry, wet, seed=n), wet)
+            _write_wav(work / f"trial-{n}-A.wav", wet if t["dream"] == "A" else control)
+            _write_wav(work / f"trial-{n}-B.wav", control if t["dream"] == "A" else wet)
+            t["start_s"] = round(start / RATE, 2)
             if progress:
-                progress(trial, len(jobs))
+                progress(n, len(trials))
         (work / KEY).write_text(json.dumps({"recording": str(recording), "target": target, "presets": presets,
-                                            "settings": changes or {}, "trials": trials}, indent=1) + "\n")
-        (work / QUESTIONS).write_text(_questions(target, Path(recording).name, trials, len(starts)))
+                                            "excerpt_s": seconds, "settings": changes or {}, "trials": trials},
+                                           indent=1) + "\n")
+        (work / QUESTIONS).write_text(_questions(target, Path(recording).name, trials, len(starts), seconds))
         umask = os.umask(0)
         os.umask(umask)
         work.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the kit is the person's, with the usual mode
