@@ -1,4 +1,5 @@
 """Installation mode: `streamdream loop`, its piece file, feedback and its guard, evolution, the schedule."""
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,10 @@ from conftest import music_clip
 from streamdream.errors import ParameterError, StreamDreamError
 from streamdream.params import Params
 from streamdream.stream.feedback import Feedback, FeedbackGuard, rms_db, spectral_shape
-from streamdream.stream.installation import DaySchedule, Evolver, load_loop, load_piece, read_playlist
+from streamdream.stream.installation.evolve import Evolver
+from streamdream.stream.installation.material import load_loop, read_playlist
+from streamdream.stream.installation.piece import load_piece
+from streamdream.stream.installation.schedule import DaySchedule
 
 
 def cli(*args, timeout=600, **kwargs):
@@ -172,8 +176,8 @@ stop = "00:00"
 fade_s = 0
 """)
     loaded = load_piece(str(piece))
-    assert loaded.files == [str(tmp_path / "a.wav"), str(tmp_path / "b.flac")] and loaded.feedback == 0.3
-    out = cli("loop", "--config", piece, "--duration", "12", "--quiet", "--no-midi", "--lockstep")
+    assert loaded.files == (str(tmp_path / "a.wav"), str(tmp_path / "b.flac")) and loaded.feedback == 0.3
+    out = cli("loop", f"--config={piece}", "--duration", "12", "--quiet", "--no-midi", "--lockstep")
     assert out.returncode == 0, out.stderr
     recorded = sf.info(str(tmp_path / "night.flac"))
     assert recorded.duration == pytest.approx(12.0) and recorded.subtype == "PCM_24"
@@ -185,8 +189,8 @@ fade_s = 0
 @pytest.mark.parametrize("text,message", [
     ("[piece]\nfeedbak = 0.3\n", "unknown key(s) ['feedbak'] in [piece]"),
     ("[piece]\nfeedback = 3\n", "feedback must be 0..1"),
-    ("[dream]\nsteps = 0\n", "[dream]: --steps must be 1..1000"),
-    ("[dream]\nstepz = 2\n", "unknown key(s) in [dream]"),
+    ("[dream]\nsteps = 0\n", "[dream]: steps must be 1..1000, not 0"),
+    ("[dream]\nstepz = 2\n", "[dream]: unknown parameter 'stepz'"),
     ("[schedule]\nstart = \"25:00\"\nstop = \"18:00\"\n", "start must be a time of day"),
     ("[lights]\n", "unknown section(s) ['lights']"),
     ("feedback = \n", "not valid TOML"),
@@ -225,3 +229,46 @@ def test_a_service_for_a_broken_piece_is_refused(tmp_path):
     piece.write_text("[piece]\nfeedback = 7\n")
     out = cli("service", "unit", piece, timeout=120)
     assert out.returncode == 2 and "feedback must be 0..1" in out.stderr and out.stdout == ""
+
+
+def _loop_args(*argv):
+    from streamdream.cli import build_parser
+    from streamdream.cli.loop import piece_from_args
+    return piece_from_args(build_parser().parse_args(["loop", *map(str, argv)]))
+
+
+def test_the_piece_and_the_command_line_merge_once_and_the_command_line_wins(tmp_path, two_files):
+    piece = tmp_path / "piece.toml"
+    piece.write_text(f'[piece]\nfiles = ["{two_files[0].name}"]\nfeedback = 0.3\nevolve_seed = 7\nduration = 20\n'
+                     f'record = "night.flac"\n\n[dream]\nsteps = 4\nintensity = 1.2\ntorch_device = "cpu"\n')
+    for config in (["--config", piece], [f"--config={piece}"], ["--conf", piece], [f"--conf={piece}"]):
+        merged, params, run = _loop_args(*config, "--feedback", "0", "--set", "steps=2", "--duration", "5")
+        assert merged.files == (str(two_files[0]),) and merged.record == str(tmp_path / "night.flac")
+        assert (merged.feedback, merged.duration, merged.evolve_seed) == (0.0, 5.0, 7)  # given 0 still wins
+        assert (params.steps, params.intensity, params.torch_device) == (2, 1.2, "cpu")
+        assert run.name == "streamdream" and run.budget_s is None  # not given, not in the piece: defaults
+    merged, params, _ = _loop_args("--config", piece, "--preset", "faithful", "--intensity", "0.5", two_files[1])
+    assert merged.files == (str(two_files[1]),) and merged.feedback == 0.3
+    assert (params.ceiling_db, params.steps, params.intensity) == (0.0, 4, 0.5)  # preset < piece < command line
+
+
+def test_merging_leaves_the_piece_as_it_was_read(tmp_path, two_files):
+    piece = tmp_path / "piece.toml"
+    piece.write_text(f'[piece]\nfiles = ["{two_files[0].name}"]\nfeedback = 0.3\n')
+    read = load_piece(str(piece))
+    merged = read.with_options({"feedback": 0.5, "files": [str(two_files[1])]})
+    assert (read.feedback, read.files) == (0.3, (str(two_files[0]),))
+    assert (merged.feedback, merged.files) == (0.5, (str(two_files[1]),))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[piece]\nseed = 3\n", "[piece] seed is now called evolve_seed"),
+    ("[dream]\ndevice = \"cpu\"\n", "[dream] device is now called torch_device"),
+    ("[piece]\nduration = \"20\"\n", "duration must be a positive, finite number of seconds"),
+    ("[piece]\nevolve = 1\n", "evolve must be true or false"),
+])
+def test_renamed_and_mistyped_piece_keys_say_what_to_write(tmp_path, text, message):
+    piece = tmp_path / "piece.toml"
+    piece.write_text(text)
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        load_piece(str(piece))

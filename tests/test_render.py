@@ -77,10 +77,11 @@ def test_intensity_zero_is_the_input_sample_for_sample(stereo_wav, mel_model, tm
     assert np.array_equal(sf.read(out, dtype="float32")[0], sf.read(stereo_wav, dtype="float32")[0])
 
 
-@pytest.mark.parametrize("view_args", [["--view", "mel"], ["--view", "stft"], ["--view", "stft", "--set", "reconstruct=phase"],
-                                       ["--view", "stft", "--set", "reconstruct=griffinlim"]])
+@pytest.mark.parametrize("view_args", [["--set", "view=mel"], ["--set", "view=stft"],
+                                       ["--set", "view=stft", "--set", "reconstruct=phase"],
+                                       ["--set", "view=stft", "--set", "reconstruct=griffinlim"]])
 def test_each_spectrogram_view_renders(stereo_wav, mel_model, stft_model, tmp_path, view_args):
-    model = stft_model if "stft" in view_args else mel_model
+    model = stft_model if "view=stft" in view_args else mel_model
     out = tmp_path / "out.wav"
     render(stereo_wav, out, model, *view_args)
     wet = sf.read(out)[0]
@@ -89,7 +90,7 @@ def test_each_spectrogram_view_renders(stereo_wav, mel_model, stft_model, tmp_pa
 
 def test_raw_image_view_with_a_model_without_metadata(stereo_wav, image_model, tmp_path):
     out = tmp_path / "out.wav"
-    render(stereo_wav, out, image_model, "--view", "raw-image", "--layer", "/features/features.3/Relu_output_0")
+    render(stereo_wav, out, image_model, "--set", "view=raw-image", "--layer", "/features/features.3/Relu_output_0")
     wet, dry = sf.read(out)[0], sf.read(stereo_wav)[0]
     assert wet.shape == dry.shape and np.all(np.isfinite(wet))
     assert not np.allclose(wet, dry, atol=1e-4)  # the image model dreamed something
@@ -169,15 +170,16 @@ def test_bad_input_files_get_one_line_and_exit_2(mel_model, tmp_path, case):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--set", "steps=0"], "--steps must be"),
+    (["--set", "steps=0"], "steps must be 1..1000, not 0"),
     (["--intensity", "3"], "--intensity must be 0..2"),
     (["--target", "kazoo"], "unknown target label 'kazoo'"),
     (["--layer", "nope"], "no tensor named 'nope'"),
-    (["--set", "reconstruct=phase"], "--reconstruct needs"),
+    (["--set", "reconstruct=phase"], "reconstruct needs the stft view; add --set view=stft"),
     (["--format", "8"], "unknown sample format"),
     (["--torch-device", "cuda"], "no CUDA GPU|"),
-    (["--set", "shape=-1"], "--shape must be 0..4"),
-    (["--preset", "loud"], "invalid choice: 'loud'"),
+    (["--set", "shape=-1"], "shape must be 0..4"),
+    (["--preset", "loud"], "unknown preset 'loud'; choose one of vivid, faithful, tint, deep, bloom, tone"),
+    (["--preset", "amplify"], "preset 'amplify' is now 'bloom'"),
 ])
 def test_bad_parameters_exit_2_before_writing(stereo_wav, mel_model, tmp_path, args, message):
     if args[0] == "--torch-device":
@@ -241,18 +243,32 @@ def test_python_api_rejects_integer_audio(mel_model):
 
 
 def test_preset_sets_the_dream_and_given_options_override_it():
-    from streamdream.cli import build_parser, params_from_args
+    from streamdream.cli import build_parser
+    from streamdream.cli.dream import params_from_args
     from streamdream.params import Params
     from streamdream.control.presets import BUILTIN_PRESETS
 
     def params(*argv):
         return params_from_args(build_parser().parse_args(["render", "in.wav", "out.wav", *argv]))
 
-    assert params() == Params()                      # no preset: the live defaults
-    assert params("--preset", "live") == Params()
-    musical = params("--preset", "musical")
-    assert (musical.top_db, musical.shape, musical.eot) == (60.0, 1.0, 0.0)
-    mixed = params("--preset", "musical", "--set", "shape=0.5", "--set", "match_loudness=false", "--set", "jitter_ms=5")
-    assert (mixed.top_db, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (60.0, 0.5, False, 5.0)
+    assert params() == Params()                      # no preset: the defaults, which are vivid
+    assert params("--preset", "vivid") == Params()
+    tint = params("--preset", "tint")
+    assert (tint.step_size, tint.steps, tint.sustain_ms) == (0.025, 4, 0.0)
+    mixed = params("--preset", "tint", "--set", "shape=0.5", "--set", "match_loudness=false", "--set", "jitter_ms=5")
+    assert (mixed.step_size, mixed.shape, mixed.match_loudness, mixed.jitter_ms) == (0.025, 0.5, False, 5.0)
     for name, values in BUILTIN_PRESETS.items():     # every preset is a valid set of knobs
         assert params("--preset", name) == Params().with_changes(**values)
+
+
+def test_python_api_takes_a_preset_by_name_and_parameters_over_it(mel_model):
+    import streamdream
+    from streamdream.control.presets import BUILTIN_PRESETS
+    rng = np.random.default_rng(3)
+    audio = (0.1 * rng.standard_normal((2, 3 * 16000))).astype(np.float32)
+    fast = dict(model=str(mel_model), window_s=1.5, crossfade_s=0.25, backend="eager", octaves=1)
+    by_name = streamdream.dream(audio, 16000, preset="faithful", **fast)
+    spelled_out = streamdream.dream(audio, 16000, **{**BUILTIN_PRESETS["faithful"], **fast})
+    assert np.array_equal(by_name, spelled_out) and not np.array_equal(by_name, streamdream.dream(audio, 16000, **fast))
+    with pytest.raises(streamdream.ParameterError, match="preset 'toward' is now 'vivid'"):
+        streamdream.dream(audio, 16000, preset="toward", **fast)

@@ -146,10 +146,9 @@ def raise_thread_priority() -> str:
     """Give the calling (audio) thread real-time scheduling if the system allows it; says what happened.
 
     Opt-in (`live --realtime`). Under a real-time audio server the callback thread is real-time
-    already and is left as it is. Under a non-real-time server (JACK --no-realtime on this VM) a
-    SCHED_FIFO callback had a worse tail, not a better one: p99.9 36-46% of the period against
-    16-17% without it (docs/BENCHMARKS.md), although a kernel thread had once held a normal
-    callback off its CPU for 1 ms.
+    already and is left as it is. Under a non-real-time server (JACK --no-realtime) a SCHED_FIFO
+    callback has a worse tail, not a better one: p99.9 36-46% of the period against 16-17% without
+    it (docs/BENCHMARKS.md).
     """
     if not hasattr(os, "sched_setscheduler"):
         return "normal (this system has no real-time scheduling call)"

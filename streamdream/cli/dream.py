@@ -20,7 +20,7 @@ def add_dream_options(p: argparse.ArgumentParser) -> None:
     from ..control.presets import BUILTIN_PRESETS
 
     g = p.add_argument_group("dream")
-    g.add_argument("--preset", default=argparse.SUPPRESS, choices=list(BUILTIN_PRESETS), metavar="NAME",
+    g.add_argument("--preset", default=argparse.SUPPRESS, metavar="NAME",  # builtin_preset names old ones too
                    help=f"{' | '.join(BUILTIN_PRESETS)} (default vivid; docs/SOUND.md)")
     for name, spec in RANGES.items():
         if spec.option is None:

@@ -10,15 +10,13 @@ import argparse
 from ..errors import ParameterError
 from .dream import params_from_args
 from .live import add_run_options, live_options
-from .parser import Parser
+from .parser import Parser, given_only
 
 
-def cmd_loop(a: argparse.Namespace) -> int:
-    from rich.console import Console
-
+def piece_from_args(a: argparse.Namespace):
+    """The piece file (if --config) with the command line's options on top, the dream's Params, and the run
+    options with their defaults filled in: (piece, params, run)."""
     from ..stream.installation.piece import Piece, check_piece, load_piece
-    from ..stream.installation.run import run_loop, setup_log
-    from ..stream.live import Say
 
     given = {key: value for key, value in vars(a).items() if key not in ("func", "run_defaults", "_argv")}
     piece = (load_piece(a.config) if "config" in given else Piece()).with_options(given)
@@ -28,12 +26,22 @@ def cmd_loop(a: argparse.Namespace) -> int:
     if not piece.files:
         raise ParameterError("loop needs audio files or a playlist (or a --config whose [piece] lists files)")
     run = argparse.Namespace(**{**a.run_defaults, **given})  # the run options not given: their defaults
-    params = params_from_args(run, piece.dream)
+    return piece, params_from_args(run, piece.dream), run
+
+
+def cmd_loop(a: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..stream.installation.run import run_loop, setup_log
+    from ..stream.live import Say
+
+    piece, params, run = piece_from_args(a)
     console = Console(stderr=True)
-    if getattr(run, "watchdog", False):
+    if run.watchdog:
         from ..stream.installation.watchdog import run_watchdog
         setup_log(piece.log)
-        argv = [x for x in a._argv if x != "--watchdog"]
+        # the child runs the same command without the watchdog (however the option was abbreviated)
+        argv = [x for x in a._argv if not (x.startswith("--wa") and "--watchdog".startswith(x))]
         return run_watchdog(argv, piece.stats, {"--record": piece.record, "--record-input": piece.record_input},
                             Say(console))
     budget = piece.budget_s if piece.budget_s is not None else params.window_s  # read ahead: late is unlikely
@@ -76,11 +84,8 @@ def add_parser(sub) -> None:
     g.add_argument("--watchdog", action="store_true",
                    help="restart the engine if it dies or freezes (later recordings are numbered)")
     add_run_options(lp, budget=None, capture=False)
-    lp.set_defaults(func=cmd_loop)
-    # What the command line gives must be told from what it leaves out: keep the defaults aside and let
-    # the parser give none, so only options given reach the namespace (and win over the piece file).
-    defaults = vars(lp.parse_args([]))
-    lp.set_defaults(**{key: argparse.SUPPRESS for key in defaults if key != "func"}, run_defaults=defaults)
+    # Only options given reach the namespace, so they win over the piece file; the rest are filled in after.
+    lp.set_defaults(func=cmd_loop, run_defaults=given_only(lp))
 
     sv = sub.add_parser("service", help="run a piece as a systemd service (starts at boot, restarts on failure)")
     svsub = sv.add_subparsers(dest="service_command", required=True, parser_class=Parser)

@@ -22,3 +22,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
+
+
+def given_only(parser: argparse.ArgumentParser) -> dict:
+    """Make `parser` leave out of its namespace every option the command line does not give, so what is there
+    was given; returns the defaults it had, for the caller to fill in after merging."""
+    defaults = {}
+    for action in parser._actions:  # argparse has no public list of a parser's actions
+        if action.dest != "help" and action.default is not argparse.SUPPRESS:
+            defaults[action.dest] = action.default
+            action.default = argparse.SUPPRESS
+    return defaults

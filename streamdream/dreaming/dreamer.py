@@ -26,16 +26,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def loop_backend(name: str, device: torch.device) -> str:
-    """`auto`: the eager loop on the CPU, where it ran 5-20% faster than the scripted one in every recent
-    measurement (docs/BENCHMARKS.md); TorchScript on a GPU, where a scripted loop spares Python between
-    kernel launches (not measured: no GPU here)."""
+    """`auto`: the eager loop on the CPU, where it is 5-20% faster than the scripted one (docs/BENCHMARKS.md);
+    TorchScript on a GPU, where a scripted loop spares Python between kernel launches (not yet measured)."""
     if name != "auto":
         return name
     return "eager" if device.type == "cpu" else "torchscript"
 
 
 def ceiling_ratio(ceiling_db: float) -> float:
-    """--ceiling or --swell as the loop takes it: an amplitude ratio, 0 for no limit (the top of the range)."""
+    """ceiling_db or swell_db as the loop takes it: an amplitude ratio, 0 for no limit (the top of the range)."""
     return 0.0 if ceiling_db >= CEILING_OFF_DB else 10.0 ** (ceiling_db / 20.0)
 
 
@@ -126,7 +125,7 @@ class Dreamer:
         self.sample_rate = sample_rate
         self.channels = channels
         self.window_frames = window_frames
-        self._eq_cache: tuple[float, torch.Tensor | None] = (0.0, None)  # (--eq-bands, its band matrix)
+        self._eq_cache: tuple[float, torch.Tensor | None] = (0.0, None)  # (eq_bands, its band matrix)
         self.info = info or read_model_info(params.model, params.view)
         self.view_name = self.info.view
         if self.view_name is None:
@@ -135,10 +134,10 @@ class Dreamer:
                 raise ParameterError(f"{name} takes a waveform but has no streamdream metadata; describe it once: "
                                      f"streamdream models annotate {self.info.path} OUT.onnx --view waveform --rate HZ")
             raise ParameterError(f"{name} has no streamdream metadata; name its view with "
-                                 "--view mel|stft|raw-image and its layer with --layer, or describe it once with "
+                                 "--set view=mel|stft|raw-image and its layer with --layer, or describe it once with "
                                  f"streamdream models annotate {self.info.path} OUT.onnx")
         if params.reconstruct != "none" and self.view_name != "stft":
-            raise ParameterError("--reconstruct needs the stft view; add --view stft")
+            raise ParameterError("reconstruct needs the stft view; add --set view=stft")
         self.device = pick_device(params.torch_device)
         self.rate = needed_sample_rate(self.view_name, self.info.front, sample_rate)
         self.objective = parse_objective(params, self.info)
@@ -173,7 +172,7 @@ class Dreamer:
         # Channels-last activations: torch's CPU convolutions, max pooling and their gradients run them
         # 1.5-2.5x faster than channels-first (docs/BENCHMARKS.md). The gradient then differs from
         # channels-first by about 1e-3 (relative): float32 rounding settles max-pool near-ties the other
-        # way, as it does between two inputs 1e-3 apart. Not measured on a GPU: left as it was there.
+        # way, as it does between two inputs 1e-3 apart. A GPU keeps channels-first (not measured there).
         channels_last = self.device.type == "cpu" and example_view.dim() == 4
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -195,12 +194,12 @@ class Dreamer:
 
     def target_weights(self, p: Params, x: torch.Tensor | None = None) -> torch.Tensor:
         """The class weights `p` asks for (--target/--away), as the objective takes them per window.
-        Given the window `x`: with --keep the label the model hears most in it (a target aside) is pushed
+        Given the window `x`: with `keep` the label the model hears most in it (a target aside) is pushed
         too, and with `--layer heard` every label by its probability in it."""
         return self.objective_inputs(p, x)[0]
 
     def held_others(self, p: Params, x: torch.Tensor | None = None) -> torch.Tensor:
-        """With --target and --hold-others, given the window `x`: the model's probability for each label but
+        """With a target and `hold_others`, given the window `x`: the model's probability for each label but
         the named ones (--target, --away) in it, renormalised over those labels and times the hold weight;
         0 for the named labels, and everywhere for a multi-label model (its keys have no shared
         distribution to hold) or without the window."""
@@ -235,7 +234,7 @@ class Dreamer:
         return probs.cpu().numpy().astype(np.float32)
 
     def _eq(self, p: Params) -> torch.Tensor:
-        """--eq-bands as the loop takes it: the band matrix for the shaping FFT, or empty when off."""
+        """eq_bands as the loop takes it: the band matrix for the shaping FFT, or empty when off."""
         if p.eq_bands <= 0.0:
             return torch.zeros(0, device=self.device)
         if self._eq_cache[0] != p.eq_bands:
@@ -243,8 +242,8 @@ class Dreamer:
         return self._eq_cache[1]
 
     def _sustain_frames(self, p: Params) -> int:
-        """--sustain in shaping frames (a quarter of the shaping FFT: 10.7 ms at 48 kHz) either side; 0 unless
-        a target is pushed: without one it cost the ear's own label (docs/DREAMS.md), with one it pays."""
+        """sustain_ms in shaping frames (a quarter of the shaping FFT: 10.7 ms at 48 kHz) either side; 0 unless
+        a target is pushed: without one it cost the ear's own label (lab/DREAMS.md), with one it pays."""
         if not self.objective.logits or not np.any(class_weights(p, self.info, self.n_classes) > 0):
             return 0
         return int(round(p.sustain_ms / 1000.0 * self.rate / (self._shape_fft() // 4)))

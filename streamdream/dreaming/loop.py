@@ -21,7 +21,7 @@ from torch import nn
 # this floor keeps 0 / 0 from becoming NaN (the step is then simply zero).
 GRAD_FLOOR = 1e-20
 # Shaping in time: the change is held back where the input is more than this far (10 dB, as an amplitude
-# ratio) under its loudest moment nearby. Measured against 1.0 and 0.1 on the eval clips (docs/DREAMS.md).
+# ratio) under its loudest moment nearby. Measured against 1.0 and 0.1 on the eval clips (lab/DREAMS.md).
 PRE_ECHO_KNEE = 10 ** (-10 / 20)
 
 
@@ -37,12 +37,12 @@ class Objective:
     label at this weight times the probability the model gives it in the input: more of
     what the model hears there, in proportion (Dreamer.target_weights).
 
-    `held` (Dreamer.held_others, from `--hold-others`) is, per window, the model's probability for
+    `held` (Dreamer.held_others, from `hold_others`) is, per window, the model's probability for
     every label but the targets in the input, times the hold weight (0 for the targets). The
     objective then also rewards the dreamed window for keeping that distribution among the other
     labels (cross-entropy over the non-target labels' softmax): the target may grow, and what else
     the model hears in the music keeps its order instead of a neighbour of the target taking the
-    music's place (docs/DREAMS.md).
+    music's place (lab/DREAMS.md).
     """
 
     layers: tuple = ()
@@ -116,7 +116,7 @@ class DreamLoop(nn.Module):
     does the same in time, against the pre-echo a 43-ms frame would leave before each attack.
     `sustain` > 0 takes the weights from the input's spectrum averaged over that many shaping
     frames either side (`shaping_weights`), so the change can hold a colour between transients.
-    `held` goes to the objective (ObjectiveNet: `--hold-others`).
+    `held` goes to the objective (ObjectiveNet: `hold_others`).
 
     `eq` (bins, bands), from `eq_bands`, not empty: the step may only re-EQ the input. The gradient
     becomes a gain per shaping cell, Re(conj(X) G) (the objective's slope with respect to a real gain
@@ -124,19 +124,19 @@ class DreamLoop(nn.Module):
     band gains add up over the steps, each held within +-`eq_depth_db`, and the dream is the input
     plus its own spectrum times that gain field spread back over frequency. It then never adds a
     frequency or a phase the music does not have: a dynamic EQ the model plays, no deeper than an EQ
-    a performer would set (unbounded, on the demo clip it cut the mids by 16 dB: docs/DREAMS.md).
+    a performer would set (unbounded, on the demo clip it cut the mids by 16 dB: lab/DREAMS.md).
 
-    `ceiling` > 0 (an amplitude ratio, from `--ceiling`): after every step the change so far is projected so
+    `ceiling` > 0 (an amplitude ratio, from `ceiling_db`): after every step the change so far is projected so
     that in each shaping cell its magnitude is at most `ceiling` times the input's there. The change may then
     colour, raise or cancel what the music has in a cell, but not cover it; the steps that follow spend
     themselves in the cells with room left (projected gradient ascent). It acts on the free change only: the
     re-EQ's change is bounded by `eq_depth_db` already.
 
-    `swell` > 0 (an amplitude ratio, from `--swell`): once, after the last step, each shaping frame of the change
+    `swell` > 0 (an amplitude ratio, from `swell_db`): once, after the last step, each shaping frame of the change
     is scaled so that its energy is at most `swell` times the input's in that frame. Every frame is shaped
     relative to its own loudest cell, so without it a quiet moment (a reverb tail, the gap between hits, where
     `sustain` holds the colour) takes as large a change, relative to itself, as a loud one, and swells far over
-    what is left of the music (docs/DREAMS.md). Once, not after every step: it costs one STFT per window, and
+    what is left of the music (lab/DREAMS.md). Once, not after every step: it costs one STFT per window, and
     measured as well as the per-step projection, which cost a fifth more time.
 
     `transforms` (expectation over transformation, one draw per step): per step [gain,
@@ -273,7 +273,7 @@ class DreamLoop(nn.Module):
                 g = g / (g.abs().mean() + self.grad_floor)
                 if shape > 0.0:
                     # after the normalisation: the time weights take change away, never move it elsewhere
-                    # (before it, a lone click in silence got the whole window's step and was rewritten)
+                    # (weighted before it, a lone click in silence would get the whole window's step and be rewritten)
                     g = g * in_time
                 x = x + step_size * g
                 if limited:
@@ -283,8 +283,8 @@ class DreamLoop(nn.Module):
         return x
 
     def held_under(self, change: torch.Tensor, room: torch.Tensor, whole_frames: bool) -> torch.Tensor:
-        """`change` scaled so that its magnitude is at most `room` in each shaping cell (--ceiling), or with
-        `whole_frames` in each frame, all its cells together (--swell: room is then (channels, frames, 1));
+        """`change` scaled so that its magnitude is at most `room` in each shaping cell (ceiling_db), or with
+        `whole_frames` in each frame, all its cells together (swell_db: room is then (channels, frames, 1));
         the phase is kept."""
         spec = self.frames_spectrum(change)
         size = frame_level(spec.abs()) if whole_frames else spec.abs()

@@ -299,7 +299,7 @@ def _check_input_fits(info: ModelInfo, shape: list[int], view: str) -> None:
     for axis, (want, have) in enumerate(zip(info.input_shape[1:], shape[1:]), start=1):
         if isinstance(want, int) and want > 0 and want != have and not (view == "raw-image" and axis >= 2):
             raise ModelError(f"{info.path.name} expects input axis {axis} of size {want} but the {view} view makes "
-                             f"{have}; pick the view the model was trained on (--view) or matching front-end settings")
+                             f"{have}; pick the view the model was trained on (--set view=...) or matching front-end settings")
 
 
 def with_outputs(proto, names: list[str]):

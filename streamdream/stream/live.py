@@ -45,7 +45,7 @@ class LiveOptions:
     record_format: str | None = None  # float32, 16 or 24; default float32 in .wav, 24 in .flac
     record_input_path: str | None = None  # --record-input: the input as it came in, same timeline and format
     quiet: bool = False
-    budget_s: float = 2.8          # dream time measured 1.6 s mean, 2.3 s max per 9-s window here
+    budget_s: float = 2.8          # a 9-s window dreams in about 2 s on a 2-core CPU (docs/BENCHMARKS.md)
     lockstep: bool = False        # null device only: the clock waits for each dream (every window dreamed)
     midi_port: str | None = None  # --midi: index or name substring of a controller's port
     midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
@@ -344,7 +344,7 @@ class Say:
 WORKER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # waits before successive restarts of a failing worker
 WORKER_CALM_S = 600.0      # a worker that ran this long since its last restart starts the backoff afresh
 # A window dreamed for longer than max(8 budgets, 60 s) is hung. Generous: a new layer or target builds
-# and warms up a new dreamer first, which took 36 s on this 2-core machine under heavy load.
+# and warms up a new dreamer first, which can take over half a minute on a small machine under load.
 HANG_FACTOR, HANG_FLOOR_S = 8.0, 60.0
 
 

@@ -1,9 +1,8 @@
 """The dream worker: takes each window as soon as its last sample arrives, publishes weighted deltas.
 
 It runs as a thread (tests, custom dreamers) or as a separate process (live default).
-A thread shares the GIL with the audio callback: measured on the JACK dummy device,
-the callback's p99.9 duration was several times its own median while a thread dreamed
-(scripts/bench_live.py). A process owns its own interpreter, so the callback only
+A thread shares the GIL with the audio callback: on the JACK dummy device the callback's
+p99.9 duration is several times its own median while a thread dreams (scripts/bench_live.py). A process owns its own interpreter, so the callback only
 waits for the tiny MIDI and display work. Both modes run the same loop below over
 the same DreamExchange (audio/shared.py); in process mode it lives in shared memory.
 """
