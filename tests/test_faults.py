@@ -138,8 +138,8 @@ def test_a_gpu_failure_falls_back_to_the_cpu(mel_model):
     made = []
 
     def factory(p):
-        made.append(p.device)
-        return Gpu() if p.device != "cpu" else cpu
+        made.append(p.torch_device)
+        return Gpu() if p.torch_device != "cpu" else cpu
 
     engine = Engine(params, RATE, BLOCK, budget_s=0.5, source=FileSource(music_clip(RATE, 5.0), loop=False),
                     dreamer_factory=factory, lockstep=True)
