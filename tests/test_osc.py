@@ -76,9 +76,9 @@ def test_osc_status_replies_to_the_sender(osc):
 
 
 @pytest.mark.parametrize("address,value,message", [
-    ("/streamdream/steps", 0, "--steps must be 1..1000"),
-    ("/streamdream/eq_depth_db", 100.0, "--eq-depth must be 0.5..40 dB"),
-    ("/streamdream/sustain_ms", 5000.0, "--sustain must be 0..1000 ms"),
+    ("/streamdream/steps", 0, "steps must be 1..1000"),
+    ("/streamdream/eq_depth_db", 100.0, "eq_depth_db must be 0.5..40 dB"),
+    ("/streamdream/sustain_ms", 5000.0, "sustain_ms must be 0..1000 ms"),
     ("/streamdream/target", "tuba", "unknown target 'tuba'; choose one of: drums, piano"),
     ("/streamdream/volume", 1.0, "unknown OSC parameter 'volume'"),
     ("/streamdream/feedback", 2.0, "feedback must be 0..1"),
