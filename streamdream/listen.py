@@ -257,6 +257,8 @@ def make_kit(recording: str | os.PathLike, kit: str | os.PathLike, target: str =
         raise ParameterError(f"folder {parent} does not exist; create it first")
     if excerpts < 1:
         raise ParameterError(f"excerpts must be 1 or more, not {excerpts}")
+    if not target:
+        raise ParameterError("a kit asks which of a pair sounds more like a label; give one, e.g. --target brass")
     presets = list(dict.fromkeys(presets))
     if not presets:
         raise ParameterError("no preset to dream with; name one or more, e.g. vivid")

@@ -205,6 +205,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(mel_model, tmp_path, ca
     refused("listen", "make", tmp_path / "nothing.wav", kit, *fast(mel_model), words=["nothing.wav"])
     refused("listen", "make", recording, kit, "--target", "kazoo", *fast(mel_model), words=["kazoo"])
     refused("listen", "make", recording, kit, "--preset", "toward", *fast(mel_model), words=["toward", "vivid"])
+    refused("listen", "make", recording, kit, "--set", "target=none", *fast(mel_model), words=["--target"])
     refused("listen", "make", recording, kit, "--excerpts", "0", *fast(mel_model), words=["excerpts"])
     refused("listen", "make", recording, kit, "--set", "steps=0", *fast(mel_model), words=["steps"])
     refused("listen", "make", recording, kit, "--set", "loudness=3", *fast(mel_model), words=["loudness"])

@@ -9,7 +9,7 @@ from .dream import SET_HELP, parse_sets
 
 
 def cmd_make(a: argparse.Namespace) -> int:
-    from ..listen import DEFAULT_PRESETS, QUESTIONS, make_kit
+    from ..listen import DEFAULT_PRESETS, DEFAULT_TARGET, QUESTIONS, make_kit
 
     changes = parse_sets(a.set_values)  # the named options over --set, as in render
     changes["seed"] = a.seed if a.seed is not None else changes.get("seed", 1)
@@ -22,7 +22,9 @@ def cmd_make(a: argparse.Namespace) -> int:
             print(f"\rdreamed {done} of {total} trials", end="\n" if done == total else "", file=sys.stderr,
                   flush=True)
 
-    trials = make_kit(a.recording, a.kit, target=a.target, presets=a.preset or DEFAULT_PRESETS,
+    target = a.target if a.target is not None else changes.get("target", DEFAULT_TARGET)
+    changes.pop("target", None)
+    trials = make_kit(a.recording, a.kit, target=target, presets=a.preset or DEFAULT_PRESETS,
                       excerpts=a.excerpts, changes=changes, progress=progress)
     print(f"{len(trials)} trials in {a.kit}: read {a.kit}/{QUESTIONS}, then answer and score")
     return 0
@@ -54,7 +56,7 @@ def add_parser(sub) -> None:
                                         "and the key to the new folder KIT.")
     m.add_argument("recording", help=f"your recording (WAV, FLAC, ...), at least one excerpt ({SECONDS:g} s)")
     m.add_argument("kit", help="a new folder for the kit (never written over)")
-    m.add_argument("--target", default=DEFAULT_TARGET, metavar="LABEL",
+    m.add_argument("--target", metavar="LABEL",
                    help=f"the label every dream goes toward (default {DEFAULT_TARGET})")
     m.add_argument("--preset", action="extend", type=_names, metavar="NAME",
                    help=f"{' | '.join(BUILTIN_PRESETS)}, repeatable (default {', '.join(DEFAULT_PRESETS)})")
