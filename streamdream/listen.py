@@ -1,8 +1,8 @@
 """A blind listening test on a person's own recording: does the dream beat white noise to their ear?
 
-`make_kit` cuts a few excerpts (one dream window each, 9 s) spread over a recording, dreams each toward a label with each preset,
-and pairs every dream with a control: the same excerpt with white noise of the dream's change energy
-added instead, brought to the dream's loudness so the louder one cannot win. The two in a pair are
+`make_kit` cuts a few excerpts (one dream window each, 9 s) spread over a recording, dreams each toward
+a label with each preset, and pairs every dream with a control: the same excerpt with white noise of the
+dream's change energy added instead, brought to the dream's loudness so the louder one cannot win. The two in a pair are
 named A and B at random and in a random order of trials; which is the dream is written to a key the
 listener does not open until they have answered. `score_kit` counts their answers against the key and
 says how likely that count would be if a coin had picked.
