@@ -51,9 +51,9 @@ def add_parser(sub) -> None:
     commands = p.add_subparsers(dest="listen_command", required=True, metavar="make | score")
     m = commands.add_parser("make", help="cut excerpts, dream them, pair each with a noise control: a new kit folder",
                             description=f"Cut excerpts (one dream window, {SECONDS:g} s) spread over RECORDING, "
-                                        "dream each toward --target with each preset, pair every dream with white noise of the same "
-                                        "energy and loudness as A and B at random, and write them, QUESTIONS.md "
-                                        "and the key to the new folder KIT.")
+                                        "dream each toward --target with each preset, pair every dream with white "
+                                        "noise of the same energy and loudness as A and B at random, and write "
+                                        "them, QUESTIONS.md and the key to the new folder KIT.")
     m.add_argument("recording", help=f"your recording (WAV, FLAC, ...), at least one excerpt ({SECONDS:g} s)")
     m.add_argument("kit", help="a new folder for the kit (never written over)")
     m.add_argument("--target", metavar="LABEL",
