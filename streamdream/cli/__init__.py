@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(exc.exit_code)
         return exc.exit_code
+    except BrokenPipeError:  # the reader went away (`streamdream params | head`): nothing more to say
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         # The system refused something a check could not foresee (a disk filled up, a file vanished):
         # the user can act on it, so one line. Anything else is a bug and keeps its traceback.

@@ -67,7 +67,11 @@ def cmd_params(a: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     head = ("parameter", "values", "default", "heard", "set with")
-    table = [head] + [(r["name"], r["values"], str(r["default"]), r["heard"], r["option"]) for r in rows]
+    def shown(value) -> str:  # as TOML and --set write it
+        return "none" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}" \
+            if isinstance(value, float) else str(value)
+
+    table = [head] + [(r["name"], r["values"], shown(r["default"]), r["heard"], r["option"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row, r in zip(table, [None] + rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -15,8 +15,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .dreaming.model import HEARD, layer_catalogue, read_model_info
-    from .dreaming.views import frame_geometry, needed_sample_rate
+    from ..dreaming.model import HEARD, layer_catalogue, read_model_info
+    from ..dreaming.views import frame_geometry, needed_sample_rate
 
     info = read_model_info(a.model, a.view)
     # Piped output (scripts, tests) gets full layer names instead of a table squeezed to 80 columns.
@@ -74,7 +74,7 @@ def cmd_models_info(a: argparse.Namespace) -> int:
 
 def waveform_input_samples(info) -> int | None:
     """The fixed sample count of a waveform input, if its shape says."""
-    from .dreaming.model import waveform_layout
+    from ..dreaming.model import waveform_layout
 
     layout = waveform_layout(info.input_shape)
     size = info.input_shape[layout.index("s")] if layout else None
@@ -84,7 +84,7 @@ def waveform_input_samples(info) -> int | None:
 def cmd_models_annotate(a: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .dreaming.model import annotate
+    from ..dreaming.model import annotate
 
     front: dict = {}
     for item in a.front or []:
@@ -119,8 +119,8 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
 
 
 def cmd_models_classify(a: argparse.Namespace) -> int:
-    from .audio.files import read_audio
-    from .dreaming.classify import classify
+    from ..audio.files import read_audio
+    from ..dreaming.classify import classify
 
     if a.top < 1:
         raise ParameterError("--top must be 1 or more (how many labels to list; --json lists them all)")

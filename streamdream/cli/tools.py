@@ -11,8 +11,8 @@ from .parser import Parser
 
 
 def cmd_devices(a: argparse.Namespace) -> int:
-    from .audio.devices import list_devices
-    from .control.midi import list_midi_ports
+    from ..audio.devices import list_devices
+    from ..control.midi import list_midi_ports
 
     found = list_devices()
     ports = list_midi_ports()
@@ -39,9 +39,9 @@ def cmd_devices(a: argparse.Namespace) -> int:
 def cmd_midi_learn(a: argparse.Namespace) -> int:
     import rtmidi
 
-    from .control.learn import LEARN_ORDER, learn_mapping, rtmidi_waiter, write_mapping
-    from .control.mapping import describe
-    from .control.midi import available_apis, find_port
+    from ..control.learn import LEARN_ORDER, learn_mapping, rtmidi_waiter, write_mapping
+    from ..control.mapping import describe
+    from ..control.midi import available_apis, find_port
 
     if hasattr(sys.stdout, "reconfigure"):  # an interactive dialogue, even through a pipe
         sys.stdout.reconfigure(line_buffering=True)
