@@ -273,15 +273,16 @@ def make_kit(recording: str | os.PathLike, kit: str | os.PathLike, target: str =
     seconds = windows.pop()
     length = int(round(seconds * RATE))
     check_recording(recording, seconds)  # from its header: before the model is loaded
-    # One dreamer per preset, made now: it refuses a model, layer or label it cannot use before any work,
-    # and the model is loaded once for all of that preset's excerpts.
-    dreamers = {name: Dreamer(p, RATE, 2, Schedule.from_seconds(RATE, p.window_s, p.crossfade_s).window)
-                for name, p in settings.items()}
-    audio = load_recording(recording, seconds)
-    starts = excerpt_offsets(audio.shape[1], excerpts, length)
-    trials = blind_order(excerpts, presets)  # presets and excerpts in a random order: neither is heard in a run
+    # The folder is made first, so one that cannot be written is said before the long work.
     work = Path(tempfile.mkdtemp(prefix=f".{kit.name}.", suffix=".part", dir=parent))
     try:
+        # One dreamer per preset, made now: it refuses a model, layer or label it cannot use before any
+        # dream, and the model is loaded once for all of that preset's excerpts.
+        dreamers = {name: Dreamer(p, RATE, 2, Schedule.from_seconds(RATE, p.window_s, p.crossfade_s).window)
+                    for name, p in settings.items()}
+        audio = load_recording(recording, seconds)
+        starts = excerpt_offsets(audio.shape[1], excerpts, length)
+        trials = blind_order(excerpts, presets)  # presets and excerpts in a random order: neither heard in a run
         for e, start in enumerate(starts, 1):
             _write_wav(work / f"dry-{e}.wav", audio[:, start:start + length])
         for t in trials:
