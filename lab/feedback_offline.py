@@ -23,6 +23,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # harness/: the test suite's small random CNN
 
+from streamdream.errors import exit_usage  # noqa: E402
 from streamdream.stream.feedback import FeedbackGuard, rms_db, spectral_shape  # noqa: E402
 from streamdream.stream.installation.material import load_loop  # noqa: E402
 
@@ -35,6 +36,8 @@ def main() -> int:
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--recording", help="analyse this earlier run's recording instead of running again")
     args = parser.parse_args()
+    if args.recording is None and args.minutes * 60 < 100:
+        exit_usage("--minutes must give at least 100 s: the report reads each tenth of the run in 10-s pieces")
     work = Path(tempfile.mkdtemp(prefix="feedback_offline."))
     from streamdream.data import DEMO_CLIP, shipped_path
     demo = shipped_path(DEMO_CLIP)
