@@ -6,14 +6,14 @@ fluidsynth and a soundfont neither model trained on (MuseScore General Lite, Deb
 musescore-general-soundfont-small; the default model heard FluidR3, the ear TimGM6mb),
 dreams each toward each target label with the CLI (`streamdream render`, its entry point
 called in this process so torch is imported once),
-and judges every render with the independent ear (models/ear.onnx, scripts/ear.py), never
+and judges every render with the independent ear (lab/ear.onnx, lab/ear.py), never
 with the model that dreamed:
 
   rise       ear P(target) after - before
   vs noise   ear P(target) after - with white noise of the same change energy added instead
              (per channel, same RMS as the dream's change)
   own        ear P(the input's own top-1 label) after - before, and after - with the noise control:
-             does a dream without a target make the music more itself (--preset amplify)?
+             does a dream without a target make the music more itself (--preset bloom)?
   top3       the input's ear top-1 label is still in the ear's top 3 after the dream
   noise top3 the same for the noise control: how much identity the change's energy alone costs
   quiet      share of the change's energy in STFT cells > 50 dB below their frame's loudest
@@ -25,11 +25,11 @@ with the model that dreamed:
              music, and so the level of the noise control's noise
   level      output RMS - input RMS, dB;  peak: output true peak, dBTP
 
-    python scripts/eval_dreams.py                                  # today's defaults
-    python scripts/eval_dreams.py --label deep -- --preset deep    # anything after -- goes to render
-    python scripts/eval_dreams.py --files a.ogg b.flac --offset 30 # 9-s excerpts of recordings instead
-    python scripts/eval_dreams.py --recordings /usr/share/games/wesnoth/1.16/data/core/music
-                                   # docs/DREAMS.md's recordings: every fourth track of 60 s or more
+    python lab/eval_dreams.py                                  # the defaults (vivid)
+    python lab/eval_dreams.py --label deep -- --preset deep    # anything after -- goes to render
+    python lab/eval_dreams.py --files a.ogg b.flac --offset 30 # 9-s excerpts of recordings instead
+    python lab/eval_dreams.py --recordings /usr/share/games/wesnoth/1.16/data/core/music
+                                   # lab/DREAMS.md's recordings: every fourth track of 60 s or more
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def excerpt_clip(source: Path, offset_s: float, path: Path) -> None:
 
 
 def every_fourth_recording(folder: Path) -> list[Path]:
-    """The recordings docs/DREAMS.md judges: of the audio files in `folder` that last at least 60 s, in name
+    """The recordings lab/DREAMS.md judges: of the audio files in `folder` that last at least 60 s, in name
     order, the first and every fourth after it (a rule fixed before any was dreamed, so none is picked for
     how it dreams). Files soundfile cannot read are not recordings and are passed over."""
     long_enough = []
@@ -260,7 +260,7 @@ def main():
     parser.add_argument("--files", nargs="+", type=Path, metavar="AUDIO",
                         help="dream a 9-s excerpt of each of these recordings instead of the arrangements")
     parser.add_argument("--recordings", type=Path, metavar="DIR",
-                        help="--files of every fourth recording of 60 s or more in DIR, in name order (docs/DREAMS.md "
+                        help="--files of every fourth recording of 60 s or more in DIR, in name order (lab/DREAMS.md "
                              "uses Debian wesnoth-music's /usr/share/games/wesnoth/1.16/data/core/music)")
     parser.add_argument("--offset", type=float, default=30.0, help="with --files: where each excerpt starts (s)")
     args = parser.parse_args(argv)
@@ -304,7 +304,7 @@ def main():
             out = workdir / f"{name}-{target}-{args.label}.wav"
             if not out.exists():
                 # The CLI's own entry point, in this process (one torch import for all renders).
-                argv = ["render", str(clip), str(out), "--seed", str(args.seed), "--crossfade", "0", "--quiet",
+                argv = ["render", str(clip), str(out), "--seed", str(args.seed), "--set", "crossfade_s=0", "--quiet",
                         *(["--target", target] if target != "none" else []), *render_args]  # one 9-s window
                 code = cli.main(argv)
                 if code != 0:  # the CLI has said why on its line; its exit code says whose fault it was
@@ -349,7 +349,7 @@ def main():
     toward_tone = "" if np.isnan(mean["rise"]) else f"rise {mean['vs_tone']:+.3f}, "
     print(f"  over the tone control (the dry clip through each render's average EQ): {toward_tone}"
           f"own label {mean['own_vs_tone']:+.3f}")
-    # The mean over targets hides which targets carry it (docs/DREAMS.md: mostly voice).
+    # The mean over targets hides which targets carry it (lab/DREAMS.md: mostly voice).
     by_target = {t: {k: mean_of([r[k] for r in rows if r["target"] == t]) for k in ("rise", "vs_noise", "vs_tone",
                                                                                    "top3")}
                  for t in targets if t != "none"}
