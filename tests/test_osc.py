@@ -57,7 +57,7 @@ def test_osc_reaches_instant_and_per_window_parameters_and_feedback(osc):
     version = engine.params_version
     send(client, control.port, "/streamdream/steps", 9)
     send(client, control.port, "/streamdream/target", "piano")
-    send(client, control.port, "/streamdream/eq_bands", 1.0)  # the re-EQ, as in --preset amplify-eq
+    send(client, control.port, "/streamdream/eq_bands", 1.0)  # the re-EQ, as in --preset tone
     send(client, control.port, "/streamdream/hold_others", 2.5)  # the music's identity held harder
     send(client, control.port, "/streamdream/freeze", 1)
     wait_for(lambda: engine.params.freeze)

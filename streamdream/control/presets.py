@@ -42,8 +42,9 @@ BUILTIN_PRESETS: dict[str, dict] = {
 }
 # Names of earlier versions, so an old command line says what to use now.
 RENAMED = {"live": "is now 'vivid'", "toward": "is now 'vivid'", "subtle": "is now 'tint'",
-           "amplify": "is now 'bloom'", "amplify-eq": "is now 'tone'", "musical": "was retired; 'tint' is nearest",
-           "unshaped": "was retired; it was --set top_db=0 --set shape=0 with 'tint'"}
+           "amplify": "is now 'bloom'", "amplify-eq": "is now 'tone'",
+           "musical": "was retired ('tint' is nearest; lab/README.md gives its --set values)",
+           "unshaped": "was retired (lab/README.md gives its --set values)"}
 
 
 def builtin_preset(name: str) -> Params:
