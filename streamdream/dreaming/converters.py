@@ -1,18 +1,31 @@
-"""ONNX operators onnx2torch cannot convert, converted here, and a check that names what is left.
+"""ONNX operators onnx2torch cannot convert (or converts only in part), converted here, and a check that
+names what is left.
 
 Exported audio models (tf2onnx, torch.onnx with an in-graph STFT) use a few operators the
-onnx2torch release we run has no converter for. Each one below is a small torch module
-registered in onnx2torch's own registry, so the rest of the conversion is unchanged; each is
-tested against ONNX Runtime in tests/test_import.py.
+onnx2torch release we run has no converter for, and pad in ways its Pad cannot (reflect or edge
+on a non-trailing axis or a low-rank tensor, wrap, the `axes` input of opset 18). Each one below
+is a small torch module registered in onnx2torch's own registry (Pad replaces onnx2torch's for
+every opset), so the rest of the conversion is unchanged; each is tested against ONNX Runtime in
+tests/test_import.py and tests/test_pad.py.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
 
 _registered = False
+PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+class NodeConversionError(Exception):
+    """A converter (onnx2torch's or ours) failed on one node; model.convert turns it into a one-line ModelError."""
+
+    def __init__(self, node, cause: BaseException):
+        super().__init__(str(cause))
+        self.node, self.cause = node, cause
 
 
 class GlobalMaxPool(nn.Module):
@@ -20,6 +33,15 @@ class GlobalMaxPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.amax(x, dim=list(range(2, x.dim())), keepdim=True)
+
+
+class Gelu(nn.Module):
+    def __init__(self, approximate: str):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)
 
 
 class ThresholdedRelu(nn.Module):
@@ -53,6 +75,136 @@ class RealDFT(nn.Module):
         return torch.stack([spec.real, spec.imag], dim=-1)
 
 
+def _source_index(size: int, begin: int, end: int, mode: str, device) -> torch.Tensor:
+    """Where each element of an axis of `size` padded by `begin`, `end` (>= 0) comes from, by numpy.pad's rules:
+    reflect mirrors on the first and last element (period 2 (size - 1)), edge repeats them, wrap is periodic."""
+    index = torch.arange(-begin, size + end, device=device)
+    if mode == "edge" or (mode == "reflect" and size == 1):
+        return index.clamp(0, size - 1)
+    if mode == "wrap":
+        return torch.remainder(index, size)
+    period = 2 * (size - 1)
+    index = torch.remainder(index, period)
+    return torch.where(index < size, index, period - index)
+
+
+def pad(x: torch.Tensor, pads: list[int], mode: str = "constant", value: float = 0.0,
+        axes: list[int] | None = None) -> torch.Tensor:
+    """ONNX Pad on a tensor of any rank: `pads` is [begin of each axis..., end of each axis...] over `axes`
+    (default: every axis); a negative pad crops. reflect, edge and wrap gather with computed indices
+    (torch's own reflect and replicate take only the last one to three axes), so gradients flow."""
+    rank = x.dim()
+    axes = list(range(rank)) if axes is None else [int(a) + rank if int(a) < 0 else int(a) for a in axes]
+    if len(pads) != 2 * len(axes) or not all(0 <= a < rank for a in axes):
+        raise ValueError(f"Pad: {len(pads)} pads for axes {axes} of a rank-{rank} tensor")
+    begins, ends = [int(p) for p in pads[:len(axes)]], [int(p) for p in pads[len(axes):]]
+    if mode == "constant":
+        torch_pads = [0] * (2 * rank)  # torch lists the last axis first
+        for axis, begin, end in zip(axes, begins, ends):
+            torch_pads[2 * (rank - 1 - axis)], torch_pads[2 * (rank - 1 - axis) + 1] = begin, end
+        while torch_pads and torch_pads[-1] == 0 and torch_pads[-2] == 0:
+            torch_pads = torch_pads[:-2]
+        return F.pad(x, torch_pads, mode="constant", value=value) if torch_pads else x
+    if mode not in PAD_MODES:
+        raise ValueError(f"Pad mode {mode!r} is not one of {', '.join(PAD_MODES)}")
+    for axis, begin, end in zip(axes, begins, ends):
+        # ONNX Runtime crops first, then pads what is left (so a reflection never reaches past a crop)
+        if begin < 0:
+            x = x.narrow(axis, -begin, x.shape[axis] + begin)
+        if end < 0:
+            x = x.narrow(axis, 0, x.shape[axis] + end)
+        if begin > 0 or end > 0:
+            x = x.index_select(axis, _source_index(x.shape[axis], max(begin, 0), max(end, 0), mode, x.device))
+    return x
+
+
+class Pad(nn.Module):
+    """ONNX Pad, any opset, mode, rank and axes. Pads, value and axes read at conversion when the graph holds
+    them as constants; otherwise they arrive as inputs (read on each call)."""
+
+    def __init__(self, mode: str, pads: list[int] | None = None, value: float = 0.0, axes: list[int] | None = None):
+        super().__init__()
+        if mode not in PAD_MODES:
+            raise NotImplementedError(f"Pad mode {mode!r} (ONNX knows {', '.join(PAD_MODES)})")
+        self.mode, self.pads, self.value, self.axes = mode, pads, value, axes
+
+    def forward(self, x: torch.Tensor, pads: torch.Tensor | None = None, constant_value: torch.Tensor | None = None,
+                axes: torch.Tensor | None = None) -> torch.Tensor:
+        if pads is not None:
+            value = float(constant_value) if constant_value is not None and constant_value.numel() else 0.0
+            return pad(x, pads.tolist(), self.mode, value, axes.tolist() if axes is not None else None)
+        return pad(x, self.pads, self.mode, self.value, self.axes)
+
+
+class Reduce(nn.Module):
+    """ReduceMax/Min/Mean/... of opset 18 and later, whose axes are an input (read at conversion when fixed)."""
+
+    def __init__(self, op: str, keepdims: bool, noop_with_empty_axes: bool, axes: list[int] | None = None,
+                 axes_given: bool = False):
+        super().__init__()
+        self.op, self.keepdims, self.noop = op, keepdims, noop_with_empty_axes
+        self.axes, self.axes_given = axes, axes_given
+
+    def forward(self, x: torch.Tensor, axes: torch.Tensor | None = None) -> torch.Tensor:
+        dims = axes.tolist() if axes is not None else self.axes
+        if not dims:
+            if self.noop:
+                return x
+            dims = list(range(x.dim()))
+        dims = sorted(int(d) % x.dim() for d in dims)
+        keep = self.keepdims
+        if self.op == "ReduceMax":
+            return x.amax(dim=dims, keepdim=keep)
+        if self.op == "ReduceMin":
+            return x.amin(dim=dims, keepdim=keep)
+        if self.op == "ReduceMean":
+            return x.mean(dim=dims, keepdim=keep)
+        if self.op == "ReduceSum":
+            return x.sum(dim=dims, keepdim=keep)
+        if self.op == "ReduceSumSquare":
+            return (x * x).sum(dim=dims, keepdim=keep)
+        if self.op == "ReduceL1":
+            return x.abs().sum(dim=dims, keepdim=keep)
+        if self.op == "ReduceL2":
+            return (x * x).sum(dim=dims, keepdim=keep).sqrt()
+        if self.op == "ReduceLogSum":
+            return x.sum(dim=dims, keepdim=keep).log()
+        if self.op == "ReduceLogSumExp":
+            return torch.logsumexp(x, dim=dims, keepdim=keep)
+        for dim in reversed(dims):  # ReduceProd: torch's prod takes one axis at a time
+            x = x.prod(dim=dim, keepdim=keep)
+        return x
+
+
+# ONNX versions that only widened the element types (float8, int4...) of an operator onnx2torch converts at
+# the version named: the same conversion applies.
+TYPE_ONLY_VERSIONS = {("Identity", 19): 16, ("Identity", 21): 16, ("Constant", 19): 13, ("Constant", 21): 13,
+                      ("Reshape", 19): 14, ("Reshape", 21): 14, ("Cast", 19): 13, ("Cast", 21): 13,
+                      ("Shape", 19): 15, ("Shape", 21): 15, ("Unsqueeze", 21): 13, ("Transpose", 21): 13,
+                      ("Flatten", 21): 13, ("ConstantOfShape", 20): 9, ("ConstantOfShape", 21): 9}
+# Reductions whose axes became an input at opset 18 (ReduceMax/Min again at 20, for bool and empty sets)
+REDUCE_18 = {"ReduceMax": (18, 20), "ReduceMin": (18, 20), "ReduceMean": (18,), "ReduceL1": (18,),
+             "ReduceL2": (18,), "ReduceLogSum": (18,), "ReduceLogSumExp": (18,), "ReduceProd": (18,),
+             "ReduceSumSquare": (18,)}
+
+
+def _constant_input(node, graph, index: int):
+    """(True, value as a tensor) for an input the graph fixes (initializer or Constant node), (True, None) for an
+    absent optional input, (False, None) for one computed in the graph."""
+    if len(node.input_values) <= index or not node.input_values[index]:
+        return True, None
+    name = node.input_values[index]
+    if name in graph.initializers:
+        return True, graph.initializers[name].to_torch()
+    try:
+        producer, _ = graph.value_as_node_output(name)
+    except KeyError:
+        return False, None
+    if producer.operation_type == "Constant" and "value" in producer.attributes:
+        return True, producer.attributes["value"].to_torch()
+    return False, None
+
+
 def _attribute(node, name: str, default):
     return node.attributes.get(name, default)
 
@@ -62,11 +214,61 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    from onnx2torch.node_converters.registry import add_converter
-    from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+    from onnx import defs
+    from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
+    from onnx2torch.utils.common import OnnxMapping, OperationConverterResult, onnx_mapping_from_node
 
     def result(node, module):
         return OperationConverterResult(torch_module=module, onnx_mapping=onnx_mapping_from_node(node=node))
+
+    def pad_converter(node, graph):
+        mode = _attribute(node, "mode", "constant")
+        if len(node.input_values) == 1:
+            # Pad-1 and Pad-2: pads (Pad-1: paddings) and value are attributes
+            pads = _attribute(node, "pads", _attribute(node, "paddings", None))
+            if pads is None:
+                raise NotImplementedError(f"node {node.name!r}: Pad without pads")
+            return result(node, Pad(mode, [int(p) for p in pads], float(_attribute(node, "value", 0.0))))
+        fixed = [_constant_input(node, graph, i) for i in (1, 2, 3)]
+        if all(known for known, _ in fixed):
+            pads, value, axes = (v for _, v in fixed)
+            module = Pad(mode, [int(p) for p in pads.tolist()],
+                         float(value) if value is not None and value.numel() else 0.0,
+                         [int(a) for a in axes.tolist()] if axes is not None else None)
+            return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+                inputs=node.input_values[:1], outputs=node.output_values))
+        return result(node, Pad(mode))
+
+    # onnx2torch's Pad takes reflect and edge on the last axes of a rank 3-5 tensor only, and no wrap: replace it
+    for version in sorted({s.since_version for s in defs.get_all_schemas_with_history()
+                           if s.name == "Pad" and s.domain == ""}):
+        _CONVERTER_REGISTRY[OperationDescription(defs.ONNX_DOMAIN, "Pad", version)] = pad_converter
+
+    def reduce_converter(node, graph):
+        known, axes = _constant_input(node, graph, 1)
+        module = Reduce(node.operation_type, bool(_attribute(node, "keepdims", 1)),
+                        bool(_attribute(node, "noop_with_empty_axes", 0)),
+                        [int(a) for a in axes.tolist()] if axes is not None else None)
+        if known:
+            return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+                inputs=node.input_values[:1], outputs=node.output_values))
+        return result(node, module)
+
+    for op, versions in REDUCE_18.items():
+        for version in versions:
+            _CONVERTER_REGISTRY.setdefault(OperationDescription(defs.ONNX_DOMAIN, op, version), reduce_converter)
+
+    for (op, version), same_as in TYPE_ONLY_VERSIONS.items():
+        known = _CONVERTER_REGISTRY.get(OperationDescription(defs.ONNX_DOMAIN, op, same_as))
+        if known is not None:
+            _CONVERTER_REGISTRY.setdefault(OperationDescription(defs.ONNX_DOMAIN, op, version), known)
+
+    @add_converter(operation_type="Gelu", version=20)
+    def _gelu(node, graph):
+        approximate = _attribute(node, "approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise NotImplementedError(f"node {node.name!r}: Gelu with approximate={approximate!r}")
+        return result(node, Gelu(approximate))
 
     @add_converter(operation_type="GlobalMaxPool", version=1)
     def _global_max_pool(node, graph):
