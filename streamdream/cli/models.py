@@ -11,14 +11,57 @@ from ..params import VIEWS
 from .parser import Parser
 
 
+def _shape(dims) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _outputs_line(info, shapes: dict) -> str:
+    return "outputs: " + ", ".join(f"{name} {_shape(dims)}" + (" (labels)" if info.labels and name == info.label_output
+                                                                 else "")
+                                   for name, dims in shapes.items())
+
+
+def models_info_json(info) -> dict:
+    """`models info --json`: everything a bug report about a model needs, without converting it."""
+    from collections import Counter
+
+    from ..dreaming.model import ModelError, layer_catalogue, output_shapes
+
+    proto = info.proto
+    view = info.view or (None if len(info.input_shape) != 4 else "raw-image")
+    out = {"model": str(info.path), "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+           "opsets": {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import},
+           "view": info.view, "input": {"name": info.input_name, "shape": info.input_shape, "layout": info.layout or None},
+           "front_end": info.front.to_dict() if info.view else None,
+           "label_output": info.label_output, "labels": info.labels, "class_axis": info.class_axis,
+           "multi_label": info.multi_label, "default_layer": info.default_layer,
+           "operators": dict(sorted(Counter(f"{n.domain + '.' if n.domain else ''}{n.op_type}"
+                                            for n in proto.graph.node).items())),
+           "shapes_for": "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"}
+    recommended = {layer.name: layer for layer in info.recommended}
+    try:
+        shapes = output_shapes(info, view)
+        layers = layer_catalogue(info, view) if view and (view != "waveform" or info.layout) else []
+    except ModelError as exc:  # the report still says what is known: that is what it is for
+        shapes, layers, out["error"] = {o.name: None for o in proto.graph.output}, [], str(exc)
+    out["outputs"] = [{"name": name, "shape": dims, "labels": name == info.label_output} for name, dims in shapes.items()]
+    out["layers"] = [{"name": layer.name, "op": layer.op, "shape": list(layer.shape), "channels": layer.channels,
+                      "recommended": layer.name in recommended, "description": layer.description,
+                      "default": layer.name == info.default_layer} for layer in layers]
+    return out
+
+
 def cmd_models_info(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..dreaming.model import HEARD, layer_catalogue, read_model_info
+    from ..dreaming.model import HEARD, layer_catalogue, output_shapes, read_model_info
     from ..dreaming.views import frame_geometry, needed_sample_rate
 
     info = read_model_info(a.model, a.view)
+    if a.json:
+        print(json.dumps(models_info_json(info), indent=2))
+        return 0
     # Piped output (scripts, tests) gets full layer names instead of a table squeezed to 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=240)
     view = info.view
@@ -30,11 +73,13 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print(f"no streamdream metadata; describe it once with:\n  streamdream models annotate {info.path} "
                       f"OUT.onnx {how} [--labels A,B,C] [--layers NAME,...]")
         if waveform:
-            console.print(f"input: {info.input_name} {info.input_shape}   outputs: {', '.join(info.output_names)}")
+            console.print(f"input: {info.input_name} {_shape(info.input_shape)}   " + _outputs_line(info, output_shapes(info)))
             return 0
         view = "raw-image"
     f = info.front
     console.print(f"view: {view}   input: {info.input_name} {info.input_shape}")
+    shape_of = "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"
+    console.print(_outputs_line(info, output_shapes(info, view)) + f" (shapes for {shape_of})")
     if view in ("mel", "stft"):
         console.print(f"front end: window {f.window_ms:g} ms, hop {f.hop_ms:g} ms, "
                       + (f"{f.n_mels} mel bands {f.fmin_hz:g}-{f.fmax_hz:g} Hz, " if view == "mel" else "")
@@ -53,10 +98,9 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print("sample rates: any; 3 x 103,000 stereo frames per image "
                       f"(2.15 s at 48 kHz), resized to the model's {info.image_hw or 'native'} input")
     console.print(f"labels ({len(info.labels)}): " + (", ".join(info.labels) if info.labels else "none")
-                  + (f" (on axis {info.class_axis} of {info.output_names[0]}"
+                  + (f" (on axis {info.class_axis} of {info.label_output}"
                      + (", multi-label)" if info.multi_label else ")") if info.labels else ""))
-    title = "one model input" if view == "waveform" else "one channel of a 9-s window at 48 kHz"
-    table = Table(title=f"dreamable layers (shape for {title})")
+    table = Table(title=f"dreamable layers (shape for {shape_of})")
     for col in ("layer (--layer)", "op", "shape", "channels", "recommended for"):
         table.add_column(col)
     recommended = {layer.name for layer in info.recommended}
@@ -109,7 +153,7 @@ def cmd_models_annotate(a: argparse.Namespace) -> int:
             raise ParameterError(f"cannot read --labels-file {a.labels_file}: {exc.strerror}") from None
     layers = a.layers.split(",") if a.layers else None
     info = annotate(a.input, a.output, a.view, front, labels, layers, a.default_layer, a.class_axis,
-                    a.channel_axis, True if a.multi_label else None, a.force)
+                    a.channel_axis, True if a.multi_label else None, a.force, a.label_output)
     print(f"wrote {info.path}: view {info.view}, {len(info.labels)} labels, "
           f"{len(info.recommended)} recommended layer(s); checked against ONNX Runtime")
     if not info.recommended and not info.default_layer:
@@ -144,6 +188,7 @@ def add_parser(sub) -> None:
     i = mosub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
     i.add_argument("model", nargs="?", help="ONNX file (default: the shipped model)")
     i.add_argument("--view", choices=VIEWS)
+    i.add_argument("--json", action="store_true", help="inputs, outputs, labels, layers, operators as JSON (for a bug report)")
     i.set_defaults(func=cmd_models_info)
     an = mosub.add_parser("annotate", help="write streamdream's metadata into any ONNX model (checked by loading it)")
     an.add_argument("input", help="ONNX model to describe (not modified)")
@@ -158,7 +203,9 @@ def add_parser(sub) -> None:
                     help="front-end setting, e.g. n_mels=64 or mean=-4.2 (repeatable; see models info)")
     an.add_argument("--labels", help="comma-separated class labels, in output order")
     an.add_argument("--labels-file", help="class labels, one per line")
-    an.add_argument("--class-axis", type=int, help="axis of the classes in the first output (default -1, the last)")
+    an.add_argument("--output", dest="label_output", metavar="NAME",
+                    help="the output the labels describe (default: the first; see models info)")
+    an.add_argument("--class-axis", type=int, help="axis of the classes in that output (default -1, the last)")
     an.add_argument("--channel-axis", type=int, help="axis NAME@CH picks a channel from (default 1)")
     an.add_argument("--multi-label", action="store_true",
                     help="several labels can be true at once (classify reports each by sigmoid, not softmax)")

@@ -38,7 +38,7 @@ def classify(audio: np.ndarray, sample_rate: int, model: str | None = None, info
         with torch.no_grad():
             features = view(torch.from_numpy(window))
             if loaded is None:
-                loaded = convert(info, [info.output_names[0]], [1] + list(features.shape[1:]))
+                loaded = convert(info, [info.label_output], [1] + list(features.shape[1:]))
             logits = loaded.module(features)
         # Weight each window by how much of it is real signal, so padding does not vote.
         weight = chunk.shape[1] / schedule.window

@@ -290,10 +290,29 @@ def register() -> None:
         axis = int(_attribute(node, "axis", 1))
         return result(node, RealDFT(axis, bool(_attribute(node, "onesided", 0)), length))
 
+    # every converter, onnx2torch's and ours, says which node it failed on (model.convert makes that one line)
+    for key, converter in list(_CONVERTER_REGISTRY.items()):
+        _CONVERTER_REGISTRY[key] = _naming(converter)
     _registered = True
 
 
-def check_convertible(proto, model_name: str) -> None:
+def _naming(converter):
+    """`converter`, raising NodeConversionError (the node and the cause) instead of whatever it raises."""
+    if getattr(converter, "_names_the_node", False):
+        return converter
+
+    def named(node, graph):
+        try:
+            return converter(node, graph)
+        except Exception as exc:
+            raise NodeConversionError(node.proto, exc) from exc
+
+    named._names_the_node = True
+    named.__wrapped__ = converter
+    return named
+
+
+def check_convertible(proto, model_name: str, path=None) -> None:
     """Refuse, naming the operator and the node, before onnx2torch fails somewhere inside."""
     from onnx import defs
     from onnx2torch.node_converters.registry import get_converter
@@ -308,4 +327,5 @@ def check_convertible(proto, model_name: str) -> None:
             where = f"node {node.name!r}" if node.name else f"node #{index} (unnamed, output {node.output[0]!r})"
             raise ModelError(f"{model_name}: {where} uses operator {node.op_type} "
                              f"({domain or 'ai.onnx'} opset {opsets.get(domain, '?')}), which streamdream cannot run; "
-                             "re-export without it, or cut the model before it") from None
+                             "re-export with another opset or without it, or open an issue with "
+                             f"`streamdream models info {path or model_name} --json` attached") from None

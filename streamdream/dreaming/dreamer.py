@@ -80,7 +80,7 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
             channel = int(channel_text)
         layers.append((part, weight, channel, axes.get(part, info.channel_axis)))
     class_weights(params, info, None)  # refuse unknown labels now, not at the first window
-    logits = info.output_names[0] if (params.target or params.away or heard) else ""
+    logits = info.label_output if (params.target or params.away or heard) else ""
     return Objective(tuple(layers), logits, info.class_axis, heard)
 
 

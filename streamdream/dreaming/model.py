@@ -25,7 +25,8 @@ META_FRONTEND = "streamdream.frontend"
 META_LABELS = "streamdream.labels"
 META_LAYERS = "streamdream.layers"  # JSON list of {"name": ONNX tensor, "description": what it adds}
 META_DEFAULT_LAYER = "streamdream.default_layer"
-META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in the first output (default: the last)
+META_OUTPUT = "streamdream.output"              # the output the labels describe (default: the first)
+META_CLASS_AXIS = "streamdream.class_axis"      # axis of the labels in that output (default: the last)
 META_CHANNEL_AXIS = "streamdream.channel_axis"  # axis NAME@CH picks from in every layer (default 1)
 META_MULTI_LABEL = "streamdream.multi_label"    # "1": several labels can be true at once (sigmoid, not softmax)
 # A layer name that is not a tensor: the labels the model hears in the input, each pushed by its
@@ -33,6 +34,9 @@ META_MULTI_LABEL = "streamdream.multi_label"    # "1": several labels can be tru
 HEARD = "heard"
 
 PARITY_TOLERANCE = 1e-4
+# What a user can do about a graph streamdream cannot convert; {path} is the model's file.
+CONVERSION_ADVICE = ("re-export with another opset, or open an issue with `streamdream models info {path} --json` "
+                     "attached")
 # Activations of these ops carry features worth dreaming on.
 DREAMABLE_OPS = {"Conv", "Relu", "LeakyRelu", "Elu", "Selu", "Sigmoid", "Tanh", "MaxPool", "AveragePool",
                  "BatchNormalization", "Concat", "Add", "Mul", "Clip", "HardSigmoid", "HardSwish", "Gelu",
@@ -87,10 +91,16 @@ class ModelInfo:
     input_shape: list          # ints, or None for dynamic axes
     output_names: list[str]
     proto: object = field(repr=False, default=None)
-    class_axis: int = -1       # where the labels are in the first output: (batch, classes), (batch, frames, classes)...
+    class_axis: int = -1       # where the labels are in the output: (batch, classes), (batch, frames, classes)...
     channel_axis: int = 1      # where NAME@CH picks its channel
     layout: str = ""           # waveform view: how the input holds batch, samples and audio channels
     multi_label: bool = False  # several labels at once (the pitch model's keys): probabilities by sigmoid
+    chosen_output: str | None = None  # `models annotate --output NAME`: the output the labels describe
+
+    @property
+    def label_output(self) -> str:
+        """The output the labels describe and --target pushes: the one chosen at annotation, else the first."""
+        return self.chosen_output or self.output_names[0]
 
     @property
     def dream_layer(self) -> str | None:
@@ -138,7 +148,8 @@ class ModelInfo:
 
 def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers: list[dict],
                    default_layer: str | None = None, class_axis: int | None = None,
-                   channel_axis: int | None = None, multi_label: bool | None = None) -> None:
+                   channel_axis: int | None = None, multi_label: bool | None = None,
+                   output: str | None = None) -> None:
     """Stamp a model with what streamdream needs to know (training, `models annotate`, test fixtures)."""
     entries = {META_VIEW: view, META_FRONTEND: json.dumps(front.to_dict()), META_LABELS: json.dumps(labels),
                META_LAYERS: json.dumps(layers)}
@@ -150,6 +161,8 @@ def write_metadata(proto, view: str, front: FrontEnd, labels: list[str], layers:
         entries[META_CHANNEL_AXIS] = str(channel_axis)
     if multi_label is not None:
         entries[META_MULTI_LABEL] = "1" if multi_label else "0"
+    if output is not None:
+        entries[META_OUTPUT] = output
     keep = [p for p in proto.metadata_props if p.key not in entries]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
@@ -212,7 +225,12 @@ def read_model_info(path: str | os.PathLike | None = None, view: str | None = No
     info = ModelInfo(path=path, view=chosen_view, front=front, labels=list(labels), recommended=recommended,
                      default_layer=meta.get(META_DEFAULT_LAYER), input_name=inputs[0].name, input_shape=shape,
                      output_names=[o.name for o in proto.graph.output], proto=proto, class_axis=class_axis,
-                     channel_axis=channel_axis, multi_label=meta.get(META_MULTI_LABEL) == "1")
+                     channel_axis=channel_axis, multi_label=meta.get(META_MULTI_LABEL) == "1",
+                     chosen_output=meta.get(META_OUTPUT) or None)
+    if info.chosen_output is not None and info.chosen_output not in info.output_names:
+        raise ModelError(f"{path.name}: its metadata says the labels describe output {info.chosen_output!r}, which "
+                         f"the graph does not have (outputs: {', '.join(info.output_names)}); annotate it again "
+                         "with --output NAME")
     if len(shape) != 4 or chosen_view == "waveform":
         _check_waveform(info)
     return info
@@ -313,8 +331,8 @@ def with_outputs(proto, names: list[str]):
     return out
 
 
-def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, seconds: float = 9.0) -> list[Layer]:
-    """Every dreamable tensor with its shape for one channel of a `seconds` window."""
+def _inferred(info: ModelInfo, view: str, sample_rate: int, seconds: float):
+    """The model with its input fixed to what `view` makes of one channel of a `seconds` window, shapes inferred."""
     import onnx
 
     shape = view_input_shape(info, view, sample_rate, int(seconds * sample_rate))
@@ -328,7 +346,26 @@ def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, second
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as exc:
-        raise ModelError(f"{info.path.name}: ONNX shape inference failed ({exc}); re-export the model") from exc
+        raise ModelError(f"{info.path.name}: ONNX shape inference failed ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                         "re-export the model") from exc
+    return inferred
+
+
+def output_shapes(info: ModelInfo, view: str | None = None, sample_rate: int = 48000,
+                  seconds: float = 9.0) -> dict[str, list]:
+    """Every graph output with its shape: for one channel of a `seconds` window when the view is known, else as
+    the file declares it (None for an axis of any size)."""
+    declared = {o.name: _dims(o) for o in info.proto.graph.output}
+    if view is None or (view == "waveform" and not info.layout):
+        return declared
+    inferred = _inferred(info, view, sample_rate, seconds)
+    found = {o.name: _dims(o) for o in inferred.graph.output}
+    return {name: found.get(name) or dims for name, dims in declared.items()}
+
+
+def layer_catalogue(info: ModelInfo, view: str, sample_rate: int = 48000, seconds: float = 9.0) -> list[Layer]:
+    """Every dreamable tensor with its shape for one channel of a `seconds` window."""
+    inferred = _inferred(info, view, sample_rate, seconds)
     shapes = {vi.name: tuple(_dims(vi)) for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
     descriptions = {layer.name: layer.description for layer in info.recommended}
     axes = {layer.name: layer.channel_axis for layer in info.recommended}
@@ -364,12 +401,83 @@ class LoadedModel:
                 raise ParameterError(f"layer {name!r} has {width} channels; pick a channel from 0 to {width - 1}")
 
 
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def conversion_error(info: ModelInfo, node, opsets: dict, cause: BaseException, what: str) -> ModelError:
+    """One line: the file, the node, its operator and opset, what went wrong and what the user can do."""
+    where = f"node {node.name!r}" if node.name else f"an unnamed node (output {node.output[0]!r})"
+    opset = opsets.get(node.domain or "", "?")
+    return ModelError(f"{info.path.name}: {where} (operator {node.op_type}, {node.domain or 'ai.onnx'} opset {opset}) "
+                      f"{what} ({_first_line(cause)}); {CONVERSION_ADVICE.format(path=info.path)}")
+
+
+def _separate_outputs(proto, outputs: list[str]) -> list[str]:
+    """Give each output its own node where onnx2torch would return the wrong thing.
+
+    onnx2torch returns a graph output by returning its producer's result: a node with several outputs (LSTM's
+    Y and Y_h, Split) gives the whole tuple, and two outputs of one node come back once. An Identity per such
+    output makes the module return exactly `outputs`, in order. Returns the names the graph now outputs."""
+    from onnx import helper
+
+    producers = {name: node for node in proto.graph.node for name in node.output}
+    seen, names = set(), []
+    for index, name in enumerate(outputs):
+        node = producers.get(name)
+        if node is None or (len(node.output) == 1 and id(node) not in seen):
+            names.append(name)
+        else:
+            names.append(f"{name}/streamdream_output_{index}")
+            proto.graph.node.append(helper.make_node("Identity", [name], [names[-1]],
+                                                     name=f"streamdream/output_{index}"))
+        if node is not None:
+            seen.add(id(node))
+    if names != outputs:
+        del proto.graph.output[:]
+        for name in names:
+            proto.graph.output.append(helper.make_empty_tensor_value_info(name))
+    return names
+
+
+def _run_naming_the_node(module, probe, proto, info: ModelInfo, opsets: dict):
+    """The converted module's first run, node by node, so a failure names the ONNX node it came from."""
+    import torch
+    from torch import fx
+    from onnx2torch.onnx_graph import OnnxGraph
+
+    by_module = {name: node.proto for name, node in OnnxGraph(proto.graph).nodes.items()}
+
+    class Naming(fx.Interpreter):
+        def run_node(self, n):
+            try:
+                return super().run_node(n)
+            except Exception as exc:
+                if n.op == "call_module" and n.target in by_module:
+                    raise conversion_error(info, by_module[n.target], opsets, exc, "fails in torch") from exc
+                raise
+
+    with torch.no_grad():
+        try:
+            return Naming(module).run(probe)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{info.path.name}: the torch conversion fails on its first run ({_first_line(exc)}); "
+                             f"{CONVERSION_ADVICE.format(path=info.path)}") from exc
+
+
 def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> LoadedModel:
-    """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime."""
+    """onnx2torch conversion of the model cut to `outputs`, refused unless it matches ONNX Runtime.
+
+    Whatever the conversion or the converted module's first run raises becomes a one-line ModelError naming
+    the node, its operator and opset (converters.NodeConversionError carries the node out of onnx2torch)."""
     import onnxruntime as ort
     import torch
 
-    from .converters import check_convertible  # imports torch: only the dreaming side may pay for it
+    from .converters import NodeConversionError, check_convertible  # imports torch: the dreaming side pays
 
     _check_input_fits(info, check_shape, info.view or "mel")
     proto = with_outputs(info.proto, outputs)
@@ -379,17 +487,19 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
     if missing:
         raise ParameterError(f"{info.path.name} has no tensor named {missing[0]!r}; "
                              f"list them with: streamdream models info {info.path}")
-    check_convertible(proto, info.path.name)
+    check_convertible(proto, info.path.name, info.path)
+    graph_outputs = _separate_outputs(proto, outputs)
+    opsets = {entry.domain: entry.version for entry in proto.opset_import}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from onnx2torch import convert as onnx2torch_convert
             module = onnx2torch_convert(proto)
-    except NotImplementedError as exc:
-        raise ModelError(f"{info.path.name} uses an operator streamdream cannot run: {str(exc).splitlines()[0]}") from exc
+    except NodeConversionError as exc:
+        raise conversion_error(info, exc.node, opsets, exc.cause, "cannot be converted to torch") from exc.cause
     except Exception as exc:
-        raise ModelError(f"{info.path.name} could not be converted to torch ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); re-export it with a recent opset") from exc
+        raise ModelError(f"{info.path.name} cannot be converted to torch ({_first_line(exc)}); "
+                         f"{CONVERSION_ADVICE.format(path=info.path)}") from exc
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -400,12 +510,14 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
         options = ort.SessionOptions()
         options.log_severity_level = 3
         session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        expected = session.run(outputs, {info.input_name: probe})
+        expected = session.run(graph_outputs, {info.input_name: probe})
     except Exception as exc:
         raise ModelError(f"ONNX Runtime cannot run {info.path.name} ({str(exc).splitlines()[0]}); check the file") from exc
-    with torch.no_grad():
-        got = module(torch.from_numpy(probe))
+    got = _run_naming_the_node(module, torch.from_numpy(probe), proto, info, opsets)
     got = list(got) if isinstance(got, (tuple, list)) else [got]
+    if len(got) != len(outputs):
+        raise ModelError(f"{info.path.name}: the torch conversion returns {len(got)} outputs for the "
+                         f"{len(outputs)} asked ({', '.join(outputs)}); {CONVERSION_ADVICE.format(path=info.path)}")
     worst = 0.0
     for name, ref, ours in zip(outputs, expected, got):
         ours = ours.numpy()
@@ -427,10 +539,11 @@ def convert(info: ModelInfo, outputs: list[str], check_shape: list[int]) -> Load
 def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, front_changes: dict | None = None,
              labels: list[str] | None = None, layers: list[str] | None = None, default_layer: str | None = None,
              class_axis: int | None = None, channel_axis: int | None = None, multi_label: bool | None = None,
-             force: bool = False) -> ModelInfo:
+             force: bool = False, output: str | None = None) -> ModelInfo:
     """Write `source` with streamdream metadata to `dest`, checked by loading the result as a dream would.
 
     Starts from the metadata the file already has, so annotating twice changes only what is given.
+    `output` names the graph output the labels describe (default: the first).
     `dest` appears only once the annotated model has loaded, converted and matched ONNX Runtime.
     """
     import onnx
@@ -448,12 +561,17 @@ def annotate(source: str | os.PathLike, dest: str | os.PathLike, view: str, fron
         old_labels = json.loads(meta.get(META_LABELS, "[]"))
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"front-end settings: {exc}") from None
+    outputs = [o.name for o in proto.graph.output]
+    if output is not None and output not in outputs:
+        raise ParameterError(f"{source.name} has no output named {output!r}; its outputs: {', '.join(outputs)} "
+                             f"(shapes: streamdream models info {source})")
     layer_entries = [{"name": name} for name in layers] if layers is not None else old_layers
     write_metadata(proto, view, front, labels if labels is not None else old_labels, layer_entries,
                    default_layer or meta.get(META_DEFAULT_LAYER),
                    class_axis if class_axis is not None else int(meta.get(META_CLASS_AXIS, -1)),
                    channel_axis if channel_axis is not None else int(meta.get(META_CHANNEL_AXIS, 1)),
-                   multi_label if multi_label is not None else meta.get(META_MULTI_LABEL) == "1")
+                   multi_label if multi_label is not None else meta.get(META_MULTI_LABEL) == "1",
+                   output if output is not None else meta.get(META_OUTPUT) or None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         onnx.save(proto, str(tmp))
@@ -473,16 +591,19 @@ def check_annotation(info: ModelInfo) -> LoadedModel:
                              "(--labels or --labels-file)")
     if info.default_layer and info.default_layer != HEARD and info.default_layer not in names:
         names.append(info.default_layer)
-    outputs = names + [info.output_names[0]] if info.output_names[0] not in names else names
+    label_output = info.label_output
+    outputs = names + [label_output] if label_output not in names else names
     loaded = convert(info, outputs, [1] + shape[1:])
-    scores = loaded.output_shapes[info.output_names[0]]
+    scores = loaded.output_shapes[label_output]
     if not -len(scores) <= info.class_axis < len(scores):
-        raise ParameterError(f"class axis {info.class_axis} is outside {info.output_names[0]!r}, which has "
+        raise ParameterError(f"class axis {info.class_axis} is outside {label_output!r}, which has "
                              f"shape {list(scores)}")
     if info.labels and scores[info.class_axis] != len(info.labels):
+        others = [name for name in info.output_names if name != label_output]
         raise ParameterError(f"{len(info.labels)} labels given but axis {info.class_axis} of "
-                             f"{info.output_names[0]!r} holds {scores[info.class_axis]} classes "
-                             f"(shape {list(scores)}); pass --class-axis or the matching labels")
+                             f"{label_output!r} holds {scores[info.class_axis]} classes "
+                             f"(shape {list(scores)}); pass --class-axis or the matching labels"
+                             + (f", or --output with another of {', '.join(others)}" if others else ""))
     for layer in info.recommended:
         rank = len(loaded.output_shapes[layer.name])
         if not -rank <= layer.channel_axis < rank:
