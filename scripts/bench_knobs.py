@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from jackserver import JackServer  # noqa: E402
+from harness.jackserver import JackServer  # noqa: E402
 
 
 def main() -> int:

@@ -6,9 +6,9 @@
 Starts a private JACK server (dummy driver, 48 kHz, period = blocksize), runs
 `streamdream live` on it with default dream settings, the demo clip looped as
 input (so the worker dreams all the time), and reads the engine's --stats JSON.
-A real-time sleeper on each CPU (tests/stallwatch.py) notes when the machine itself
+A real-time sleeper on each CPU (harness/stallwatch.py) notes when the machine itself
 stopped running; xruns and slow callbacks are reported in total and with those
-moments left out. --knobs N sends N MIDI messages a second (tests/knobtraffic.py) and --display turns
+moments left out. --knobs N sends N MIDI messages a second (harness/knobtraffic.py) and --display turns
 the rich live display on, so the engine is measured as users run it. Prints a markdown table for
 docs/BENCHMARKS.md.
 """
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from jackserver import JackServer  # noqa: E402
-from knobtraffic import KnobTraffic, instant_and_depth  # noqa: E402
-from stallwatch import StallWatch  # noqa: E402
-from terminal import Terminal  # noqa: E402
+from harness.jackserver import JackServer  # noqa: E402
+from harness.knobtraffic import KnobTraffic, instant_and_depth  # noqa: E402
+from harness.stallwatch import StallWatch  # noqa: E402
+from harness.terminal import Terminal  # noqa: E402
 from streamdream.params import Params  # noqa: E402
 
 

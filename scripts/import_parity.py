@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Import parity for exported-graph shapes: streamdream's torch conversion vs ONNX Runtime, per fixture.
 
-Builds each tf2onnx-like fixture of tests/tf2onnx_like.py, describes it with `models annotate`'s
+Builds each tf2onnx-like fixture of harness/tf2onnx_like.py, describes it with `models annotate`'s
 code path (view waveform, 16 kHz), converts it the way a dream does (onnx2torch plus
 streamdream's own converters) and compares every output with ONNX Runtime on seeded noise and
 on a music-like clip, at batch sizes 1, 4 and 12 (a 9-s window at 16 kHz is 71 inputs of 4000
@@ -24,9 +24,8 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 from streamdream.dreaming.model import annotate, check_annotation, with_outputs  # noqa: E402
-from tf2onnx_like import FIXTURES, RATE, SAMPLES  # noqa: E402
+from harness.tf2onnx_like import FIXTURES, RATE, SAMPLES  # noqa: E402
 
 
 def main():

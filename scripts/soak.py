@@ -11,7 +11,7 @@ CC 1/7/20 (instant), CC 21/22/26 (depth, jitter), CC 24/25 (layer, target) and n
 target, for two hops each (so every Dreamer the run can need is built early; the worker logs each one
 as a "new dream objective"). Every 5 s it samples, for EVERY process of the run (the audio process,
 the dream worker, multiprocessing's helper): RSS, open file descriptors and threads. A real-time
-sleeper per CPU (tests/stallwatch.py) tells machine stalls from the engine's own xruns, as bench_live
+sleeper per CPU (harness/stallwatch.py) tells machine stalls from the engine's own xruns, as bench_live
 does.
 
 Fails (exit 1) when, after the warm-up share of the run, any process's RSS grows more than 2% or its
@@ -34,15 +34,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from jackserver import JackServer  # noqa: E402
-from knobtraffic import OBJECTIVE, KnobTraffic, instant_and_depth  # noqa: E402
+from harness.jackserver import JackServer  # noqa: E402
+from harness.knobtraffic import OBJECTIVE, KnobTraffic, instant_and_depth  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
 from streamdream.dreaming.model import read_model_info  # noqa: E402
 from streamdream.params import Params  # noqa: E402
-from stallwatch import StallWatch  # noqa: E402
+from harness.stallwatch import StallWatch  # noqa: E402
 
 RSS_GROWTH_LIMIT = 0.02
 NEW_OBJECTIVE = "new dream objective"  # the worker's notice for each Dreamer it builds after the first

@@ -1,14 +1,21 @@
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).parent))
+# harness/ is importable from the repository root, which pyproject's pytest `pythonpath` puts on sys.path
+from harness.jackserver import JackServer
+from harness.models import make_audio_model, make_image_model
 
-from jackserver import JackServer  # noqa: E402
-from models import make_audio_model, make_image_model  # noqa: E402
+
+def pytest_collection_modifyitems(config, items):
+    """Markers that follow from what a test uses: a test that takes the `jack` fixture is a `jack` test,
+    and every `jack` or `subprocess` test is `slow` (left out of the fast loop, `pytest -m "not slow"`)."""
+    for item in items:
+        if "jack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("jack") is None:
+            item.add_marker(pytest.mark.jack)
+        if (item.get_closest_marker("jack") or item.get_closest_marker("subprocess")) \
+                and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from streamdream.dreaming.converters import register
 from streamdream.dreaming.dreamer import Dreamer
 from streamdream.dreaming.model import annotate, check_annotation, read_model_info
 from streamdream.errors import ModelError
-from tf2onnx_like import CLASSES, FIXTURES, RATE
+from harness.tf2onnx_like import CLASSES, FIXTURES, RATE
 
 LABELS = ["a", "b", "c", "d"][:CLASSES]
 

@@ -7,7 +7,7 @@ millisecond cannot be held up by any ordinary program, ours included, so when it
 milliseconds late the CPU was not running at all. Tests use the record to tell an xrun the
 engine caused from one the machine caused; scripts/bench_live.py reports both.
 
-    python tests/stallwatch.py CPU THRESHOLD_S   # prints "cpu due late" per stall until killed
+    python harness/stallwatch.py CPU THRESHOLD_S   # prints "cpu due late" per stall until killed
 """
 from __future__ import annotations
 

@@ -34,6 +34,23 @@ class JackServer:
     def ports(self) -> str:
         return self.run("jack_lsp", timeout=10).stdout
 
+    def only_system_ports(self, within: float = 0.0) -> bool:
+        """Whether the server is up with no ports but its own (system:...), waiting up to `within` seconds
+        for clients that are leaving."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                out = self.run("jack_lsp", timeout=10)
+                names = out.stdout.split()
+                if out.returncode == 0 and "system:playback_1" in names and \
+                        all(name.startswith("system:") for name in names):
+                    return True
+            except subprocess.TimeoutExpired:
+                pass
+            if self.proc.poll() is not None or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
     def wait_for_port(self, name: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
