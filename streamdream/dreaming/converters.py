@@ -176,6 +176,96 @@ class Reduce(nn.Module):
         return x
 
 
+def _activation(name: str, alpha: float | None, beta: float | None):
+    """An RNN activation by its ONNX name, with its alpha/beta (ONNX's defaults when not given)."""
+    if name == "Sigmoid":
+        return torch.sigmoid
+    if name == "Tanh":
+        return torch.tanh
+    if name == "Relu":
+        return torch.relu
+    if name == "HardSigmoid":
+        a, b = (0.2 if alpha is None else alpha), (0.5 if beta is None else beta)
+        return lambda z: (a * z + b).clamp(0.0, 1.0)
+    if name == "LeakyRelu":
+        return lambda z: F.leaky_relu(z, 0.01 if alpha is None else alpha)
+    if name == "Softsign":
+        return F.softsign
+    if name == "Softplus":
+        return F.softplus
+    raise NotImplementedError(f"RNN activation {name}")
+
+
+class Recurrent(nn.Module):
+    """ONNX LSTM and GRU (any direction, layout 0 or 1, initial states, LSTM peepholes and input_forget, GRU either
+    linear_before_reset), a step at a time in plain torch ops: differentiable on any device (cuDNN's RNN
+    backward refuses to run in eval mode) and traceable (the loop unrolls for the fixed shapes of a dream)."""
+
+    def __init__(self, kind: str, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor | None, p: torch.Tensor | None,
+                 direction: str, layout: int, activations: list, clip: float | None, linear_before_reset: bool,
+                 input_forget: bool, n_outputs: int):
+        super().__init__()
+        self.kind, self.layout, self.clip, self.n_outputs = kind, layout, clip, n_outputs
+        self.linear_before_reset, self.input_forget = linear_before_reset, input_forget
+        self.reverse = {"forward": [False], "reverse": [True], "bidirectional": [False, True]}[direction]
+        self.hidden = r.shape[-1]
+        gates = 4 if kind == "LSTM" else 3
+        self.register_buffer("w", w)
+        self.register_buffer("r", r)
+        self.register_buffer("b", b if b is not None else torch.zeros(w.shape[0], 2 * gates * self.hidden))
+        self.register_buffer("p", p if p is not None else torch.zeros(w.shape[0], 3 * self.hidden))
+        self.activations = activations  # per direction: (f, g[, h])
+
+    def _cut(self, z):
+        return z.clamp(-self.clip, self.clip) if self.clip is not None else z
+
+    def forward(self, x: torch.Tensor, sequence_lens: torch.Tensor | None = None,
+                initial_h: torch.Tensor | None = None, initial_c: torch.Tensor | None = None):
+        if self.layout:
+            x = x.transpose(0, 1)
+            initial_h = initial_h.transpose(0, 1) if initial_h is not None else None
+            initial_c = initial_c.transpose(0, 1) if initial_c is not None else None
+        steps, batch, size = x.shape[0], x.shape[1], self.hidden
+        if sequence_lens is not None and sequence_lens.numel() and bool((sequence_lens != steps).any()):
+            raise NotImplementedError("sequence_lens shorter than the sequence (padded batches)")
+        ys, hs, cs = [], [], []
+        for d, reverse in enumerate(self.reverse):
+            f, g = self.activations[d][0], self.activations[d][1]
+            h = initial_h[d] if initial_h is not None else x.new_zeros(batch, size)
+            c = initial_c[d] if initial_c is not None else x.new_zeros(batch, size)
+            wb, rb = self.b[d].chunk(2)
+            inputs = x @ self.w[d].t() + wb          # every step's input projection at once
+            out = [h] * steps
+            for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+                if self.kind == "LSTM":
+                    i, o, fg, cc = (inputs[t] + h @ self.r[d].t() + rb).chunk(4, dim=-1)
+                    pi, po, pf = self.p[d].chunk(3)
+                    i = f(self._cut(i + pi * c))
+                    fg = 1 - i if self.input_forget else f(self._cut(fg + pf * c))
+                    c = fg * c + i * g(self._cut(cc))
+                    h = f(self._cut(o + po * c)) * self.activations[d][2](c)
+                else:
+                    xz, xr, xh = inputs[t].chunk(3, dim=-1)
+                    rz, rr, rh = self.r[d].chunk(3)
+                    bz, br, bh = rb.chunk(3)
+                    z = f(self._cut(xz + h @ rz.t() + bz))
+                    rt = f(self._cut(xr + h @ rr.t() + br))
+                    if self.linear_before_reset:
+                        candidate = g(self._cut(xh + rt * (h @ rh.t() + bh)))
+                    else:
+                        candidate = g(self._cut(xh + (rt * h) @ rh.t() + bh))
+                    h = (1 - z) * candidate + z * h
+                out[t] = h
+            ys.append(torch.stack(out))
+            hs.append(h)
+            cs.append(c)
+        y, y_h, y_c = torch.stack(ys, 1), torch.stack(hs), torch.stack(cs)   # (steps, dirs, batch, hidden)...
+        if self.layout:
+            y, y_h, y_c = y.permute(2, 0, 1, 3), y_h.transpose(0, 1), y_c.transpose(0, 1)
+        results = (y, y_h, y_c)[:self.n_outputs]
+        return results if self.n_outputs > 1 else results[0]
+
+
 # ONNX versions that only widened the element types (float8, int4...) of an operator onnx2torch converts at
 # the version named: the same conversion applies.
 TYPE_ONLY_VERSIONS = {("Identity", 19): 16, ("Identity", 21): 16, ("Constant", 19): 13, ("Constant", 21): 13,
@@ -262,6 +352,43 @@ def register() -> None:
         known = _CONVERTER_REGISTRY.get(OperationDescription(defs.ONNX_DOMAIN, op, same_as))
         if known is not None:
             _CONVERTER_REGISTRY.setdefault(OperationDescription(defs.ONNX_DOMAIN, op, version), known)
+
+    def recurrent_converter(node, graph):
+        kind = node.operation_type
+        fixed = {}
+        for index, name in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
+            known, value = _constant_input(node, graph, index)
+            if not known:
+                raise NotImplementedError(f"node {node.name!r}: {kind} whose {name} is computed in the graph")
+            fixed[name] = value.float() if value is not None else None
+        dirs = fixed["W"].shape[0]
+        defaults = ["Sigmoid", "Tanh", "Tanh"] if kind == "LSTM" else ["Sigmoid", "Tanh"]
+        names = list(_attribute(node, "activations", defaults * dirs))
+        alphas, betas = list(_attribute(node, "activation_alpha", [])), list(_attribute(node, "activation_beta", []))
+        functions = []
+        for name in names:  # alpha/beta are listed for the activations that take them, in order
+            takes = name in ("HardSigmoid", "LeakyRelu")
+            alpha = alphas.pop(0) if takes and alphas else None
+            beta = betas.pop(0) if name == "HardSigmoid" and betas else None
+            functions.append(_activation(name, alpha, beta))
+        per = len(defaults)
+        activations = [functions[d * per:(d + 1) * per] for d in range(dirs)]
+        clip = _attribute(node, "clip", None)
+        outputs = len(node.output_values)
+        module = Recurrent(kind, fixed["W"], fixed["R"], fixed["B"], fixed["P"], _attribute(node, "direction", "forward"),
+                           int(_attribute(node, "layout", 0)), activations, float(clip) if clip is not None else None,
+                           bool(_attribute(node, "linear_before_reset", 0)), bool(_attribute(node, "input_forget", 0)),
+                           outputs)
+        inputs = [node.input_values[i] if len(node.input_values) > i else "" for i in (0, 4, 5, 6)]
+        inputs = inputs[:1 + (kind == "LSTM") * 3 + (kind == "GRU") * 2]
+        while inputs and inputs[-1] == "":
+            inputs.pop()
+        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+            inputs=tuple(inputs), outputs=node.output_values))
+
+    for op, versions in (("LSTM", (7, 14, 22)), ("GRU", (7, 14, 22))):
+        for version in versions:  # 7: no layout; 22: more element types
+            _CONVERTER_REGISTRY.setdefault(OperationDescription(defs.ONNX_DOMAIN, op, version), recurrent_converter)
 
     @add_converter(operation_type="Gelu", version=20)
     def _gelu(node, graph):
