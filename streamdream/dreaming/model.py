@@ -461,7 +461,9 @@ def _run_naming_the_node(module, probe, proto, info: ModelInfo, opsets: dict):
 
     with torch.no_grad():
         try:
-            return Naming(module).run(probe)
+            runner = Naming(module)
+            runner.extra_traceback = False  # fx would append the fx node to the message: not one line any more
+            return runner.run(probe)
         except ModelError:
             raise
         except Exception as exc:
