@@ -2,10 +2,10 @@
 """Import parity for exported-graph shapes: streamdream's torch conversion vs ONNX Runtime, per fixture.
 
 Builds each tf2onnx-like fixture of harness/tf2onnx_like.py, describes it with `models annotate`'s
-code path (view waveform, 16 kHz), converts it the way a dream does (onnx2torch plus
-streamdream's own converters) and compares every output with ONNX Runtime on seeded noise and
-on a music-like clip, at batch sizes 1, 4 and 12 (a 9-s window at 16 kHz is 71 inputs of 4000
-samples with half overlap; 12 keeps this quick). Prints a markdown table: the worst error relative to the
+code path (view waveform, 16 kHz; the pitch model at 22.05 kHz with its onset output chosen),
+converts it the way a dream does (onnx2torch plus streamdream's own converters) and compares every
+output with ONNX Runtime on seeded noise and on pure tones, at batch sizes 1, 4 and 12 (a 9-s window
+at 16 kHz is 71 inputs of 4000 samples with half overlap; 12 keeps this quick). Prints a markdown table: the worst error relative to the
 output's largest magnitude, and the worst absolute error.
 
     python scripts/import_parity.py
@@ -25,25 +25,32 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from streamdream.dreaming.model import annotate, check_annotation, with_outputs  # noqa: E402
-from harness.tf2onnx_like import FIXTURES, RATE, SAMPLES  # noqa: E402
+from harness.tf2onnx_like import FIXTURES, PITCH_OUTPUTS, PITCH_RATE, RATE, pitch_waveform  # noqa: E402
+
+# name -> (builder, model rate, annotate's keyword arguments)
+CASES = {name: (build, RATE, {}) for name, build in FIXTURES.items()}
+CASES["pitch-waveform"] = (pitch_waveform, PITCH_RATE, {"class_axis": 2, "multi_label": True,
+                                                        "output": PITCH_OUTPUTS[1][0]})
 
 
 def main():
     rng = np.random.default_rng(0)
-    t = np.arange(SAMPLES) / RATE
     print("| fixture | opset | operators | outputs compared | worst relative error | worst absolute error |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build in FIXTURES.items():
+        for name, (build, rate, options) in CASES.items():
             proto, layers = build()
             bare = Path(tmp) / f"{name}.onnx"
             onnx.save(proto, str(bare))
-            info = annotate(bare, Path(tmp) / f"{name}.sd.onnx", "waveform", {"rate_hz": RATE}, None, layers)
+            info = annotate(bare, Path(tmp) / f"{name}.sd.onnx", "waveform", {"rate_hz": rate}, None, layers,
+                            **options)
             loaded = check_annotation(info)
             outputs = loaded.outputs
             session = ort.InferenceSession(with_outputs(info.proto, outputs).SerializeToString(),
                                            providers=["CPUExecutionProvider"])
-            shape = [SAMPLES] + ([1] if info.layout == "bsc" else [])
+            samples = info.front.input_samples
+            t = np.arange(samples) / rate
+            shape = [samples] + ([1] if info.layout == "bsc" else [])
             worst_rel = worst_abs = 0.0
             for batch in (1, 4, 12):
                 noise = 0.3 * rng.standard_normal([batch] + shape)
