@@ -11,7 +11,8 @@ emit for audio models: Pad in every mode on any axis, Where, ReduceMax/Min (axes
 opset 18), Log, Sqrt, Neg, Slice with negative steps, Resize, LayerNormalization, Einsum, Gelu (the
 opset-20 operator and the Erf form), GRU and LSTM; and `pitch_waveform`, the shape of a released
 22.05-kHz note transcriber: a constant-Q-like front end in the graph after a reflect Pad on the samples
-axis, and three outputs whose order is not their names' (see PITCH_OUTPUTS).
+axis, and three outputs whose order is not their names' (see PITCH_OUTPUTS). The torch-* fixtures are
+real torch.onnx exports (TorchScript exporter) of small modules.
 """
 from __future__ import annotations
 
@@ -349,8 +350,83 @@ def pitch_waveform(seed=11, bins=48):
     return g.model(["unk__0", PITCH_SAMPLES, 1], None, 0, opset=15, outputs=outputs), [contour_act, note_act]
 
 
+def torch_exported(module, opset):
+    """`module` on a (batch, SAMPLES) waveform, exported by torch.onnx's TorchScript exporter (dynamo=False: the
+    dynamo exporter needs onnxscript) with a dynamic batch, as a user's `torch.onnx.export` call writes it."""
+    import io
+    import warnings
+
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.zeros(1, SAMPLES),), buffer, input_names=["audio"],
+                          output_names=["scores"], dynamic_axes={"audio": {0: "batch"}, "scores": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _outputs_of(proto, op_type):
+    return [node.output[0] for node in proto.graph.node if node.op_type == op_type]
+
+
+def torch_rnn(seed=13, opset=17):
+    """torch.onnx (TorchScript exporter): F.pad reflect (pads computed in the graph), Conv1d, GELU (Erf below
+    opset 20, the Gelu operator from 20), LayerNorm, a bidirectional batch-first GRU (linear_before_reset=1, its
+    initial state computed from the input's shape) and an LSTM, then a Linear head: (batch, frames, classes)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(1, 8, 128, stride=64)
+            self.norm = nn.LayerNorm(8)
+            self.gru = nn.GRU(8, 6, batch_first=True, bidirectional=True)
+            self.lstm = nn.LSTM(12, 5, batch_first=True)
+            self.head = nn.Linear(5, CLASSES)
+
+        def forward(self, x):
+            x = F.pad(x.unsqueeze(1), (64, 64), mode="reflect")
+            x = self.norm(F.gelu(self.conv(x)).transpose(1, 2))
+            x, _ = self.gru(x)
+            x, _ = self.lstm(x)
+            return self.head(x)
+
+    torch.manual_seed(seed)
+    proto = torch_exported(Net(), opset)
+    return proto, _outputs_of(proto, "LayerNormalization") + _outputs_of(proto, "GRU")
+
+
+def torch_stft(seed=14):
+    """torch.onnx (TorchScript exporter, opset 17): torch.stft(center=False) becomes the STFT operator on the
+    (batch, samples) input, then power, clamp (Clip with Constant-node bounds), log and a Linear head."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("window", torch.hann_window(256))
+            self.proj = nn.Linear(129, 16)
+            self.head = nn.Linear(16, CLASSES)
+
+        def forward(self, x):
+            spec = torch.stft(x, 256, 128, window=self.window, center=False, return_complex=False)
+            logp = spec.pow(2).sum(-1).clamp_min(1e-6).log().transpose(1, 2)   # (batch, frames, 129)
+            return self.head(torch.relu(self.proj(logp)))
+
+    torch.manual_seed(seed)
+    proto = torch_exported(Net(), 17)
+    return proto, _outputs_of(proto, "Relu")
+
+
 FIXTURES = {"nhwc-transposes": nhwc_transposes, "explicit-pad": explicit_pad, "slice-framing": slice_framing,
             "conv-front-end": conv_front_end, "opset15-ai.onnx.ml": opset15_with_ml_import,
             "dft-spectrum": dft_spectrum, "pad-modes": pad_modes, "where-neg-reduce-opset18": where_neg_reduce,
             "reversed-log-magnitude": reversed_log_magnitude, "resize-layer-norm": resize_layer_norm,
-            "einsum-gelu-opset20": einsum_gelu, "lstm-gru": recurrent}
+            "einsum-gelu-opset20": einsum_gelu, "lstm-gru": recurrent,
+            "torch-rnn-opset17": torch_rnn, "torch-rnn-opset20": lambda: torch_rnn(opset=20),
+            "torch-stft-opset17": torch_stft}

@@ -331,3 +331,41 @@ def test_gelu_operator_matches_onnx_runtime(approximate):
     x = np.random.default_rng(6).standard_normal((2, 50)).astype(np.float32) * 3
     expected = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(convert(proto)(torch.from_numpy(x)).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank, onesided", [(2, 1), (3, 1), (3, 0)])
+def test_stft_matches_onnx_runtime(rank, onesided):
+    """STFT as torch.onnx writes torch.stft(center=False): (batch, samples) or (batch, samples, 1), a window."""
+    from onnx2torch import convert
+
+    register()
+    shape = [2, 1000] + [1] * (rank - 2)
+    inits = [onnx.numpy_helper.from_array(np.array(100, dtype=np.int64), "step"),
+             onnx.numpy_helper.from_array(np.hanning(256).astype(np.float32), "window")]
+    proto = single_node_model("STFT", shape, None, opset=17, inits=inits, extra_inputs=["step", "window"],
+                              onesided=onesided)
+    x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
+    expected = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = convert(proto)(torch.from_numpy(x)).numpy()
+    assert got.shape == expected.shape == (2, 8, 129 if onesided else 256, 2)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("bounds", ["constant-nodes", "computed", "min-only"])
+def test_clip_with_bounds_from_constant_nodes_or_the_graph_matches_onnx_runtime(bounds):
+    from onnx2torch import convert
+
+    register()
+    nodes = [helper.make_node("Constant", [], ["low"], value=onnx.numpy_helper.from_array(np.array(-0.5, np.float32))),
+             helper.make_node("Constant", [], ["high"], value=onnx.numpy_helper.from_array(np.array(0.7, np.float32)))]
+    if bounds == "computed":  # a bound that depends on the input: only known when the model runs
+        nodes.append(helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0))
+        nodes.append(helper.make_node("Add", ["mean", "low"], ["low2"]))
+    inputs = {"constant-nodes": ["x", "low", "high"], "computed": ["x", "low2", "high"], "min-only": ["x", "low"]}
+    nodes.append(helper.make_node("Clip", inputs[bounds], ["y"], name="the_clip"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 40])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 40])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    x = np.random.default_rng(8).standard_normal((3, 40)).astype(np.float32)
+    expected = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(convert(proto)(torch.from_numpy(x)).numpy(), expected)

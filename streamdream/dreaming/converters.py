@@ -75,6 +75,44 @@ class RealDFT(nn.Module):
         return torch.stack([spec.real, spec.imag], dim=-1)
 
 
+class RealSTFT(nn.Module):
+    """STFT (opset 17) of a real signal, (batch, samples[, 1]) -> (batch, frames, bins, 2), as torch.onnx writes
+    torch.stft(center=False): frames of `length` every `step` samples, times the window, then the DFT."""
+
+    def __init__(self, step: int, length: int | None, onesided: bool, window: torch.Tensor | None):
+        super().__init__()
+        self.step, self.length, self.onesided = step, length, onesided
+        self.register_buffer("window", window)
+
+    def forward(self, signal: torch.Tensor, window: torch.Tensor | None = None) -> torch.Tensor:
+        window = self.window if window is None else window
+        length = self.length or int(window.shape[0])
+        signal = signal[..., 0] if signal.dim() == 3 else signal  # torch.onnx writes (batch, samples) as it is
+        frames = signal.unfold(-1, length, self.step)                            # (batch, frames, length)
+        if window is not None:
+            frames = frames * window
+        spec = torch.fft.rfft(frames, dim=-1) if self.onesided else torch.fft.fft(frames, dim=-1)
+        return torch.stack([spec.real, spec.imag], dim=-1)
+
+
+class Clip(nn.Module):
+    """Clip (opset 11+) whose bounds are constants (initializers or Constant nodes, as torch.onnx writes clamp) or
+    computed in the graph (then passed in)."""
+
+    def __init__(self, low: float | None, high: float | None):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, x: torch.Tensor, low: torch.Tensor | None = None, high: torch.Tensor | None = None):
+        low = low if low is not None else self.low
+        high = high if high is not None else self.high
+        if low is not None:
+            x = torch.clamp_min(x, low)
+        if high is not None:
+            x = torch.clamp_max(x, high)
+        return x
+
+
 def _source_index(size: int, begin: int, end: int, mode: str, device) -> torch.Tensor:
     """Where each element of an axis of `size` padded by `begin`, `end` (>= 0) comes from, by numpy.pad's rules:
     reflect mirrors on the first and last element (period 2 (size - 1)), edge repeats them, wrap is periodic."""
@@ -389,6 +427,39 @@ def register() -> None:
     for op, versions in (("LSTM", (7, 14, 22)), ("GRU", (7, 14, 22))):
         for version in versions:  # 7: no layout; 22: more element types
             _CONVERTER_REGISTRY.setdefault(OperationDescription(defs.ONNX_DOMAIN, op, version), recurrent_converter)
+
+    def clip_converter(node, graph):
+        (low_known, low), (high_known, high) = (_constant_input(node, graph, i) for i in (1, 2))
+        module = Clip(float(low) if low_known and low is not None else None,
+                      float(high) if high_known and high is not None else None)
+        inputs = [node.input_values[0], "" if low_known else node.input_values[1],
+                  "" if high_known else node.input_values[2]]
+        while inputs[-1] == "":
+            inputs.pop()
+        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+            inputs=tuple(inputs), outputs=node.output_values))
+
+    # onnx2torch's Clip takes bounds from initializers only; torch.onnx writes clamp's as Constant nodes
+    for version in (11, 12, 13):
+        _CONVERTER_REGISTRY[OperationDescription(defs.ONNX_DOMAIN, "Clip", version)] = clip_converter
+
+    @add_converter(operation_type="STFT", version=17)
+    def _stft(node, graph):
+        fixed = [_constant_input(node, graph, i) for i in (1, 2, 3)]
+        (step_known, step), (window_known, window), (length_known, length) = fixed
+        if not (step_known and length_known) or step is None:
+            raise NotImplementedError(f"node {node.name!r}: STFT whose frame step or length is computed in the graph")
+        shape = graph.value_info.get(node.input_values[0])
+        dims = shape.type.tensor_type.shape.dim if shape is not None else []
+        if len(dims) == 3 and dims[-1].HasField("dim_value") and dims[-1].dim_value == 2:
+            raise NotImplementedError(f"node {node.name!r}: STFT of a complex signal")
+        module = RealSTFT(int(step), int(length) if length is not None else None,
+                          bool(_attribute(node, "onesided", 1)), window.float() if window is not None else None)
+        if window is None and length is None:
+            raise NotImplementedError(f"node {node.name!r}: STFT without a window or a frame length")
+        inputs = node.input_values[:1] + ((node.input_values[2],) if not window_known else ())
+        return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+            inputs=inputs, outputs=node.output_values))
 
     @add_converter(operation_type="Gelu", version=20)
     def _gelu(node, graph):
