@@ -63,7 +63,8 @@ def single_node_model(op, shape, out_shape, opset=17, inits=(), extra_inputs=(),
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
-@pytest.mark.parametrize("case", ["GlobalMaxPool", "ThresholdedRelu", "DFT-onesided", "DFT-full-padded"])
+@pytest.mark.parametrize("case", ["GlobalMaxPool", "ThresholdedRelu", "DFT-onesided", "DFT-full-padded",
+                                  "DFT-20-axis-input", "DFT-20-default-axis"])
 def test_own_converters_match_onnx_runtime(case):
     from onnx2torch import convert
 
@@ -75,6 +76,12 @@ def test_own_converters_match_onnx_runtime(case):
         proto = single_node_model("ThresholdedRelu", [2, 3, 50, 1], [2, 3, 50, 1], alpha=0.7)
     elif case == "DFT-onesided":
         proto = single_node_model("DFT", [2, 3, 50, 1], [2, 3, 26, 2], axis=2, onesided=1)
+    elif case == "DFT-20-axis-input":  # opset 20: the axis is an input
+        axis = onnx.numpy_helper.from_array(np.array(1, dtype=np.int64), "axis")
+        proto = single_node_model("DFT", [2, 3, 50, 1], [2, 2, 50, 2], opset=20, inits=[axis],
+                                  extra_inputs=["", "axis"], onesided=1)
+    elif case == "DFT-20-default-axis":  # opset 20 without an axis: -2, the last axis of the signal
+        proto = single_node_model("DFT", [2, 3, 50, 1], [2, 3, 50, 2], opset=20)
     else:
         length = onnx.numpy_helper.from_array(np.array(64, dtype=np.int64), "n")
         proto = single_node_model("DFT", [2, 3, 50, 1], [2, 3, 64, 2], inits=[length], extra_inputs=["n"], axis=2)
@@ -369,3 +376,14 @@ def test_clip_with_bounds_from_constant_nodes_or_the_graph_matches_onnx_runtime(
     x = np.random.default_rng(8).standard_normal((3, 40)).astype(np.float32)
     expected = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(convert(proto)(torch.from_numpy(x)).numpy(), expected)
+
+
+def test_a_dft_of_a_complex_signal_is_refused_at_the_first_run_naming_the_node(tmp_path, capsys):
+    proto = single_node_model("DFT", [1, 4000, 2], [1, 4000, 2], axis=1)  # (batch, samples, re/im): stereo-shaped
+    path = tmp_path / "cdft.onnx"
+    onnx.save(proto, str(path))
+    code, _, err = run_main(capsys, "models", "annotate", path, tmp_path / "out.onnx", "--view", "waveform",
+                            "--rate", "16000")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert ("cdft.onnx: node 'the_dft' (operator DFT, ai.onnx opset 17) fails in torch "
+            "(NotImplementedError: DFT of a complex signal") in err

@@ -64,8 +64,9 @@ class RealDFT(nn.Module):
         super().__init__()
         self.axis, self.onesided, self.length = axis, onesided, length
 
-    def forward(self, x: torch.Tensor, dft_length: torch.Tensor | None = None) -> torch.Tensor:
-        # dft_length is an initializer, read once at conversion (self.length); onnx2torch still passes it
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 1:
+            raise NotImplementedError("DFT of a complex signal (last axis of size 2)")
         signal = x[..., 0]
         axis = self.axis if self.axis >= 0 else self.axis + x.dim()
         if self.onesided:
@@ -476,17 +477,25 @@ def register() -> None:
     def _thresholded_relu(node, graph):
         return result(node, ThresholdedRelu(float(_attribute(node, "alpha", 1.0))))
 
-    @add_converter(operation_type="DFT", version=17)
-    def _dft(node, graph):
-        if int(_attribute(node, "inverse", 0)):
-            raise NotImplementedError(f"node {node.name!r}: DFT with inverse=1")
-        length = None
-        if len(node.input_values) > 1 and node.input_values[1]:
-            if node.input_values[1] not in graph.initializers:
-                raise NotImplementedError(f"node {node.name!r}: DFT whose dft_length is computed in the graph")
-            length = int(graph.initializers[node.input_values[1]].to_torch())
-        axis = int(_attribute(node, "axis", 1))
-        return result(node, RealDFT(axis, bool(_attribute(node, "onesided", 0)), length))
+    def dft_converter(version):
+        def convert_dft(node, graph):
+            if int(_attribute(node, "inverse", 0)):
+                raise NotImplementedError(f"node {node.name!r}: DFT with inverse=1")
+            (length_known, length), (axis_known, axis) = (_constant_input(node, graph, i) for i in (1, 2))
+            if not (length_known and axis_known):
+                raise NotImplementedError(f"node {node.name!r}: DFT whose dft_length or axis is computed in the graph")
+            # DFT-17: axis an attribute, default 1; DFT-20: an input, default -2 (the last axis of the signal)
+            if version < 20:
+                axis = int(_attribute(node, "axis", 1))
+            else:
+                axis = int(axis) if axis is not None else -2
+            module = RealDFT(axis, bool(_attribute(node, "onesided", 0)), int(length) if length is not None else None)
+            return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
+                inputs=node.input_values[:1], outputs=node.output_values))
+        return convert_dft
+
+    for version in (17, 20):
+        add_converter(operation_type="DFT", version=version)(dft_converter(version))
 
     # every converter, onnx2torch's and ours, says which node it failed on (model.convert makes that one line)
     for key, converter in list(_CONVERTER_REGISTRY.items()):
