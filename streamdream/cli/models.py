@@ -31,7 +31,8 @@ def models_info_json(info) -> dict:
     view = info.view or (None if len(info.input_shape) != 4 else "raw-image")
     out = {"model": str(info.path), "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
            "opsets": {entry.domain or "ai.onnx": entry.version for entry in proto.opset_import},
-           "view": info.view, "input": {"name": info.input_name, "shape": info.input_shape, "layout": info.layout or None},
+           "view": info.view,
+           "input": {"name": info.input_name, "shape": info.input_shape, "layout": info.layout or None},
            "front_end": info.front.to_dict() if info.view else None,
            "label_output": info.label_output, "labels": info.labels, "class_axis": info.class_axis,
            "multi_label": info.multi_label, "default_layer": info.default_layer,
@@ -44,7 +45,8 @@ def models_info_json(info) -> dict:
         layers = layer_catalogue(info, view) if view and (view != "waveform" or info.layout) else []
     except ModelError as exc:  # the report still says what is known: that is what it is for
         shapes, layers, out["error"] = {o.name: None for o in proto.graph.output}, [], str(exc)
-    out["outputs"] = [{"name": name, "shape": dims, "labels": name == info.label_output} for name, dims in shapes.items()]
+    out["outputs"] = [{"name": name, "shape": dims, "labels": name == info.label_output}
+                      for name, dims in shapes.items()]
     out["layers"] = [{"name": layer.name, "op": layer.op, "shape": list(layer.shape), "channels": layer.channels,
                       "recommended": layer.name in recommended, "description": layer.description,
                       "default": layer.name == info.default_layer} for layer in layers]
@@ -73,7 +75,8 @@ def cmd_models_info(a: argparse.Namespace) -> int:
         console.print(f"no streamdream metadata; describe it once with:\n  streamdream models annotate {info.path} "
                       f"OUT.onnx {how} [--labels A,B,C] [--layers NAME,...]")
         if waveform:
-            console.print(f"input: {info.input_name} {_shape(info.input_shape)}   " + _outputs_line(info, output_shapes(info)))
+            console.print(f"input: {info.input_name} {_shape(info.input_shape)}   "
+                          + _outputs_line(info, output_shapes(info)))
             return 0
         view = "raw-image"
     f = info.front
@@ -188,7 +191,8 @@ def add_parser(sub) -> None:
     i = mosub.add_parser("info", help="view, sample-rate handling, labels and dreamable layers")
     i.add_argument("model", nargs="?", help="ONNX file (default: the shipped model)")
     i.add_argument("--view", choices=VIEWS)
-    i.add_argument("--json", action="store_true", help="inputs, outputs, labels, layers, operators as JSON (for a bug report)")
+    i.add_argument("--json", action="store_true",
+                   help="inputs, outputs, labels, layers, operators as JSON (for a bug report)")
     i.set_defaults(func=cmd_models_info)
     an = mosub.add_parser("annotate", help="write streamdream's metadata into any ONNX model (checked by loading it)")
     an.add_argument("input", help="ONNX model to describe (not modified)")

@@ -414,10 +414,10 @@ def register() -> None:
         activations = [functions[d * per:(d + 1) * per] for d in range(dirs)]
         clip = _attribute(node, "clip", None)
         outputs = len(node.output_values)
-        module = Recurrent(kind, fixed["W"], fixed["R"], fixed["B"], fixed["P"], _attribute(node, "direction", "forward"),
-                           int(_attribute(node, "layout", 0)), activations, float(clip) if clip is not None else None,
-                           bool(_attribute(node, "linear_before_reset", 0)), bool(_attribute(node, "input_forget", 0)),
-                           outputs)
+        module = Recurrent(kind, fixed["W"], fixed["R"], fixed["B"], fixed["P"],
+                           _attribute(node, "direction", "forward"), int(_attribute(node, "layout", 0)), activations,
+                           float(clip) if clip is not None else None, bool(_attribute(node, "linear_before_reset", 0)),
+                           bool(_attribute(node, "input_forget", 0)), outputs)
         inputs = [node.input_values[i] if len(node.input_values) > i else "" for i in (0, 4, 5, 6)]
         inputs = inputs[:1 + (kind == "LSTM") * 3 + (kind == "GRU") * 2]
         while inputs and inputs[-1] == "":

@@ -346,7 +346,7 @@ def _inferred(info: ModelInfo, view: str, sample_rate: int, seconds: float):
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception as exc:
-        raise ModelError(f"{info.path.name}: ONNX shape inference failed ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+        raise ModelError(f"{info.path.name}: ONNX shape inference failed ({_first_line(exc)}); "
                          "re-export the model") from exc
     return inferred
 
