@@ -18,17 +18,35 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session")
+def _jack_server():
+    """The session's JACK server (dummy driver), started by the first test that asks for `jack`.
+
+    One name per test process: two runs at once (two people, two suites) never share a server, and a
+    restarted server reuses the name, which lets JACK reclaim the entry of a server that died uncleanly
+    (JACK's registry holds 8 servers and frees a dead one's entry only when its name comes back).
+    """
+    import os
+    held = {"name": f"sd{os.getpid()}", "server": None}
+    yield held
+    if held["server"] is not None:
+        held["server"].stop()
+
+
 @pytest.fixture
-def jack(monkeypatch):
-    """A private JACK server (dummy driver) for one test; its clients are killed with it.
+def jack(_jack_server, monkeypatch):
+    """A JACK server (dummy driver) with nothing but its own system ports on it; the test's clients
+    (anything in `jack.clients`) are killed after it. The server is shared by the session's tests: a
+    test that stops it, or leaves it with other clients than the system's, gets it stopped and the next
+    test a fresh one.
 
     This process's own JACK clients (rtmidi ports) talk to it too.
     """
-    import os
-    # One name per test process: two runs at once (two people, two suites) never share a server, and
-    # the next test reuses the name, which lets JACK reclaim the entry of a server that died uncleanly
-    # (JACK's registry holds 8 servers and frees a dead one's entry only when its name comes back).
-    server = JackServer(f"sd{os.getpid()}")
+    server = _jack_server["server"]
+    if server is None or server.proc.poll() is not None or not server.only_system_ports():
+        if server is not None:
+            server.stop()
+        server = _jack_server["server"] = JackServer(_jack_server["name"])
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server.clients = []
@@ -36,7 +54,12 @@ def jack(monkeypatch):
     for client in server.clients:
         if hasattr(client, "kill"):
             client.kill()
-    server.stop()
+    for client in server.clients:  # reap the processes, so their JACK clients are gone, not zombies
+        if hasattr(client, "wait"):
+            client.wait(timeout=30)
+    server.clients = []
+    if server.proc.poll() is not None or not server.only_system_ports(within=0.5):
+        server.stop()  # stopped, replaced or still holding a client: the next test starts a fresh one
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +105,26 @@ def stereo_wav(tmp_path):
     path = tmp_path / "clip.wav"
     sf.write(path, music_clip(16000, 3.0).T, 16000, subtype="FLOAT")
     return path
+
+
+class CliResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli(*args) -> CliResult:
+    """`streamdream ARGS` in this process, read as a subprocess's result (exit code, stdout, stderr): a
+    fresh process per call would import torch and load the model again, seconds each. The console script
+    in a real process is tested in test_render.py and test_cli.py."""
+    import contextlib
+    import io
+
+    from streamdream.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+    return CliResult(code, out.getvalue(), err.getvalue())

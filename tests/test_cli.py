@@ -14,6 +14,8 @@ import soundfile as sf
 
 from conftest import music_clip
 
+pytestmark = pytest.mark.subprocess  # every test here runs the command line in a child process
+
 CLI = [sys.executable, "-m", "streamdream.cli"]
 FAST = ["--set", "window_s=2", "--set", "crossfade_s=0.5", "--budget", "1", "--set", "steps=1", "--set", "octaves=1",
         "--set", "backend=eager", "--quiet"]

@@ -42,6 +42,7 @@ def _drawer_of(pid: int, deadline_s: float = 120.0) -> int:
     raise AssertionError("no display process started")
 
 
+@pytest.mark.subprocess
 def test_the_status_is_drawn_by_its_own_process_with_messages_above_it(mel_model, tmp_path):
     terminal = Terminal()
     proc = subprocess.Popen(_live(mel_model, tmp_path, 6.0), stdout=terminal.child_fd, stderr=terminal.child_fd)
@@ -60,6 +61,7 @@ def test_the_status_is_drawn_by_its_own_process_with_messages_above_it(mel_model
     assert text.index("latency") < text.index("windows ") < text.rindex("stopped after")
 
 
+@pytest.mark.subprocess
 def test_the_engine_plays_on_and_still_speaks_when_the_display_process_dies(mel_model, tmp_path):
     terminal = Terminal()
     proc = subprocess.Popen(_live(mel_model, tmp_path, 8.0), stdout=terminal.child_fd, stderr=terminal.child_fd)

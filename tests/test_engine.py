@@ -55,6 +55,7 @@ def run_engine(engine: Engine, total_frames: int, block, capture=None) -> np.nda
     return out.T
 
 
+@pytest.mark.subprocess
 def test_live_output_equals_offline_render_sample_for_sample(mel_model, tmp_path):
     rate = 16000
     clip = music_clip(rate, 4.0, seed=3)
@@ -165,6 +166,7 @@ def _paced_run(engine, seconds, block):
     return np.concatenate(out).T
 
 
+@pytest.mark.slow
 def test_late_window_plays_dry_is_counted_and_the_worker_catches_up(mel_model):
     rate, block = 16000, 256
     params = fast_params(mel_model, rate)
@@ -185,6 +187,7 @@ def test_late_window_plays_dry_is_counted_and_the_worker_catches_up(mel_model):
     assert np.all(np.isfinite(out))
 
 
+@pytest.mark.subprocess
 def test_a_dream_process_killed_while_starting_is_reported_at_once(mel_model):
     """Out of memory while loading the model kills the worker without a word; the engine must not wait
     out its start-up timeout, and must still close cleanly."""
@@ -209,6 +212,7 @@ def test_a_dream_process_killed_while_starting_is_reported_at_once(mel_model):
     engine.close()
 
 
+@pytest.mark.subprocess
 def test_the_callback_never_waits_for_memory_the_kernel_has_not_supplied(mel_model):
     """Every buffer the callback touches is in memory before the stream starts, so the first pass through
     the input ring and the slots and the limiter's first loud block do not fault page after page (in live
@@ -240,6 +244,7 @@ def test_the_callback_never_waits_for_memory_the_kernel_has_not_supplied(mel_mod
     assert faults < first_touched_pages // 10
 
 
+@pytest.mark.subprocess
 def test_the_dream_process_allocates_with_jemalloc_and_reports_its_heap(mel_model, monkeypatch):
     monkeypatch.delenv("LD_PRELOAD", raising=False)
     rate, block = 16000, 256
@@ -370,6 +375,7 @@ def _callback_allocation_peaks(model, source: str, block: int) -> tuple[list[int
     return peaks, limited_blocks
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("source", ["file", "capture"])
 def test_the_callback_allocates_no_buffers(mel_model, source):
     """No callback makes a temporary array, whether controls glide, the monitor fades, the limiter

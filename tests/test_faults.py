@@ -70,6 +70,7 @@ def quick_backoff(monkeypatch):
     monkeypatch.setattr(live, "WORKER_BACKOFF_S", (0.2, 0.4))
 
 
+@pytest.mark.slow
 def test_a_worker_that_raises_is_restarted_and_dry_plays_meanwhile(mel_model, quick_backoff):
     params = fast_params(mel_model)
     inner = Dreamer(params, RATE, 2, int(1.5 * RATE))
@@ -83,6 +84,7 @@ def test_a_worker_that_raises_is_restarted_and_dry_plays_meanwhile(mel_model, qu
     assert np.all(np.isfinite(out))
 
 
+@pytest.mark.slow
 def test_a_worker_that_hangs_past_its_budget_is_replaced(mel_model, quick_backoff, monkeypatch):
     monkeypatch.setattr(live, "HANG_FLOOR_S", 1.0)  # 4 budgets of 0.3 s: a hang is declared after 1.2 s
     params = fast_params(mel_model)
@@ -99,6 +101,7 @@ def test_a_worker_that_hangs_past_its_budget_is_replaced(mel_model, quick_backof
     assert snap["late_windows"] >= 1 and snap["windows_dreamed"] >= 4  # the new worker dreams on
 
 
+@pytest.mark.subprocess
 def test_a_killed_worker_process_is_restarted(mel_model, quick_backoff):
     engine = Engine(fast_params(mel_model), RATE, BLOCK, budget_s=0.6, source=FileSource(music_clip(RATE, 4.0)),
                     worker="process")
@@ -201,6 +204,7 @@ def _loop_cmd(model, tmp_path, *extra):
             "--no-midi", "--quiet", *map(str, extra)]
 
 
+@pytest.mark.subprocess
 def test_a_full_disk_stops_the_recording_with_a_message_and_the_audio_plays_on(mel_model, tmp_path):
     rec, stats = tmp_path / "rec.wav", tmp_path / "stats.json"
     limit = 1_000_000  # bytes: about 8 s of float32 stereo at 16 kHz (the recorder writes up to 4 s at once)
@@ -222,6 +226,7 @@ def test_a_full_disk_stops_the_recording_with_a_message_and_the_audio_plays_on(m
     assert kept.shape[0] >= RATE
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
 def test_a_closed_terminal_or_a_stop_signal_finishes_the_recording(mel_model, tmp_path, sig):
     """SIGHUP used to kill `live --record` and leave no recording; the terminal is gone too (closed pipe)."""
@@ -241,6 +246,7 @@ def test_a_closed_terminal_or_a_stop_signal_finishes_the_recording(mel_model, tm
     assert not list(tmp_path.glob(".rec.flac.*"))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("suffix", [".wav", ".flac"])
 def test_after_sigkill_everything_up_to_the_last_flush_is_readable(mel_model, tmp_path, suffix):
     rec, stats = tmp_path / f"rec{suffix}", tmp_path / "stats.json"
@@ -265,6 +271,7 @@ def test_after_sigkill_everything_up_to_the_last_flush_is_readable(mel_model, tm
     assert float(stat.split("Maximum amplitude:")[1].split()[0]) > 0.01
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name,fmt,subtype", [("r.wav", None, "FLOAT"), ("r.wav", "16", "PCM_16"),
                                               ("r.wav", "24", "PCM_24"), ("r.flac", "16", "PCM_16"),
                                               ("r.flac", None, "PCM_24")])
@@ -281,6 +288,7 @@ def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt,
 
 
 
+@pytest.mark.subprocess
 def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_model, tmp_path):
     src, out_path, in_path = tmp_path / "in.wav", tmp_path / "out.flac", tmp_path / "heard.flac"
     source = music_clip(RATE, 6.0)
@@ -301,6 +309,7 @@ def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_
     assert np.array_equal(heard, wanted[int(1.5 * RATE):int(4.5 * RATE)])
 
 
+@pytest.mark.subprocess
 def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 2.0).T, RATE)
@@ -311,6 +320,7 @@ def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
     assert out.returncode == 2 and "--record-input and --record name the same file" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("named_in", ["command line", "piece file"])
 def test_the_watchdog_restarts_a_killed_engine_and_numbers_the_new_recording(mel_model, tmp_path, named_in):
     rec, stats, log = tmp_path / "night.wav", tmp_path / "stats.json", tmp_path / "piece.log"

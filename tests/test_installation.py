@@ -98,6 +98,7 @@ def test_feedback_is_brought_to_the_source_level_before_it_is_mixed_in():
     assert np.allclose(block, 0.5 * 0.2 + 0.5 * 0.05 * 4.0, rtol=1e-3)  # lifted back to 0.2
 
 
+@pytest.mark.subprocess
 def test_long_feedback_run_stays_bounded_in_level_and_spectrum(mel_model, two_files, tmp_path):
     """The whole loop path, as fast as the dreams allow: feedback 1.0 (all of the input is the output),
     intensity 2. Every 10 s of the recording keeps the source's level and spectral shape within bounds."""
@@ -132,6 +133,7 @@ def test_evolve_walks_the_same_way_for_one_seed_and_differently_for_another():
     assert all(p.validate() is p for p in one)
 
 
+@pytest.mark.slow
 def test_evolve_never_walks_deeper_than_twice_the_pieces_own_steps():
     """A dream costs in proportion to its steps: a piece that fits its budget at the start must keep fitting
     it after a week of walking."""
@@ -151,6 +153,7 @@ def test_a_schedule_over_midnight():
     assert night.level(23 * 3600) == 1.0 and night.level(1 * 3600) == 1.0 and night.level(12 * 3600) == 0.0
 
 
+@pytest.mark.subprocess
 def test_a_piece_file_holds_everything_and_the_command_line_wins(mel_model, two_files, tmp_path):
     piece = tmp_path / "piece.toml"
     piece.write_text(f"""
@@ -186,6 +189,7 @@ fade_s = 0
     assert snap["feedback"]["share"] == 0.3 and snap["late_windows"] == 0
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("text,message", [
     ("[piece]\nfeedbak = 0.3\n", "unknown key(s) ['feedbak'] in [piece]"),
     ("[piece]\nfeedback = 3\n", "feedback must be 0..1"),
@@ -205,6 +209,7 @@ def test_a_bad_piece_file_is_one_line_and_exit_2(tmp_path, text, message):
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and message in out.stderr
 
 
+@pytest.mark.subprocess
 def test_loop_refuses_a_missing_file_and_a_bad_feedback_before_starting(tmp_path, two_files):
     out = cli("loop", tmp_path / "nope.wav", "--device", "null", timeout=120)
     assert out.returncode == 2 and "nope.wav does not exist" in out.stderr and out.stderr.count("\n") == 1
@@ -212,6 +217,7 @@ def test_loop_refuses_a_missing_file_and_a_bad_feedback_before_starting(tmp_path
     assert out.returncode == 2 and "feedback must be 0..1" in out.stderr
 
 
+@pytest.mark.subprocess
 def test_the_service_unit_passes_systemd_analyze_verify(tmp_path, two_files):
     piece = tmp_path / "gallery.toml"
     piece.write_text(f'[piece]\nfiles = ["{two_files[0].name}"]\nfeedback = 0.3\nrecord = "night.flac"\n')
@@ -224,6 +230,7 @@ def test_the_service_unit_passes_systemd_analyze_verify(tmp_path, two_files):
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
 
 
+@pytest.mark.subprocess
 def test_a_service_for_a_broken_piece_is_refused(tmp_path):
     piece = tmp_path / "bad.toml"
     piece.write_text("[piece]\nfeedback = 7\n")

@@ -1,11 +1,9 @@
-import subprocess
-import sys
-
 import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
 
+from conftest import run_cli
 from streamdream.dreaming.model import (convert, inline_initializer_identities, layer_catalogue, read_model_info,
                                      view_input_shape)
 from streamdream.errors import ModelError, ParameterError
@@ -111,9 +109,9 @@ def test_model_failing_parity_is_refused(tmp_path):
         convert(info, ["out"], [1, 1, 8, 8])
 
 
-def test_models_info_cli_prints_view_labels_and_layers(mel_model):
-    out = subprocess.run([sys.executable, "-m", "streamdream.cli", "models", "info", str(mel_model)],
-                         capture_output=True, text=True, env={"COLUMNS": "250", **__import__("os").environ})
+def test_models_info_cli_prints_view_labels_and_layers(mel_model, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    out = run_cli("models", "info", mel_model)
     assert out.returncode == 0, out.stderr
     assert "view: mel" in out.stdout
     assert "piano, brass, drums, voice" in out.stdout

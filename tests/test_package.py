@@ -37,6 +37,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+@pytest.mark.subprocess
 def test_wheel_holds_the_model_demo_clip_mapping_and_license(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("streamdream/data/default.onnx", "streamdream/data/demo.flac", "streamdream/control/default_map.toml"):
@@ -47,10 +48,13 @@ def test_wheel_holds_the_model_demo_clip_mapping_and_license(wheel):
     assert not any(n.startswith(("tests/", "scripts/", "models/")) for n in names)
 
 
+@pytest.mark.subprocess
 def test_installed_wheel_renders_with_the_shipped_model(wheel, tmp_path):
     venv = tmp_path / "venv"
-    # system site packages give it torch without a download; the checkout is not on its path
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    # system site packages give it torch without a download, and pip (the venv's own would take seconds to
+    # install); the checkout is not on its path
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
+                   timeout=300)
     python, exe = venv / "bin" / "python", venv / "bin" / "streamdream"
     env = _clean_env()
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,

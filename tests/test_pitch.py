@@ -1,13 +1,10 @@
 """Playing the dream's pitch: several weighted targets, shipped models by name, keys over real JACK MIDI."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import music_clip
+from conftest import music_clip, run_cli
 from harness.models import make_audio_model
 from streamdream.control.mapping import note_name
 from streamdream.dreaming.dreamer import Dreamer
@@ -48,14 +45,12 @@ def test_a_chord_target_pushes_each_key_by_its_weight(keyed_model):
 
 def test_render_target_chord_on_the_command_line(keyed_model, stereo_wav, tmp_path):
     out = tmp_path / "chord.wav"
-    result = subprocess.run([sys.executable, "-m", "streamdream.cli", "render", str(stereo_wav), str(out), "--model",
-                             str(keyed_model), "--target", "C4,E4,G4", "--set", "steps=2", "--set", "window_s=1.5",
-                             "--set", "crossfade_s=0.5", "--quiet"], capture_output=True, text=True)
+    result = run_cli("render", stereo_wav, out, "--model", keyed_model, "--target", "C4,E4,G4", "--set", "steps=2",
+                     "--set", "window_s=1.5", "--set", "crossfade_s=0.5", "--quiet")
     assert result.returncode == 0, result.stderr
     dry, wet = sf.read(stereo_wav)[0], sf.read(out)[0]
     assert wet.shape == dry.shape and np.abs(wet - dry).max() > 1e-4
-    bad = subprocess.run([sys.executable, "-m", "streamdream.cli", "render", str(stereo_wav), str(tmp_path / "x.wav"),
-                          "--model", str(keyed_model), "--target", "C4,H9"], capture_output=True, text=True)
+    bad = run_cli("render", stereo_wav, tmp_path / "x.wav", "--model", keyed_model, "--target", "C4,H9")
     assert bad.returncode == 2 and "unknown target label 'H9'" in bad.stderr and not (tmp_path / "x.wav").exists()
 
 
@@ -102,8 +97,7 @@ def test_shipped_pitch_model_names_the_key_of_a_tone_it_never_heard(tmp_path, fr
     tone = sum(np.sin(2 * np.pi * k * freq * t) / k for k in range(1, 8)) * np.exp(-1.5 * t)
     path = tmp_path / "tone.wav"
     sf.write(path, (0.3 * tone / np.abs(tone).max()).astype(np.float32), 48000)
-    result = subprocess.run([sys.executable, "-m", "streamdream.cli", "models", "classify", str(path), "--model",
-                             "pitch", "--json"], capture_output=True, text=True)
+    result = run_cli("models", "classify", path, "--model", "pitch", "--json")
     assert result.returncode == 0, result.stderr
     import json
     probs = json.loads(result.stdout)["probabilities"]

@@ -37,6 +37,7 @@ def run(*args, check=True):
     return result
 
 
+@pytest.mark.subprocess
 def test_console_script_exit_codes_in_a_real_process(tmp_path, mel_model):
     """One real subprocess: the installed entry point, a one-line error and exit 2."""
     proc = subprocess.run([sys.executable, "-m", "streamdream.cli", "render", tmp_path / "absent.wav",

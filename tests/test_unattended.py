@@ -5,6 +5,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from conftest import music_clip
 from streamdream.control.mapping import load_mapping
@@ -25,6 +26,7 @@ def knob_params(model):
     return Params(model=str(model), steps=2, octaves=1, window_s=1.0, crossfade_s=0.25, backend="eager")
 
 
+@pytest.mark.slow
 def test_thousands_of_knob_moves_and_windows_leave_every_structure_bounded(mel_model):
     rate, block = 8000, 4000  # blocks of 0.5 s: a thousand windows pass quickly
     engine = Engine(knob_params(mel_model), rate, block, budget_s=1.0, source=FileSource(music_clip(rate, 3.0)),
@@ -66,6 +68,7 @@ def test_thousands_of_knob_moves_and_windows_leave_every_structure_bounded(mel_m
     assert objects_after - objects_before < 500, objects_after - objects_before
 
 
+@pytest.mark.subprocess
 def test_a_busy_dream_process_never_blocks_the_thread_that_moves_knobs(mel_model):
     """The worker process used to read new Params only between windows; while it waited (or dreamed), a
     pipe full of knob moves blocked set_params, and with it MIDI, for good."""

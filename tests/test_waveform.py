@@ -1,14 +1,11 @@
 """The waveform view: models that take samples, at their own rate and length, with any output layout."""
-import subprocess
-import sys
-
 import numpy as np
 import onnx
 import pytest
 import soundfile as sf
 import torch
 
-from conftest import music_clip
+from conftest import music_clip, run_cli
 from harness.models import LABELS, WAVE_RATE, WAVE_SAMPLES, make_waveform_model
 from streamdream.params import Params
 from streamdream.dreaming.dreamer import Dreamer
@@ -39,10 +36,6 @@ def wave_model_stereo(model_dir):
 @pytest.fixture(scope="session")
 def bare_wave_model(model_dir):
     return make_waveform_model(model_dir / "wave_bare.onnx", annotated=False)
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "streamdream.cli", *map(str, args)], capture_output=True, text=True)
 
 
 def test_fft_resample_keeps_a_tone_at_its_frequency():
@@ -198,6 +191,7 @@ def test_spectrogram_view_on_a_waveform_model_is_refused(wave_model):
         Dreamer(Params(model=str(wave_model), target="tuba"), RATE, 1, RATE)
 
 
+@pytest.mark.subprocess
 def test_annotated_waveform_model_runs_live(bare_wave_model, stereo_wav, tmp_path):
     """The live engine (null device, every window dreamed) with a model the user annotated."""
     out, rec, stats = tmp_path / "mine.onnx", tmp_path / "rec.wav", tmp_path / "stats.json"
