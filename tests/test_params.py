@@ -132,6 +132,7 @@ def test_just_outside_the_range_is_refused_everywhere(key):
             parse_mapping(f'[[cc]]\ncc = 1\nparam = "{key}"\nmax = {outside!r}\n')
 
 
+@pytest.mark.slow  # 128 preset saves per knob, each re-reading the file: about 25 s for all knobs
 @pytest.mark.parametrize("key", [k for k in RANGED if KNOBS[k].kind in ("instant", "window")])
 def test_a_knob_over_the_whole_range_gives_valid_params_at_every_position(tmp_path, key):
     span = RANGES[key]
