@@ -128,7 +128,7 @@ def test_unknown_label_lists_the_known_ones(mel_model):
 
 
 def test_model_without_metadata_needs_a_view(image_model):
-    with pytest.raises(ParameterError, match="--view"):
+    with pytest.raises(ParameterError, match="--set view=mel|stft|raw-image"):
         Dreamer(Params(model=str(image_model)), RATE, 2, FRAMES)
 
 
