@@ -387,3 +387,20 @@ def test_a_dft_of_a_complex_signal_is_refused_at_the_first_run_naming_the_node(t
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert ("cdft.onnx: node 'the_dft' (operator DFT, ai.onnx opset 17) fails in torch "
             "(NotImplementedError: DFT of a complex signal") in err
+
+
+def test_a_tf2onnx_layer_name_ending_in_colon_zero_is_dreamed_whole(pitch_model, tmp_path, capsys):
+    """tf2onnx names tensors "model/conv/Relu:0": as a default layer or a --layer it is a name, not NAME:WEIGHT."""
+    path, notes, layers = pitch_model
+    out = tmp_path / "layers.onnx"
+    code, _, err = run_main(capsys, "models", "annotate", path, out, "--view", "waveform", "--rate", "22050",
+                            "--class-axis", "2", "--multi-label", "--layers", layers[1])
+    assert code == 0, err
+    assert layers[1].endswith(":0")
+    window = music_clip(48000, 1.0, channels=1)
+    base = Params(model=str(out), steps=2, octaves=1, jitter_ms=0.0, step_size=0.001, shape=0.0)
+    for layer, weight in ((None, 1.0), (layers[1], 1.0), (f"{layers[1]}:0.5", 0.5)):
+        dreamer = Dreamer(base.with_changes(layer=layer), 48000, 1, window.shape[1])
+        assert [entry[:2] for entry in dreamer.objective.layers] == [(layers[1], weight)]
+        dreamed = dreamer.dream_window(window, 0)
+        assert np.all(np.isfinite(dreamed)) and not np.array_equal(dreamed, window)

@@ -63,9 +63,13 @@ def parse_objective(params: Params, info: ModelInfo) -> Objective:
             raise ParameterError(f"{info.path.name} names no default layer; pick one with --layer "
                                  f"(list them with: streamdream models info {info.path})")
     axes = {layer.name: layer.channel_axis for layer in info.recommended}
+    tensors = {name for node in info.proto.graph.node for name in node.output} if info.proto is not None else set()
     heard = 0.0
     for part in (spec.split(",") if spec else []):
-        part, weight = _split_weight(part.strip(), "layer")
+        part = part.strip()
+        # a tensor name may itself end in ":N" (tf2onnx's "model/conv/Relu:0"): a whole name is a name
+        whole = part.rsplit("@", 1)[0] if "@" in part else part
+        part, weight = (part, 1.0) if whole in tensors else _split_weight(part, "layer")
         if part == HEARD:
             if not info.labels:
                 raise ParameterError(f"--layer {HEARD} pushes the labels the model hears, and {info.path.name} names "
