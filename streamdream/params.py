@@ -13,7 +13,6 @@ When a change is heard:
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, make_dataclass, replace
 
@@ -142,17 +141,8 @@ def named(name: str) -> str:
 
 
 def _validate(self) -> "Params":
-    for name, spec in RANGES.items():
-        value = getattr(self, name)
-        if spec.numeric and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                 and value in spec):  # `in` is False for nan
-            raise ParameterError(f"{named(name)} must be {spec}")
-        if spec.kind == "bool" and not isinstance(value, bool):
-            raise ParameterError(f"{named(name)} must be true or false")
-        if spec.kind == "text" and value is not None and not isinstance(value, str):
-            raise ParameterError(f"{named(name)} must be text")
-        if spec.choices and value is not None and value not in spec.choices:
-            raise ParameterError(f"{named(name)} must be one of {', '.join(spec.choices)}")
+    for name in RANGES:
+        check_value(name, getattr(self, name), label=named(name))
     if not self.crossfade_s <= self.window_s / 2:
         raise ParameterError("crossfade_s must be at most half of window_s")
     if self.reconstruct != "none" and self.view not in (None, "stft"):
@@ -192,39 +182,35 @@ def parse_value(name: str, text: str):
             value = float(text)
         except ValueError:
             raise ParameterError(f"{name} must be a number ({spec}), not {text!r}") from None
-        if spec.integer:
-            if not math.isfinite(value) or value != int(value):
-                raise ParameterError(f"{name} must be a whole number ({spec}), not {text!r}")
-            value = int(value)
     else:
         value = None if text.strip().lower() in ("", "none") else text
-    check_value(name, value)
-    return value
+    return check_value(name, value)
 
 
-def check_value(name: str, value, where: str = "") -> object:
-    """One parameter's value as read from TOML (a preset, a piece's [dream]): the right type and in range.
-    Returns it as Params holds it (an int for an integer parameter)."""
+def check_value(name: str, value, where: str = "", label: str | None = None) -> object:
+    """One parameter's value (from TOML, `--set`, a knob or a Params field): the right type and in range.
+    Returns it as Params holds it (an int for an integer parameter). `label` names it in messages (default:
+    its --set key)."""
     prefix = f"{where}: " if where else ""
     if name not in RANGES:
         raise ParameterError(f"{prefix}unknown parameter {name!r}; `streamdream params` lists them")
-    spec = RANGES[name]
+    spec, label = RANGES[name], label or name
     if spec.kind == "bool":
         if not isinstance(value, bool):
-            raise ParameterError(f"{prefix}{name} must be true or false")
+            raise ParameterError(f"{prefix}{label} must be true or false")
         return value
     if spec.kind == "text":
         if value is not None and not isinstance(value, str):
-            raise ParameterError(f"{prefix}{name} must be a string")
+            raise ParameterError(f"{prefix}{label} must be a string")
         if spec.choices and value is not None and value not in spec.choices:
-            raise ParameterError(f"{prefix}{name} must be one of {', '.join(spec.choices)}")
+            raise ParameterError(f"{prefix}{label} must be one of {', '.join(spec.choices)}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterError(f"{prefix}{name} must be a number, got {value!r}")
-    if value not in spec:
-        raise ParameterError(f"{prefix}{name} must be {spec}, not {value:g}")
+        raise ParameterError(f"{prefix}{label} must be a number, got {value!r}")
+    if value not in spec:  # False for nan too
+        raise ParameterError(f"{prefix}{label} must be {spec}, not {value:g}")
     if spec.integer and value != int(value):
-        raise ParameterError(f"{prefix}{name} must be a whole number, got {value!r}")
+        raise ParameterError(f"{prefix}{label} must be a whole number, got {value!r}")
     return int(value) if spec.integer else float(value)
 
 

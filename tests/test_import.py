@@ -225,13 +225,18 @@ def test_a_failure_in_the_converted_module_is_one_line_naming_node_operator_opse
     assert "cannot scale channel or batch dimensions" in str(raised.value.__cause__)
 
 
-def test_a_converter_failure_is_one_line_naming_node_operator_opset(tmp_path, capsys):
-    proto = single_node_model("DFT", [1, 4000, 1], [1, 4000, 2], axis=1, inverse=1)
-    path = tmp_path / "idft.onnx"
+def _refused_annotation(proto, path, capsys) -> str:
+    """`models annotate` of `proto` saved at `path`, as a 16-kHz waveform model: refused on one line, exit 2."""
     onnx.save(proto, str(path))
-    code, _, err = run_main(capsys, "models", "annotate", path, tmp_path / "out.onnx", "--view", "waveform",
+    code, _, err = run_main(capsys, "models", "annotate", path, path.with_name("out.onnx"), "--view", "waveform",
                             "--rate", "16000")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_a_converter_failure_is_one_line_naming_node_operator_opset(tmp_path, capsys):
+    err = _refused_annotation(single_node_model("DFT", [1, 4000, 1], [1, 4000, 2], axis=1, inverse=1),
+                              tmp_path / "idft.onnx", capsys)
     assert ("idft.onnx: node 'the_dft' (operator DFT, ai.onnx opset 17) cannot be converted to torch "
             "(NotImplementedError: node 'the_dft': DFT with inverse=1); re-export with another opset") in err
 
@@ -379,12 +384,9 @@ def test_clip_with_bounds_from_constant_nodes_or_the_graph_matches_onnx_runtime(
 
 
 def test_a_dft_of_a_complex_signal_is_refused_at_the_first_run_naming_the_node(tmp_path, capsys):
-    proto = single_node_model("DFT", [1, 4000, 2], [1, 4000, 2], axis=1)  # (batch, samples, re/im): stereo-shaped
-    path = tmp_path / "cdft.onnx"
-    onnx.save(proto, str(path))
-    code, _, err = run_main(capsys, "models", "annotate", path, tmp_path / "out.onnx", "--view", "waveform",
-                            "--rate", "16000")
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    # (batch, samples, re/im): stereo-shaped
+    err = _refused_annotation(single_node_model("DFT", [1, 4000, 2], [1, 4000, 2], axis=1), tmp_path / "cdft.onnx",
+                              capsys)
     assert ("cdft.onnx: node 'the_dft' (operator DFT, ai.onnx opset 17) fails in torch "
             "(NotImplementedError: DFT of a complex signal") in err
 

@@ -68,8 +68,11 @@ def cmd_params(a: argparse.Namespace) -> int:
         return 0
     head = ("parameter", "values", "default", "heard", "set with")
     def shown(value) -> str:  # as TOML and --set write it
-        return "none" if value is None else str(value).lower() if isinstance(value, bool) else f"{value:g}" \
-            if isinstance(value, float) else str(value)
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return str(value).lower()
+        return f"{value:g}" if isinstance(value, float) else str(value)
 
     table = [head] + [(r["name"], r["values"], shown(r["default"]), r["heard"], r["option"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]

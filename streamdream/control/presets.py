@@ -54,12 +54,6 @@ def builtin_preset(name: str) -> Params:
     return Params().with_changes(**BUILTIN_PRESETS[name])
 
 
-def _check_value(key: str, value, where: str):
-    if KNOBS[key].choice and not isinstance(value, str):  # "none" stands for no layer / no target in TOML
-        raise ParameterError(f"{where}: {key} must be a string")
-    return check_value(key, value, where)
-
-
 def parse_presets(text: str, source: str = "presets") -> list[dict]:
     try:
         data = tomllib.loads(text)
@@ -83,7 +77,7 @@ def parse_presets(text: str, source: str = "presets") -> list[dict]:
                 continue
             if key not in SAVED_KEYS:
                 raise ParameterError(f"{where}: unknown key {key!r}; presets hold {', '.join(SAVED_KEYS)}")
-            values[key] = _check_value(key, value, where)
+            values[key] = check_value(key, value, where)
         presets.append({"name": name, **values})
     return presets
 
