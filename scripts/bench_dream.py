@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Dream speed on one 9-s stereo 48 kHz window: TorchScript vs eager, per step, FLOPs, ORT lower bound.
+"""Dream speed on one 9-s stereo 48 kHz window: each torch thread count, TorchScript vs eager, per step,
+FLOPs, ORT lower bound.
 
     python scripts/bench_dream.py [--model M] [--repeats 3] [--preset NAME] [--target LABEL] [--layer L]
 
+Every thread count from 1 to the machine's cores is timed, and the rows say which count `render`
+and `live` use (dreaming/threads.py: the fastest measured; live leaves one core to the audio).
 Prints a markdown table for docs/BENCHMARKS.md. Everything is measured in this run.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from streamdream.control.presets import builtin_preset  # noqa: E402
 from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
 from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
 from streamdream.dreaming.model import default_model_path, model_path as resolve_model  # noqa: E402
+from streamdream.dreaming.threads import threads_per_worker  # noqa: E402
 
 RATE, SECONDS = 48000, 9.0
 
@@ -96,7 +100,9 @@ def main() -> int:
     parser.add_argument("--hold-others", type=float, default=None,
                         help="render's --set hold_others (default: the preset's)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    counts = list(range(1, (os.cpu_count() or 1) + 1))
+    used = {"render": threads_per_worker(), "live": threads_per_worker(reserve=1)}
+    torch.set_num_threads(used["render"])
     window = test_window()
     defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target,
                                                      layer=args.layer)
@@ -111,15 +117,19 @@ def main() -> int:
     for dreamer in dreamers.values():
         dreamer.dream_window(window, 0)  # warm-up: TorchScript optimises during its first runs
         dreamer.dream_window(window, 1)
-    # The backends take turns, one window each, so that this host's drift (a quarter between minutes,
-    # docs/BENCHMARKS.md) lands on both alike.
-    times = {backend: [] for backend in dreamers}
+    # The configurations take turns, one window each, so that this host's drift (a quarter between
+    # minutes, docs/BENCHMARKS.md) lands on all alike.
+    configs = [(backend, count) for count in counts for backend in dreamers]
+    times = {config: [] for config in configs}
     for _ in range(args.repeats):
-        for backend, dreamer in dreamers.items():
+        for backend, count in configs:
+            torch.set_num_threads(count)
             began = time.perf_counter()
-            dreamer.dream_window(window, 2)
-            times[backend].append(time.perf_counter() - began)
-    results = {backend: statistics.median(seconds) for backend, seconds in times.items()}
+            dreamers[backend].dream_window(window, 2)
+            times[backend, count].append(time.perf_counter() - began)
+    torch.set_num_threads(used["render"])
+    by_config = {config: statistics.median(seconds) for config, seconds in times.items()}
+    results = {backend: by_config[backend, used["render"]] for backend in dreamers}
     dreamer = dreamers["eager"]
     step_seconds, step_flops = step_cost(dreamer, window, max(5, args.repeats))
     peak = matmul_peak()
@@ -131,7 +141,8 @@ def main() -> int:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}; the step, peak and ORT rows "
+          f"with {used['render']} thread(s), render's")
     print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}"
           f"{f' --layer {args.layer}' if args.layer else ''}: "
           f"{defaults.octaves} octaves x {defaults.steps} steps (scale {defaults.octave_scale}), step "
@@ -140,10 +151,11 @@ def main() -> int:
           f"one 9-s stereo 48 kHz window, median of {args.repeats}\n")
     print("| measure | value |")
     print("|---|---|")
-    for backend, seconds in results.items():
-        print(f"| {backend}: seconds per window | {seconds:.3f} |")
-        print(f"| {backend}: real-time factor (dream time / 9 s) | {seconds / SECONDS:.3f} |")
-    print(f"| TorchScript speed-up over eager | {results['eager'] / results['torchscript']:.2f}x |")
+    for (backend, count), seconds in by_config.items():
+        users = " and ".join(f"`{command}`'s" for command, n in used.items() if n == count)
+        print(f"| {backend}, {count} torch thread{'s' if count > 1 else ''}{f' ({users})' if users else ''}: "
+              f"seconds per window (real-time factor) | {seconds:.3f} ({seconds / SECONDS:.3f}) |")
+    print(f"| TorchScript speed-up over eager, render's threads | {results['eager'] / results['torchscript']:.2f}x |")
     print(f"| forward+backward step, full resolution (eager) | {step_seconds * 1000:.1f} ms |")
     print(f"| FLOPs per full-resolution step | {step_flops / 1e9:.2f} GFLOP |")
     print(f"| fp32 matmul peak measured (2048^3 sgemm) | {peak / 1e9:.1f} GFLOP/s |")

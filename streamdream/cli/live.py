@@ -30,7 +30,7 @@ def add_run_options(p: argparse.ArgumentParser, budget: float | None, capture: b
                    help=on_capture or "silence until the dream starts (default: a live input is heard meanwhile)")
     g.add_argument("--quiet", action="store_true", help="no live display")
     g.add_argument("--blocksize", type=int, default=0, help=hidden)  # frames per callback; 0: the host's
-    g.add_argument("--threads", type=int, help=hidden)  # torch threads for dreaming; default all cores but one
+    g.add_argument("--threads", type=int, help=hidden)  # torch threads for dreaming; default: the fastest measured
     g.add_argument("--worker", choices=["process", "thread"], default="process", help=hidden)
     g.add_argument("--lockstep", action="store_true", help=hidden)  # null device: the clock waits for each dream
     g.add_argument("--unpaced", dest="lockstep", action="store_true", help=hidden)  # --lockstep's old name

@@ -172,7 +172,7 @@ class Engine:
     worker : "thread" or "process"
         Where the dream worker runs (see worker.py for why live uses a process).
     threads : int
-        torch threads of a process worker.
+        torch threads of a process worker (None: the fastest measured, dreaming/threads.py).
     feedback : float or None
         Installation mode: this share (0..1) of the output goes back into the input (see feedback.py);
         None leaves the feedback path out altogether.
@@ -180,7 +180,7 @@ class Engine:
 
     def __init__(self, params: Params, sample_rate: int, blocksize: int = 512, budget_s: float = 3.0,
                  source: FileSource | None = None, dreamer_factory=None, lockstep: bool = False,
-                 worker: str = "thread", threads: int = 1, monitor: bool = False, feedback: float | None = None):
+                 worker: str = "thread", threads: int | None = 1, monitor: bool = False, feedback: float | None = None):
         self.params = params.validate()
         self.sample_rate = sample_rate
         self.schedule = Schedule.from_seconds(sample_rate, params.window_s, params.crossfade_s)

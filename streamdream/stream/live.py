@@ -51,7 +51,7 @@ class LiveOptions:
     midi_map: str | None = None   # --midi-map TOML (default: the shipped mapping)
     presets: str | None = None    # --presets TOML: program change loads, saves go here
     midi: bool = True             # open the 'streamdream' virtual MIDI port when a MIDI system exists
-    threads: int | None = None    # torch threads for dreaming; default: all cores but one (the audio's)
+    threads: int | None = None    # torch threads for dreaming; default: the fastest measured (dreaming/threads.py)
     worker: str = "process"       # "process" keeps the dream off the audio callback's GIL; "thread" for tests
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
@@ -73,7 +73,7 @@ class LiveOptions:
         if self.duration is not None and not 0 < self.duration < math.inf:
             raise ParameterError("--duration must be a positive, finite number of seconds (leave it out to run until stopped)")
         if self.threads is not None and not 1 <= self.threads <= 1024:
-            raise ParameterError("--threads must be 1 or more (leave it out for all cores but one)")
+            raise ParameterError("--threads must be 1 or more (leave it out for the fastest measured count)")
         if self.stats_path:
             check_writable(self.stats_path, "--stats")
         if self.record_path:
@@ -286,17 +286,19 @@ def _prepare(opts: LiveOptions, console, source_audio) -> tuple[LiveOptions, Fil
 def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback, say) -> Engine:
     window_frames = int(round(params.window_s * rate))
     no_huge_pages()  # before the worker starts: it inherits the setting (see memory.py)
-    threads = opts.threads or max(1, (os.cpu_count() or 2) - 1)
     factory = None
     if opts.worker == "thread":
         import torch
-        torch.set_num_threads(threads)
+
+        from ..dreaming.threads import threads_per_worker
+        torch.set_num_threads(opts.threads or threads_per_worker(reserve=1))  # one core stays with the audio
         first = warm_dreamer(params, rate, window_frames)
         from ..dreaming.dreamer import Dreamer
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
-    say(f"loading the model and warming up the dream loop ({opts.worker} worker, {threads} torch threads) ...")
+    say(f"loading the model and warming up the dream loop ({opts.worker} worker, "
+        f"{opts.threads or 'the fastest measured number of'} torch threads) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
-                    lockstep=opts.lockstep, worker=opts.worker, threads=threads, monitor=opts.monitor,
+                    lockstep=opts.lockstep, worker=opts.worker, threads=opts.threads, monitor=opts.monitor,
                     feedback=feedback)
     try:
         engine.start_worker()

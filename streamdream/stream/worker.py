@@ -143,15 +143,17 @@ def keyboard_params(params: Params, labels: list[str]) -> Params | None:
 
 
 def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample_rate: int, channels: int,
-                 conn, stop_event, lockstep: bool, threads: int) -> None:
+                 conn, stop_event, lockstep: bool, threads: int | None) -> None:
     """Entry point of the worker process (spawned: a fresh interpreter, no forked audio state)."""
     import os
 
     import torch
 
     from ..dreaming.dreamer import Dreamer
+    from ..dreaming.threads import threads_per_worker
 
-    torch.set_num_threads(threads)
+    # Chosen in this process, not in the audio one, which never imports torch; one core stays with the audio.
+    torch.set_num_threads(threads or threads_per_worker(reserve=1))
     # The dream can wait a little (it has a budget of seconds); the audio callback cannot.
     os.nice(10)
     parent = os.getppid()
@@ -209,7 +211,7 @@ class DreamWorker:
     unpublished, so the callback simply plays dry until a restarted one catches up.
     """
 
-    def __init__(self, engine, mode: str, threads: int, dreamer_factory=None):
+    def __init__(self, engine, mode: str, threads: int | None, dreamer_factory=None):
         if mode not in ("thread", "process"):
             raise ValueError("worker must be 'thread' or 'process'")
         self.engine, self.mode, self.threads, self.factory = engine, mode, threads, dreamer_factory
