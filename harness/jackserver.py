@@ -75,3 +75,19 @@ class JackServer:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def stop_clients(procs, timeout: float = 10.0) -> None:
+    """Stop JACK client processes as a user quitting them would (SIGTERM), killing only what is left
+    after `timeout`. A client killed outright stays in the graph until the server gives up on it, and a
+    server running --sync waits for it every cycle meanwhile: the others' streams then take seconds to stop."""
+    procs = [p for p in procs if hasattr(p, "terminate")]
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 
 # harness/ is importable from the repository root, which pyproject's pytest `pythonpath` puts on sys.path
-from harness.jackserver import JackServer
+from harness.jackserver import JackServer, stop_clients
 from harness.models import make_audio_model, make_image_model
 
 
@@ -36,7 +36,7 @@ def _jack_server():
 @pytest.fixture
 def jack(_jack_server, monkeypatch):
     """A JACK server (dummy driver) with nothing but its own system ports on it; the test's clients
-    (anything in `jack.clients`) are killed after it. The server is shared by the session's tests: a
+    (anything in `jack.clients`) are stopped after it. The server is shared by the session's tests: a
     test that stops it, or leaves it with other clients than the system's, gets it stopped and the next
     test a fresh one.
 
@@ -51,12 +51,7 @@ def jack(_jack_server, monkeypatch):
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server.clients = []
     yield server
-    for client in server.clients:
-        if hasattr(client, "kill"):
-            client.kill()
-    for client in server.clients:  # reap the processes, so their JACK clients are gone, not zombies
-        if hasattr(client, "wait"):
-            client.wait(timeout=30)
+    stop_clients(server.clients)  # and reaped, so their JACK clients are gone, not zombies
     server.clients = []
     if server.proc.poll() is not None or not server.only_system_ports(within=0.5):
         server.stop()  # stopped, replaced or still holding a client: the next test starts a fresh one

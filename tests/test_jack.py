@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from harness.jackserver import stop_clients
+
 
 LIVE = [sys.executable, "-m", "streamdream.cli", "live", "--device", "system", "--samplerate", "48000",
         "--blocksize", "0", "--set", "window_s=2", "--set", "crossfade_s=0.5", "--budget", "1", "--set", "steps=2",
@@ -39,7 +41,7 @@ def play_metronome_and_record(jack, seconds):
     out = jack.run("jack_rec", "-f", str(jack.recording), "-d", str(seconds), "-b", "32", "metro:240_bpm",
                    "streamdream:out_0", "streamdream:out_1", timeout=seconds + 30)
     assert out.returncode == 0, out.stderr
-    metro.kill()
+    stop_clients([metro])
     data, rate = sf.read(jack.recording, dtype="int32")
     assert rate == 48000
     return data[:, 0].astype(np.int64), data[:, 1:].astype(np.int64)
