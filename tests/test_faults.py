@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 from rich.console import Console
 
-from conftest import music_clip
+from conftest import music_clip, run_cli
 from streamdream.audio.devices import NullDevice
 from streamdream.audio.ring import AudioRing
 from streamdream.dreaming.dreamer import Dreamer
@@ -271,33 +271,31 @@ def test_after_sigkill_everything_up_to_the_last_flush_is_readable(mel_model, tm
     assert float(stat.split("Maximum amplitude:")[1].split()[0]) > 0.01
 
 
-@pytest.mark.subprocess
+# live in this process, its dream worker a thread: what is tested is the recording, not the processes
+LIVE_HERE = ["live", "--device", "null", "--lockstep", "--duration", "3", "--blocksize", "500", "--quiet", "--no-midi",
+             "--worker", "thread", "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25",
+             "--set", "steps=1", "--set", "octaves=1"]
+
+
 @pytest.mark.parametrize("name,fmt,subtype", [("r.wav", None, "FLOAT"), ("r.wav", "16", "PCM_16"),
                                               ("r.wav", "24", "PCM_24"), ("r.flac", "16", "PCM_16"),
                                               ("r.flac", None, "PCM_24")])
 def test_live_records_every_format_render_writes(mel_model, tmp_path, name, fmt, subtype):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 3.0).T, RATE)
-    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
-           "--duration", "3", "--blocksize", "500", "--record", str(tmp_path / name), "--quiet", "--no-midi", "--model", str(mel_model),
-           "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=1", "--set", "octaves=1"]
-    out = subprocess.run(cmd + (["--record-format", fmt] if fmt else []), capture_output=True, text=True, timeout=600)
+    out = run_cli(*LIVE_HERE, "--input", src, "--record", tmp_path / name, "--model", mel_model,
+                  *(["--record-format", fmt] if fmt else []))
     assert out.returncode == 0, out.stderr
     info = sf.info(str(tmp_path / name))
     assert info.subtype == subtype and info.frames == 3 * RATE
 
 
 
-@pytest.mark.subprocess
 def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_model, tmp_path):
     src, out_path, in_path = tmp_path / "in.wav", tmp_path / "out.flac", tmp_path / "heard.flac"
     source = music_clip(RATE, 6.0)
     sf.write(src, source.T, RATE, subtype="PCM_24")
-    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--lockstep",
-           "--duration", "3", "--blocksize", "500", "--record", str(out_path), "--record-input", str(in_path), "--quiet", "--no-midi",
-           "--model", str(mel_model), "--set", "backend=eager", "--set", "window_s=1.5", "--set", "crossfade_s=0.25", "--set", "steps=1",
-           "--set", "octaves=1"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = run_cli(*LIVE_HERE, "--input", src, "--record", out_path, "--record-input", in_path, "--model", mel_model)
     assert out.returncode == 0, out.stderr
     assert f"recorded 3.0 s to {in_path}" in out.stderr
     played, _ = sf.read(out_path, dtype="float32")
@@ -309,16 +307,14 @@ def test_record_input_keeps_the_input_as_it_came_on_the_recordings_timeline(mel_
     assert np.array_equal(heard, wanted[int(1.5 * RATE):int(4.5 * RATE)])
 
 
-@pytest.mark.subprocess
 def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
     src = tmp_path / "in.wav"
     sf.write(src, music_clip(RATE, 2.0).T, RATE)
-    cmd = [sys.executable, "-m", "streamdream.cli", "live", "--input", str(src), "--device", "null", "--duration", "1",
-           "--record", str(tmp_path / "a.wav"), "--record-input", str(tmp_path / "a.wav"), "--quiet", "--no-midi",
-           "--model", str(mel_model)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = run_cli("live", "--input", src, "--device", "null", "--duration", "1", "--record", tmp_path / "a.wav",
+                  "--record-input", tmp_path / "a.wav", "--quiet", "--no-midi", "--model", mel_model)
     assert out.returncode == 2 and "--record-input and --record name the same file" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("named_in", ["command line", "piece file"])

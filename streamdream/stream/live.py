@@ -427,6 +427,7 @@ class Session:
                 for sig, handler in zip(handled, previous):
                     signal.signal(sig, handler)
             sys.setswitchinterval(switch_interval)
+            gc.unfreeze()  # a caller that goes on (the Python API, a test) gets its collector back
         if self.failure:
             kept = "".join(f"; the recording so far is in {rec.path}" for rec in self._recorders())
             raise RunError(f"{self.failure}{kept}")
