@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import music_clip
+from conftest import music_clip, run_cli
 from streamdream.errors import ParameterError, StreamDreamError
 from streamdream.params import Params
 from streamdream.stream.feedback import Feedback, FeedbackGuard, rms_db, spectral_shape
@@ -189,7 +189,6 @@ fade_s = 0
     assert snap["feedback"]["share"] == 0.3 and snap["late_windows"] == 0
 
 
-@pytest.mark.subprocess
 @pytest.mark.parametrize("text,message", [
     ("[piece]\nfeedbak = 0.3\n", "unknown key(s) ['feedbak'] in [piece]"),
     ("[piece]\nfeedback = 3\n", "feedback must be 0..1"),
@@ -205,15 +204,14 @@ def test_a_bad_piece_file_is_one_line_and_exit_2(tmp_path, text, message):
     with pytest.raises(ParameterError) as info:
         load_piece(str(piece))
     assert message in str(info.value)
-    out = cli("loop", "--config", piece, timeout=120)
+    out = run_cli("loop", "--config", piece)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and message in out.stderr
 
 
-@pytest.mark.subprocess
 def test_loop_refuses_a_missing_file_and_a_bad_feedback_before_starting(tmp_path, two_files):
-    out = cli("loop", tmp_path / "nope.wav", "--device", "null", timeout=120)
+    out = run_cli("loop", tmp_path / "nope.wav", "--device", "null")
     assert out.returncode == 2 and "nope.wav does not exist" in out.stderr and out.stderr.count("\n") == 1
-    out = cli("loop", two_files[0], "--feedback", "1.5", "--device", "null", timeout=120)
+    out = run_cli("loop", two_files[0], "--feedback", "1.5", "--device", "null")
     assert out.returncode == 2 and "feedback must be 0..1" in out.stderr
 
 
@@ -230,11 +228,10 @@ def test_the_service_unit_passes_systemd_analyze_verify(tmp_path, two_files):
     assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
 
 
-@pytest.mark.subprocess
 def test_a_service_for_a_broken_piece_is_refused(tmp_path):
     piece = tmp_path / "bad.toml"
     piece.write_text("[piece]\nfeedback = 7\n")
-    out = cli("service", "unit", piece, timeout=120)
+    out = run_cli("service", "unit", piece)
     assert out.returncode == 2 and "feedback must be 0..1" in out.stderr and out.stdout == ""
 
 
