@@ -111,13 +111,18 @@ def save_preset(path: str | Path, preset: dict) -> int:
     """Append (or replace, by name) a preset; the file is rewritten atomically. Returns its program number."""
     path = Path(path)
     presets = [p for p in load_presets(path) if p["name"] != preset["name"]] + [preset]
+    write_text_atomic(path, presets_text(presets))
+    return len(presets) - 1
+
+
+def presets_text(presets: list[dict]) -> str:
+    """A presets file's text: what `parse_presets` reads back."""
     text = ["# streamdream presets: program change N loads the N-th preset (from 0)", ""]
     for p in presets:
         text.append("[[preset]]")
         text += [f"{key} = {_toml_value(value)}" for key, value in p.items()]
         text.append("")
-    write_text_atomic(path, "\n".join(text))
-    return len(presets) - 1
+    return "\n".join(text)
 
 
 def apply_preset(params: Params, preset: dict) -> Params:
