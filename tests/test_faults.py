@@ -49,8 +49,20 @@ class Faulty:
         return self.inner.dream_window(window, k, params)
 
 
-def run_session(engine, seconds, monkeypatch=None, **opts):
-    """The real main-thread watch (live.Session) over a paced null device; returns (snapshot, said, output)."""
+class StopWhen:
+    """A session tick that ends the run as soon as `done(engine)` holds (the duration stays the limit)."""
+
+    def __init__(self, done):
+        self.done, self.session = done, None
+
+    def tick(self, engine, seconds, say):
+        if self.done(engine):
+            self.session.stop.set()
+
+
+def run_session(engine, seconds, monkeypatch=None, until=None, **opts):
+    """The real main-thread watch (live.Session) over a paced null device; returns (snapshot, said, output).
+    `until(engine)`, when given, ends the run early once it holds."""
     out = []
 
     def process(indata, outdata, frames, status):
@@ -60,7 +72,11 @@ def run_session(engine, seconds, monkeypatch=None, **opts):
     device = NullDevice(process, engine.sample_rate, BLOCK, max_frames=int(seconds * engine.sample_rate))
     text = io.StringIO()
     engine.start_worker()
-    session = Session(engine, device, None, LiveOptions(duration=seconds, quiet=True, **opts), Say(Console(file=text)))
+    ticks = [StopWhen(until)] if until else []
+    session = Session(engine, device, None, LiveOptions(duration=seconds, quiet=True, **opts), Say(Console(file=text)),
+                      ticks)
+    for tick in ticks:
+        tick.session = session
     snap = session.run()
     return snap, text.getvalue(), np.concatenate(out, axis=1)
 
@@ -94,7 +110,8 @@ def test_a_worker_that_hangs_past_its_budget_is_replaced(mel_model, quick_backof
     engine = Engine(params, RATE, BLOCK, budget_s=0.3, source=FileSource(music_clip(RATE, 4.0)),
                     dreamer_factory=lambda p: faulty)
     try:
-        snap, said, out = run_session(engine, 10.0)
+        snap, said, out = run_session(engine, 10.0,
+                                      until=lambda e: e.worker.restarts >= 1 and e.stats.windows_dreamed >= 4)
     finally:
         release.set()
     assert "has been on one window for over" in said and snap["worker_restarts"] == 1
@@ -117,7 +134,8 @@ def test_a_killed_worker_process_is_restarted(mel_model, quick_backoff):
     killer = threading.Thread(target=kill_once_dreaming)
     killer.start()
     try:
-        snap, said, _ = run_session(engine, 25.0)
+        snap, said, _ = run_session(engine, 25.0,
+                                    until=lambda e: e.worker.restarts >= 1 and e.stats.windows_dreamed >= 4)
     finally:
         killer.join()
         engine.close()
