@@ -295,8 +295,8 @@ def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback
         first = warm_dreamer(params, rate, window_frames)
         from ..dreaming.dreamer import Dreamer
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731
-    say(f"loading the model and warming up the dream loop ({opts.worker} worker, "
-        f"{opts.threads or 'the fastest measured number of'} torch threads) ...")
+    say(f"loading the model and warming up the dream loop ({opts.worker} worker, torch threads: "
+        f"{opts.threads or 'the fastest measured'}) ...")
     engine = Engine(params, rate, opts.blocksize, opts.budget_s, source=source, dreamer_factory=factory,
                     lockstep=opts.lockstep, worker=opts.worker, threads=opts.threads, monitor=opts.monitor,
                     feedback=feedback)
