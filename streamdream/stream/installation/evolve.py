@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,19 +22,26 @@ class Evolver:
     period_s: float = 120.0
     step: int = -1
 
+    # where the walk was last asked for: (step, its random generator, steps, step size, layer, target). A
+    # piece asks for step after step, so each is one move on from the last, not a walk from the start
+    # (weeks into a piece that would be tens of thousands of moves every period).
+    _walk: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
     def params_at(self, step: int) -> Params:
         params = self.base
-        rng = np.random.default_rng([self.seed, 0])
-        steps, size = float(params.steps), float(params.step_size)
+        if self._walk is None or self._walk[0] > step:
+            self._walk = (0, np.random.default_rng([self.seed, 0]), float(params.steps), float(params.step_size),
+                          params.layer, params.target)
+        done, rng, steps, size, layer, target = self._walk
         most_steps = 2 * params.steps
-        layer, target = params.layer, params.target
-        for n in range(step):
-            steps = float(np.clip(steps * math.exp(rng.normal(0, 0.25)), 1, most_steps))
-            size = float(np.clip(size * math.exp(rng.normal(0, 0.25)), 0.005, 0.3))
+        for _ in range(step - done):
+            steps = min(max(steps * math.exp(rng.normal(0, 0.25)), 1.0), most_steps)
+            size = min(max(size * math.exp(rng.normal(0, 0.25)), 0.005), 0.3)
             if self.layers and rng.random() < 0.25:
                 layer = self.layers[rng.integers(len(self.layers))]
             if self.labels and rng.random() < 0.15:
                 target = None if rng.random() < 0.3 else self.labels[rng.integers(len(self.labels))]
+        self._walk = (step, rng, steps, size, layer, target)
         return params.with_changes(steps=int(round(steps)), step_size=size, layer=layer, target=target)
 
     def tick(self, engine, seconds: float, say) -> None:
