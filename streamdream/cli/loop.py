@@ -49,7 +49,8 @@ def cmd_loop(a: argparse.Namespace) -> int:
                         input_channels=None, samplerate=piece.samplerate, blocksize=piece.blocksize,
                         duration=piece.duration, stats_path=piece.stats, record_path=piece.record,
                         record_format=piece.record_format, record_input_path=piece.record_input, budget_s=budget,
-                        osc_port=piece.osc_port, monitor=True)
+                        osc_port=piece.osc_port, web=piece.web, web_token=piece.web_token,
+                        monitor=True)
     run_loop(piece, params, opts, console)
     return 0
 
@@ -73,7 +74,7 @@ def add_parser(sub) -> None:
     lp.add_argument("files", nargs="*", metavar="FILE|PLAYLIST",
                     help="audio files and/or .m3u/.txt playlists, played back to back and looped")
     g = lp.add_argument_group("piece (each also a [piece] key of --config's TOML)")
-    g.add_argument("--config", metavar="TOML", help="the piece file: [piece], [dream], [schedule]; options win")
+    g.add_argument("--config", metavar="TOML", help="the piece file: [piece], [dream], [schedule], [web]; options win")
     g.add_argument("--feedback", type=float, default=0.0,
                    help="share 0..1 of the output fed back into the input (guarded against runaway)")
     g.add_argument("--evolve", action="store_true", help="slowly walk layer, target and depth")
