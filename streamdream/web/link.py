@@ -288,8 +288,9 @@ def state(session) -> str:
     schedule = next((t for t in session.ticks if hasattr(t, "level") and hasattr(t, "start")), None)
     if schedule is not None and getattr(schedule, "_open", True) is False:
         return "scheduled off (outside playing hours)"
-    if engine.controls.target[1] == 0.0 or engine.controls.target[0] == 0.0:
-        return "dry: mix or intensity at 0"
+    for name, value in (("mix", engine.controls.target[1]), ("intensity", engine.controls.target[0])):
+        if value == 0.0:
+            return f"dry: {name} at 0"
     if engine.stats.windows_dreamed == 0:
         return "dry: the first dream is on its way"
     return "dreaming"
