@@ -212,3 +212,34 @@ def test_the_piece_web_table_and_its_mistakes(tmp_path):
 def test_a_bad_web_option_is_one_line_and_exit_2(tmp_path):
     result = run_cli("live", "--demo", "--device", "null", "--web", "example.org:80")
     assert result.returncode == 2 and "--web" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def _decode_png(data: bytes):
+    import struct
+    import zlib
+
+    import numpy as np
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    idat_length = struct.unpack(">I", data[33:37])[0]
+    assert data[37:41] == b"IDAT"
+    raw = np.frombuffer(zlib.decompress(data[41:41 + idat_length]), dtype=np.uint8).reshape(height, 1 + 3 * width)
+    assert (raw[:, 0] == 0).all()  # no row filters
+    return raw[:, 1:].reshape(height, width, 3)
+
+
+def test_the_picture_shows_the_input_and_the_change_each_at_its_own_pitch():
+    import numpy as np
+
+    from streamdream.web.picture import COLUMNS, GAP, ROWS, window_picture
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    dry = np.stack([np.sin(2 * np.pi * 200 * t)] * 2).astype(np.float32)
+    change = np.stack([0.5 * np.sin(2 * np.pi * 3000 * t)] * 2).astype(np.float32)
+    image = _decode_png(window_picture(dry, change, rate)).astype(float).sum(axis=2)
+    assert image.shape == (3 * ROWS + 2 * GAP, COLUMNS)
+    top, middle, bottom = (image[i * (ROWS + GAP):i * (ROWS + GAP) + ROWS].mean(axis=1) for i in range(3))
+    low, high = np.argmax(top), np.argmax(bottom)
+    assert high < low  # the change is higher in pitch: nearer the top of its panel
+    assert top[high] < top.max() / 3 and bottom[low] < bottom.max() / 3  # neither panel has the other's tone
+    assert middle[low] > middle.max() / 2 and middle[high] > middle.max() / 2  # the dreamed window has both

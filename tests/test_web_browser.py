@@ -85,14 +85,20 @@ def test_the_page_reads_and_controls_a_running_loop_in_chromium(jack, mel_model,
 
             page.locator("#intensity").fill("0.35")
             wait_for("intensity in --stats", lambda: read_stats(stats)["controls"]["intensity"] == pytest.approx(0.35))
+            wait_for("sound out", lambda: read_stats(stats)["output_peak"] > 0.01)  # after the first latency
             loud = read_stats(stats)["output_peak"]
-            assert loud > 0.01
             page.locator("#gain_db").fill("-24")
             wait_for("the output level to follow the gain", lambda: read_stats(stats)["output_peak"] < loud / 8)
             page.locator("#gain_db").fill("0")
             wait_for("the output level back", lambda: read_stats(stats)["output_peak"] > loud / 2)
             expect(page.locator("#log")).to_contain_text("web: intensity = 0.35")
 
+            # the last dreamed window's spectrograms, read by the server from the shared memory
+            expect(page.locator("#picture-card")).to_be_visible(timeout=60000)
+            expect(page.locator("#picture-caption")).to_contain_text("window")
+            wait_for("the picture to load", lambda: page.evaluate("document.getElementById('picture').naturalWidth") > 0)
+            picture = page.request.get(base + "picture.png")
+            assert picture.status == 200 and picture.body()[:8] == b"\x89PNG\r\n\x1a\n"
             shots["desktop"] = tmp_path / "web-desktop-1920x1080.png"
             page.screenshot(path=shots["desktop"])
             page.set_viewport_size({"width": 390, "height": 844})

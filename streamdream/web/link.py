@@ -122,8 +122,13 @@ class WebLink:
         choices = {"presets": preset_names(self.file_presets), "targets": ["none"] + list(self.labels),
                    "feedback": engine.feedback is not None,
                    "ranges": {name: [RANGES[name].lo, RANGES[name].hi] for name in ("intensity", "mix", "gain_db")}}
+        shared = None
+        if engine.exchange.shm is not None:  # a process worker: the picture is read from the shared memory
+            from dataclasses import asdict
+            shared = {"exchange": asdict(engine.exchange.spec()), "hop": engine.schedule.hop,
+                      "sample_rate": engine.sample_rate}
         self.pending = json.dumps({"config": {"token": self.token, "host": host, "port": self.port,
-                                              "choices": choices}}).encode() + b"\n"
+                                              "choices": choices, "shared": shared}}).encode() + b"\n"
         self.sock.setblocking(False)
         self.preset: str | None = None  # the last preset chosen on the page
         self.changes = 0

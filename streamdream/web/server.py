@@ -11,7 +11,7 @@ a token. `Guard` checks every HTTP request and WebSocket handshake: the token (f
 then a cookie), the Host (loopback without a token, against DNS rebinding), the Origin on WebSocket
 upgrades and state-changing requests, a request rate per client, the body size; it answers 401/403/
 413/429 with no detail, logs refusals (at most one line a second) and sets security headers on every
-answer. Only the three files of the page are served: no directory, no path from the request.
+answer. Only the page's three files and its picture are served: no directory, no path from the request.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ MAX_BODY = 4096             # bytes of a request body or a WebSocket message
 HTTP_RATE = (20.0, 60.0)    # per client address: requests a second, and the burst allowed
 WS_RATE = (100.0, 200.0)    # per page: control messages a second, and the burst
 MAX_PAGES = 64              # open WebSockets at once
+PICTURE_EVERY_S = 0.5       # how often the shared memory is looked at for a newly dreamed window
 COOKIE = "streamdream_token"
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -72,11 +73,28 @@ class Hub:
         self.wake = asyncio.Event()
         self.last_report = 0.0
         self.unreported = 0
+        self.picture: tuple[int, bytes] | None = None   # (window index, PNG) of the last dreamed window
 
     def publish(self, status_line: str) -> None:
         self.status = status_line
         for page in self.pages:
             page.set()
+
+    def show(self, window: int, picture: bytes) -> None:
+        self.picture = (window, picture)
+        for page in self.pages:
+            page.set()
+
+    async def draw(self, windows, sample_rate: int) -> None:
+        """A new picture once per dreamed window: looked for twice a second, drawn in a worker thread."""
+        from .picture import window_picture
+
+        while True:
+            await asyncio.sleep(PICTURE_EVERY_S)
+            found = windows.newest()
+            if found is not None:
+                k, dry, change = found
+                self.show(k, await asyncio.to_thread(window_picture, dry, change, sample_rate))
 
     def check(self, message) -> dict:
         """A page's control message, checked as the command line checks its options; ValueError if wrong."""
@@ -227,6 +245,11 @@ def create_app(hub: Hub, token: str | None, hosts: set[str] | None):
         body, kind = files[request.url.path]
         return Response(body, media_type=kind)
 
+    async def picture(request: Request):
+        if hub.picture is None:
+            return Response(status_code=404)
+        return Response(hub.picture[1], media_type="image/png")
+
     async def control(request: Request):
         body = await request.body()
         if len(body) > MAX_BODY:
@@ -250,10 +273,14 @@ def create_app(hub: Hub, token: str | None, hosts: set[str] | None):
 
         async def push():
             await ws.send_text(json.dumps({"choices": hub.choices}))
+            shown = None
             while True:
                 await news.wait()
                 news.clear()
                 await ws.send_text(hub.status)
+                if hub.picture is not None and hub.picture[0] != shown:
+                    shown = hub.picture[0]
+                    await ws.send_text(json.dumps({"picture": shown}))
 
         pusher = asyncio.create_task(push())
         try:
@@ -280,7 +307,8 @@ def create_app(hub: Hub, token: str | None, hosts: set[str] | None):
         forwarder.cancel()
 
     routes = [Route(path, page, methods=["GET", "HEAD"]) for path in PAGES]
-    routes += [Route("/control", control, methods=["POST"]), WebSocketRoute("/ws", socket)]
+    routes += [Route("/picture.png", picture, methods=["GET", "HEAD"]), Route("/control", control, methods=["POST"]),
+               WebSocketRoute("/ws", socket)]
     return Guard(Starlette(routes=routes, lifespan=lifespan), hub, token, hosts)
 
 
@@ -315,11 +343,19 @@ async def serve(listener, link) -> None:
                 hub.publish(line.decode().rstrip("\n"))
         server.should_exit = True  # the audio process ended the link: the run is over
 
-    reading = asyncio.create_task(read_link())
+    tasks = [asyncio.create_task(read_link())]
+    windows = None
+    if config.get("shared") is not None:
+        from .picture import WindowReader
+        windows = WindowReader(config["shared"])
+        tasks.append(asyncio.create_task(hub.draw(windows, config["shared"]["sample_rate"])))
     try:
         await server.serve(sockets=[listener])
     finally:
-        reading.cancel()
+        for task in tasks:
+            task.cancel()
+        if windows is not None:
+            windows.close()
 
 
 def main() -> int:

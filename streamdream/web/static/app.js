@@ -90,11 +90,6 @@ function status(s) {
   if (s.schedule) row(list, "schedule", `${s.schedule.start}–${s.schedule.stop}, ${s.schedule.open ? "open" : "closed"}`);
   $("counters").replaceWith(list);
   $("log").textContent = s.log.join("\n");
-  if (s.picture && s.picture !== $("picture").dataset.window) {
-    $("picture").dataset.window = s.picture;
-    $("picture").src = "/picture.png?w=" + s.picture;
-    $("picture-card").hidden = false;
-  }
 }
 
 function connect() {
@@ -104,6 +99,11 @@ function connect() {
     if (m.choices) choices(m.choices);
     if (m.status) status(m.status);
     if (m.error) $("error").textContent = m.error;
+    if (m.picture !== undefined) {
+      $("picture").src = "/picture.png?window=" + m.picture;
+      $("picture-caption").textContent = `window ${m.picture}: input (top), as dreamed, and the change (bottom); low notes at the bottom of each`;
+      $("picture-card").hidden = false;
+    }
   };
   ws.onclose = () => {
     $("state").textContent = "not connected (retrying)";
