@@ -52,12 +52,14 @@ async def pages(port: int, clients: int, rate: float, seconds: float) -> dict:
                     counts["received"] += 1
                     counts["errors"] += '"error"' in message[:10]
             reader = asyncio.create_task(read())
+            if not rate:
+                await asyncio.sleep(stop_at - time.monotonic())
             every = clients / rate if rate else seconds
             due = time.monotonic() + rng.random() * every
             while time.monotonic() < stop_at:
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 due += every
-                if rate:
+                if rate and time.monotonic() < stop_at:
                     name = rng.choice(("intensity", "mix", "gain_db"))
                     value = {"intensity": rng.uniform(0, 2), "mix": rng.uniform(0, 1), "gain_db": rng.uniform(-12, 0)}
                     await ws.send(json.dumps({name: round(value[name], 3)}))

@@ -30,7 +30,6 @@ from ..stream.display import _ignore_interrupts  # Ctrl-C stops the run, which c
 
 STATUS_EVERY_S = 0.05    # status lines a second: 20, so meters move smoothly on the page
 FULL_EVERY_S = 1.0       # the heavier parts (the whole --stats snapshot, the disk) are refreshed once a second
-MAX_PENDING = 1 << 18    # bytes held back while the server is behind; beyond, status lines are dropped
 LOG_LINES = 12           # the log's last lines shown on the page
 MIN_TOKEN_CHARS = 16
 
@@ -197,8 +196,7 @@ class WebLink:
             while self.pending:
                 self.pending = self.pending[self.sock.send(self.pending):]
         except BlockingIOError:
-            if len(self.pending) > MAX_PENDING:
-                self.pending = b""
+            pass  # a new status is queued only once this is gone: at most one line waits
         return not self.pending
 
     def _on_line(self, line: bytes) -> None:

@@ -129,7 +129,7 @@ def check_piece(piece: Piece, where: str = "loop") -> None:
     if piece.web is not None or piece.web_token is not None:
         from ...web.link import check_token, parse_listen
         if piece.web is not None:
-            parse_listen(piece.web, f"{where}: [web] listen")
+            parse_listen(piece.web, f"{where}: --web ([web] listen)")
         check_token(piece.web_token, f"{where}: [web] token")
     if not isinstance(piece.evolve, bool):
         raise ParameterError(f"{where}: evolve must be true or false")
