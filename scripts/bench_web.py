@@ -36,8 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def pages(port: int, clients: int, rate: float, seconds: float) -> dict:
-    """`clients` pages for `seconds`: each reads every status and sends rate/clients moves a second."""
+async def pages(port: int, clients: int, rate: float, seconds: float, refused: bool = False) -> dict:
+    """`clients` pages for `seconds`: each reads every status and sends rate/clients moves a second (with
+    `refused`, out of range: the server refuses them and nothing reaches the audio process)."""
     from websockets.asyncio.client import connect
 
     url, origin = f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}"
@@ -62,6 +63,8 @@ async def pages(port: int, clients: int, rate: float, seconds: float) -> dict:
                 if rate and time.monotonic() < stop_at:
                     name = rng.choice(("intensity", "mix", "gain_db"))
                     value = {"intensity": rng.uniform(0, 2), "mix": rng.uniform(0, 1), "gain_db": rng.uniform(-12, 0)}
+                    if refused:
+                        value = {key: v + 100 for key, v in value.items()}
                     await ws.send(json.dumps({name: round(value[name], 3)}))
                     counts["sent"] += 1
             reader.cancel()
@@ -70,9 +73,9 @@ async def pages(port: int, clients: int, rate: float, seconds: float) -> dict:
     return counts
 
 
-def run(args, clients: int, rate: float, watch: StallWatch, workdir: Path) -> tuple[dict, dict, list[str]]:
+def run(args, clients: int, rate: float, watch: StallWatch, workdir: Path, refused: bool = False):
     server = JackServer(f"sdweb{os.getpid()}", rate=48000, period=args.blocksize)
-    stats = workdir / f"stats-{clients}-{rate:g}.json"
+    stats = workdir / f"stats-{clients}-{rate:g}-{refused}.json"
     port = free_port()
     cmd = [sys.executable, "-m", "streamdream.cli", "loop", args.input, "--device", "system", "--samplerate", "48000",
            "--quiet", "--no-midi", "--web", str(port), "--stats", str(stats), *args.extra]
@@ -85,7 +88,7 @@ def run(args, clients: int, rate: float, watch: StallWatch, workdir: Path) -> tu
             time.sleep(0.5)
         before = json.loads(stats.read_text())
         started = time.perf_counter()
-        counts = asyncio.run(pages(port, clients, rate, args.seconds))
+        counts = asyncio.run(pages(port, clients, rate, args.seconds, refused))
         time.sleep(1.5)  # the stats file is rewritten once a second
         after = json.loads(stats.read_text())
     finally:
@@ -95,7 +98,7 @@ def run(args, clients: int, rate: float, watch: StallWatch, workdir: Path) -> tu
     xruns = [t for t in after["xrun_times"] if t >= started]
     slow = [(t, d) for t, d in after["slow_callback_times"] if t >= started]
     result = {
-        "clients": clients, "rate": rate, **counts,
+        "clients": clients, "rate": rate, "refused": refused, **counts,
         "xruns": sum(after["xruns"].values()) - sum(before["xruns"].values()),
         "xruns_unexplained": sum(1 for t in xruns if watch.explains(t) is None),
         "late": after["late_windows"] - before["late_windows"],
@@ -123,20 +126,24 @@ def main() -> int:
         results = [run(args, 1, 0.0, watch, workdir)[0]]
         flood, _, cmd = run(args, args.clients, args.rate, watch, workdir)
         results.append(flood)
+        # the same flood, every move refused by the server: what the server and the pages cost the machine,
+        # with nothing reaching the audio process
+        results.append(run(args, args.clients, args.rate, watch, workdir, refused=True)[0])
     finally:
         watch.stop()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}; {args.seconds:g} s "
           f"measured per run; command: {' '.join(cmd[2:])}")
     lates = sorted(st.late for st in watch.stalls)
-    print(f"machine stalls (both runs, >= {1000 * watch.threshold:g} ms): {len(lates)}, longest "
+    print(f"machine stalls (all runs, >= {1000 * watch.threshold:g} ms): {len(lates)}, longest "
           f"{1000 * lates[-1] if lates else 0:.1f} ms{'' if watch.realtime else ' (sleepers not real-time: not used)'}\n")
     print("| run | control messages sent (per s) | status messages received per page per s | xruns "
           "(unexplained by a stall) | windows dreamed / late | callbacks over 10% (during a stall) | "
           "callback p99 / p99.9 / max, whole run, of the period |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        name = "one idle page" if r["rate"] == 0 else f"{r['clients']} pages flooding"
+        name = "one idle page" if r["rate"] == 0 else f"{r['clients']} pages flooding" + (
+            ", every move refused by the server" if r["refused"] else "")
         f = r["fraction"]
         print(f"| {name} | {r['sent']} ({r['sent'] / args.seconds:.0f}) | "
               f"{r['received'] / r['clients'] / args.seconds:.1f} | {r['xruns']} ({r['xruns_unexplained']}) | "
