@@ -93,6 +93,17 @@ def test_the_page_reads_and_controls_a_running_loop_in_chromium(jack, mel_model,
             wait_for("the output level back", lambda: read_stats(stats)["output_peak"] > loud / 2)
             expect(page.locator("#log")).to_contain_text("web: intensity = 0.35")
 
+            # choosers and freeze reach the next window's settings, as --stats shows them
+            page.locator("#preset").select_option("faithful")  # its 8 steps, over the run's --set steps=2
+            wait_for("the preset in --stats", lambda: read_stats(stats)["dream"]["steps"] == 8)
+            label = page.locator("#target option").nth(1).text_content()
+            page.locator("#target").select_option(label)
+            wait_for("the target in --stats", lambda: read_stats(stats)["dream"]["target"] == label)
+            page.locator("#freeze").check()
+            wait_for("freeze in --stats", lambda: read_stats(stats)["dream"]["freeze"] is True)
+            page.locator("#freeze").uncheck()
+            wait_for("freeze off in --stats", lambda: read_stats(stats)["dream"]["freeze"] is False)
+
             # the last dreamed window's spectrograms, read by the server from the shared memory
             expect(page.locator("#picture-card")).to_be_visible(timeout=60000)
             expect(page.locator("#picture-caption")).to_contain_text("window")
