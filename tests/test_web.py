@@ -243,3 +243,51 @@ def test_the_picture_shows_the_input_and_the_change_each_at_its_own_pitch():
     assert high < low  # the change is higher in pitch: nearer the top of its panel
     assert top[high] < top.max() / 3 and bottom[low] < bottom.max() / 3  # neither panel has the other's tone
     assert middle[low] > middle.max() / 2 and middle[high] > middle.max() / 2  # the dreamed window has both
+
+
+class Said:
+    """Say's interface (warn, and the log), kept."""
+
+    def __init__(self):
+        import logging
+        self.warned, self.logged = [], []
+        self.log = logging.getLogger("test-web-said")
+        self.log.setLevel(logging.INFO)
+        self.log.info = self.logged.append
+
+    def warn(self, text):
+        self.warned.append(text)
+
+
+def test_the_audio_sides_changes_go_through_the_control_store_and_are_logged_with_their_source(mel_model):
+    from conftest import music_clip
+    from streamdream.params import Params
+    from streamdream.stream.engine import Engine, FileSource
+    from streamdream.web.link import apply_changes
+
+    params = Params(model=str(mel_model), steps=2, octaves=1, window_s=1.5, crossfade_s=0.25, backend="eager",
+                    target="drums")
+    engine = Engine(params, 16000, 256, budget_s=0.5, source=FileSource(music_clip(16000, 2.0)))
+    said = Said()
+    labels, layers = ["drums", "piano"], ["/a"]
+    version = engine.params_version
+    apply_changes(engine, {"intensity": 1.6, "gain_db": -6.0}, labels, layers, [], said)
+    assert engine.controls.target[0] == pytest.approx(1.6)
+    assert engine.controls.target[2] == pytest.approx(10 ** (-6 / 20))
+    assert engine.params_version == version  # instant ones never wait for a window
+    apply_changes(engine, {"target": "piano", "freeze": True}, labels, layers, [], said)
+    assert engine.params.target == "piano" and engine.params.freeze is True
+    chosen = apply_changes(engine, {"preset": "faithful"}, labels, layers, [], said)
+    assert chosen == "faithful"
+    assert engine.params.ceiling_db == 0.0 and engine.params.steps == 8  # faithful's own settings
+    assert engine.params.target == "piano"  # the target chosen on its own stays
+    assert engine.controls.target[0] == pytest.approx(1.0)  # the preset's intensity, at the next block
+    apply_changes(engine, {"target": "kazoo", "mix": 0.5}, labels, layers, [], said)
+    assert engine.params.target == "piano" and engine.controls.target[1] == pytest.approx(0.5)
+    assert any("kazoo" in line for line in said.warned)  # refused, said, and the rest still applied
+    apply_changes(engine, {"panic": True}, labels, layers, [], said)
+    assert engine.controls.target[1] == 0.0
+    assert any("dry now" in line for line in said.warned)
+    assert said.logged[:2] == ["web: intensity = 1.6", "web: gain_db = -6.0"]
+    assert "web: preset = faithful" in said.logged
+    engine.close()

@@ -130,7 +130,6 @@ class WebLink:
                                               "choices": choices, "shared": shared}}).encode() + b"\n"
         self.sock.setblocking(False)
         self.preset: str | None = None  # the last preset chosen on the page
-        self.changes = 0
         self.tail = LogTail()
         self.log.addHandler(self.tail)
         self.full: dict = {}
@@ -206,27 +205,9 @@ class WebLink:
         if "set" in message:
             self.apply(message["set"])
 
-    def apply(self, changes: dict, source: str = "web") -> None:
-        """Each change through the one control path; each logged with its source, a refused one too."""
-        from ..control.presets import switch_preset
-        from ..control.store import set_control
-
-        engine = self.session.engine
-        for name, value in changes.items():
-            try:
-                if name == "panic":
-                    set_control(engine, "mix", 0.0, self.labels, self.layers)
-                    self.say.warn(f"{source}: dry now (mix 0)")
-                    continue
-                if name == "preset":
-                    engine.set_params(switch_preset(engine.params, str(value), self.file_presets), instant=True)
-                    self.preset = str(value)
-                else:
-                    set_control(engine, name, value, self.labels, self.layers)
-                self.changes += 1
-                self.log.info(f"{source}: {name} = {value}")
-            except StreamDreamError as exc:
-                self.say.warn(f"{source}: {exc}")
+    def apply(self, changes: dict) -> None:
+        chosen = apply_changes(self.session.engine, changes, self.labels, self.layers, self.file_presets, self.say)
+        self.preset = chosen or self.preset
 
     # ---- what the page shows
     def status(self) -> dict:
@@ -267,6 +248,32 @@ class WebLink:
             view["schedule"] = {"start": _clock(schedule.start), "stop": _clock(schedule.stop),
                                 "open": bool(getattr(schedule, "_open", True))}
         return view
+
+
+def apply_changes(engine, changes: dict, labels: list[str], layers: list[str], file_presets: list[dict], say,
+                  source: str = "web") -> str | None:
+    """Each change through the one control path (control/store.set_control, as OSC; a preset by name as
+    MIDI's program change), each logged with its source, a refused one too (and the rest still applied).
+    "panic" is "dry now": the mix to 0 at the next block. Returns the preset switched to, if any."""
+    from ..control.presets import switch_preset
+    from ..control.store import set_control
+
+    chosen = None
+    for name, value in changes.items():
+        try:
+            if name == "panic":
+                set_control(engine, "mix", 0.0, labels, layers)
+                say.warn(f"{source}: dry now (mix 0)")
+                continue
+            if name == "preset":
+                engine.set_params(switch_preset(engine.params, str(value), file_presets), instant=True)
+                chosen = str(value)
+            else:
+                set_control(engine, name, value, labels, layers)
+            say.log.info(f"{source}: {name} = {value}")
+        except StreamDreamError as exc:
+            say.warn(f"{source}: {exc}")
+    return chosen
 
 
 def recording_view(recorder, rate: int) -> dict:
