@@ -99,6 +99,27 @@ class WebLink:
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}/"
         self.token = token if token is not None or is_loopback(host) else secrets.token_urlsafe(24)
         self.generated = token is None and self.token is not None
+        engine = session.engine
+        from ..control.presets import load_presets, preset_names
+        from ..dreaming.model import read_model_info
+        from ..params import RANGES
+        try:
+            info = read_model_info(engine.params.model, engine.params.view)
+            self.file_presets = load_presets(session.opts.presets) if session.opts.presets else []
+        except BaseException:
+            listener.close()
+            raise
+        self.labels, self.layers = info.labels, info.layer_choices
+        choices = {"presets": preset_names(self.file_presets), "targets": ["none"] + list(self.labels),
+                   "feedback": engine.feedback is not None,
+                   "ranges": {name: [RANGES[name].lo, RANGES[name].hi] for name in ("intensity", "mix", "gain_db")}}
+        shared = None
+        if engine.exchange.shm is not None:  # a process worker: the picture is read from the shared memory
+            from dataclasses import asdict
+            shared = {"exchange": asdict(engine.exchange.spec()), "hop": engine.schedule.hop,
+                      "sample_rate": engine.sample_rate}
+        self.pending = json.dumps({"config": {"token": self.token, "host": host, "port": self.port,
+                                              "choices": choices, "shared": shared}}).encode() + b"\n"
         self.sock, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
@@ -111,23 +132,6 @@ class WebLink:
         finally:
             listener.close()  # the server holds it now: the port is free again when the server ends
             theirs.close()
-        engine = session.engine
-        from ..dreaming.model import read_model_info
-        info = read_model_info(engine.params.model, engine.params.view)
-        self.labels, self.layers = info.labels, info.layer_choices
-        from ..control.presets import load_presets, preset_names
-        self.file_presets = load_presets(session.opts.presets) if session.opts.presets else []
-        from ..params import RANGES
-        choices = {"presets": preset_names(self.file_presets), "targets": ["none"] + list(self.labels),
-                   "feedback": engine.feedback is not None,
-                   "ranges": {name: [RANGES[name].lo, RANGES[name].hi] for name in ("intensity", "mix", "gain_db")}}
-        shared = None
-        if engine.exchange.shm is not None:  # a process worker: the picture is read from the shared memory
-            from dataclasses import asdict
-            shared = {"exchange": asdict(engine.exchange.spec()), "hop": engine.schedule.hop,
-                      "sample_rate": engine.sample_rate}
-        self.pending = json.dumps({"config": {"token": self.token, "host": host, "port": self.port,
-                                              "choices": choices, "shared": shared}}).encode() + b"\n"
         self.sock.setblocking(False)
         self.preset: str | None = None  # the last preset chosen on the page
         self.tail = LogTail()
@@ -164,6 +168,7 @@ class WebLink:
     # ---- the thread
     def _run(self) -> None:
         received = b""
+        failed = False
         next_status = time.monotonic()
         while not self._stop.is_set():
             wait = max(0.0, next_status - time.monotonic())
@@ -185,8 +190,10 @@ class WebLink:
                         self._flush()
             except OSError:
                 return  # the link was closed: the run is ending
-            except Exception as exc:  # a bug here must never end the show
-                self.say.warn(f"web page: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug here must never end the show (said once, not twice a second)
+                if not failed:
+                    self.say.warn(f"web page: {type(exc).__name__}: {exc}")
+                failed = True
                 self._stop.wait(0.5)
 
     def _flush(self) -> bool:
