@@ -291,3 +291,22 @@ def test_the_audio_sides_changes_go_through_the_control_store_and_are_logged_wit
     assert said.logged[:2] == ["web: intensity = 1.6", "web: gain_db = -6.0"]
     assert "web: preset = faithful" in said.logged
     engine.close()
+
+
+def test_the_watchdog_makes_one_token_for_every_engine_it_starts_and_prints_it_once(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from streamdream.web.link import TOKEN_ENV, hand_down_token, handed_down_token
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    hand_down_token("8765", console)  # loopback: no token at all
+    assert handed_down_token() is None and out.getvalue() == ""
+    hand_down_token("0.0.0.0:8765", console)
+    token = handed_down_token()
+    check_token(token, "handed down")  # as strong as a piece's own
+    hand_down_token("0.0.0.0:8765", console)  # a second engine: the same token, not printed again
+    assert handed_down_token() == token and out.getvalue().count(token) == 1
+    assert "http://0.0.0.0:8765/?token=" in out.getvalue()

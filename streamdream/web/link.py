@@ -32,6 +32,7 @@ STATUS_EVERY_S = 0.05    # status lines a second: 20, so meters move smoothly on
 FULL_EVERY_S = 1.0       # the heavier parts (the whole --stats snapshot, the disk) are refreshed once a second
 LOG_LINES = 12           # the log's last lines shown on the page
 MIN_TOKEN_CHARS = 16
+TOKEN_ENV = "STREAMDREAM_WEB_TOKEN"  # a token handed from loop --watchdog to the engines it starts
 
 
 def parse_listen(text, where: str = "--web") -> tuple[str, int]:
@@ -60,6 +61,33 @@ def check_token(token, where: str) -> None:
                               or any(c in token for c in " ;,&=%")):
         raise ParameterError(f"{where}: the token must be at least {MIN_TOKEN_CHARS} printable characters, "
                              "without spaces or ;,&=% (or leave it out: one is generated)")
+
+
+def page_url(host: str, port: int) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
+def print_token(console, url: str, token: str) -> None:
+    """A generated token, printed once, to the console only (never the log)."""
+    try:
+        console.print(f"web page token (printed once; keep it): {url}?token={token}",
+                      markup=False, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):
+        pass
+
+
+def hand_down_token(listen: str, console) -> None:
+    """loop --watchdog: a token made once for every engine it starts (a restart keeps the staff's page
+    working), passed in the environment, which only this user can read, never on a command line."""
+    host, port = parse_listen(listen)
+    if is_loopback(host) or handed_down_token():
+        return
+    os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
+    print_token(console, page_url(host, port), os.environ[TOKEN_ENV])
+
+
+def handed_down_token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
 
 
 def check_web_extra() -> None:
@@ -96,7 +124,7 @@ class WebLink:
             raise StreamDreamError(f"cannot serve the web page on {host}:{port} ({exc.strerror}); "
                                    "choose another --web port") from exc
         self.port = listener.getsockname()[1]
-        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{self.port}/"
+        self.url = page_url(host, self.port)
         self.token = token if token is not None or is_loopback(host) else secrets.token_urlsafe(24)
         self.generated = token is None and self.token is not None
         engine = session.engine
@@ -148,11 +176,7 @@ class WebLink:
         """Where the page is. A generated token is printed here once, to the console only (not the log)."""
         self.say(f"web page: {self.url}" + ("" if self.token else " (this machine only)"))
         if self.generated:
-            try:
-                console.print(f"web page token (printed once; keep it): {self.url}?token={self.token}",
-                              markup=False, highlight=False, soft_wrap=True)
-            except (OSError, ValueError):
-                pass
+            print_token(console, self.url, self.token)
 
     def stop(self) -> None:
         self._stop.set()
