@@ -310,3 +310,13 @@ def test_the_watchdog_makes_one_token_for_every_engine_it_starts_and_prints_it_o
     hand_down_token("0.0.0.0:8765", console)  # a second engine: the same token, not printed again
     assert handed_down_token() == token and out.getvalue().count(token) == 1
     assert "http://0.0.0.0:8765/?token=" in out.getvalue()
+
+
+def test_a_body_without_a_length_is_cut_at_the_limit_too(page):
+    page.client.cookies.set(server.COOKIE, TOKEN)
+
+    def chunks():
+        for _ in range(100):
+            yield b" " * 1000
+    answer = page.client.post("/control", content=chunks(), headers=ORIGIN)
+    assert answer.status_code == 413 and page.sent == []

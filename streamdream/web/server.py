@@ -173,7 +173,8 @@ class Guard:
         if scope["type"] == "websocket" or scope["method"] not in ("GET", "HEAD"):
             if headers.get("origin") != f"http://{host}":
                 return await self.deny(scope, send, 403, f"a request from {client} from another site")
-        if scope["type"] == "http" and int(headers.get("content-length") or 0) > MAX_BODY:
+        length = headers.get("content-length", "0")
+        if scope["type"] == "http" and (not length.isdigit() or int(length) > MAX_BODY):
             return await self.deny(scope, send, 413, f"a request from {client} over {MAX_BODY} bytes")
         if scope["type"] == "websocket":
             receive = _replay_connect(receive)  # the app's WebSocket reads the connect message again
@@ -251,9 +252,11 @@ def create_app(hub: Hub, token: str | None, hosts: set[str] | None):
         return Response(hub.picture[1], media_type="image/png")
 
     async def control(request: Request):
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return Response(status_code=413)
+        body = b""
+        async for chunk in request.stream():  # a body without a length (chunked) is cut off here too
+            body += chunk
+            if len(body) > MAX_BODY:
+                return Response(status_code=413)
         try:
             changes = hub.check(json.loads(body))
         except ValueError as exc:  # json's errors are ValueErrors too
