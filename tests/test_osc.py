@@ -80,7 +80,7 @@ def test_osc_status_replies_to_the_sender(osc):
     ("/streamdream/eq_depth_db", 100.0, "eq_depth_db must be 0.5..40 dB"),
     ("/streamdream/sustain_ms", 5000.0, "sustain_ms must be 0..1000 ms"),
     ("/streamdream/target", "tuba", "unknown target 'tuba'; choose one of: drums, piano"),
-    ("/streamdream/volume", 1.0, "unknown OSC parameter 'volume'"),
+    ("/streamdream/volume", 1.0, "unknown parameter 'volume'"),
     ("/streamdream/feedback", 2.0, "feedback must be 0..1"),
 ])
 def test_bad_osc_values_are_refused_with_one_line_and_change_nothing(osc, address, value, message):

@@ -44,6 +44,7 @@ def add_run_options(p: argparse.ArgumentParser, budget: float | None, capture: b
     r.add_argument("--stats", metavar="FILE", help="write counters as JSON once a second (docs/STATS.md)")
     r.add_argument("--osc-port", dest="osc_port", type=int, metavar="PORT",
                    help="OSC control and /streamdream/status on 127.0.0.1:PORT")
+    r.add_argument("--web", metavar="[HOST:]PORT", help="status and control page (127.0.0.1 unless HOST; else a token)")
 
     m = p.add_argument_group("MIDI")
     m.add_argument("--midi", metavar="PORT", help="controller port (index or name part); the virtual port "
@@ -64,7 +65,7 @@ def live_options(a: argparse.Namespace, **overrides):
                     record_input_path=a.record_input, quiet=a.quiet, budget_s=a.budget_s, lockstep=a.lockstep,
                     midi_port=a.midi, midi_map=a.midi_map, presets=a.presets, midi=not a.no_midi,
                     threads=a.threads, worker=a.worker, monitor=not a.no_monitor, realtime=a.realtime,
-                    osc_port=a.osc_port)
+                    osc_port=a.osc_port, web=a.web)
     settings.update(overrides)
     return LiveOptions(**settings)
 

@@ -34,6 +34,7 @@ def cmd_loop(a: argparse.Namespace) -> int:
 
     from ..stream.installation.run import run_loop, setup_log
     from ..stream.live import Say
+    from ..web.link import handed_down_token
 
     piece, params, run = piece_from_args(a)
     console = Console(stderr=True)
@@ -42,6 +43,9 @@ def cmd_loop(a: argparse.Namespace) -> int:
         setup_log(piece.log)
         # the child runs the same command without the watchdog (however the option was abbreviated)
         argv = [x for x in a._argv if not (x.startswith("--wa") and "--watchdog".startswith(x))]
+        if piece.web is not None and piece.web_token is None:
+            from ..web.link import hand_down_token
+            hand_down_token(piece.web, console)  # one token for every engine the watchdog starts
         return run_watchdog(argv, piece.stats, {"--record": piece.record, "--record-input": piece.record_input},
                             Say(console))
     budget = piece.budget_s if piece.budget_s is not None else params.window_s  # read ahead: late is unlikely
@@ -49,7 +53,8 @@ def cmd_loop(a: argparse.Namespace) -> int:
                         input_channels=None, samplerate=piece.samplerate, blocksize=piece.blocksize,
                         duration=piece.duration, stats_path=piece.stats, record_path=piece.record,
                         record_format=piece.record_format, record_input_path=piece.record_input, budget_s=budget,
-                        osc_port=piece.osc_port, monitor=True)
+                        osc_port=piece.osc_port, web=piece.web, web_token=piece.web_token or handed_down_token(),
+                        monitor=True)
     run_loop(piece, params, opts, console)
     return 0
 
@@ -73,7 +78,7 @@ def add_parser(sub) -> None:
     lp.add_argument("files", nargs="*", metavar="FILE|PLAYLIST",
                     help="audio files and/or .m3u/.txt playlists, played back to back and looped")
     g = lp.add_argument_group("piece (each also a [piece] key of --config's TOML)")
-    g.add_argument("--config", metavar="TOML", help="the piece file: [piece], [dream], [schedule]; options win")
+    g.add_argument("--config", metavar="TOML", help="the piece file: [piece], [dream], [schedule], [web]; options win")
     g.add_argument("--feedback", type=float, default=0.0,
                    help="share 0..1 of the output fed back into the input (guarded against runaway)")
     g.add_argument("--evolve", action="store_true", help="slowly walk layer, target and depth")

@@ -15,7 +15,7 @@ import json
 import threading
 
 from ..errors import ParameterError, StreamDreamError
-from .mapping import KNOBS
+from .store import set_control
 
 PREFIX = "/streamdream/"
 
@@ -68,27 +68,4 @@ class OscControl:
             self._reply(client, PREFIX + "error", str(exc))
 
     def apply(self, name: str, value) -> None:
-        engine = self.engine
-        if name == "feedback":
-            if engine.feedback is None:
-                raise ParameterError("feedback is off in this run (start the piece with --feedback above 0)")
-            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ParameterError("feedback must be 0..1")
-            engine.feedback.share = float(value)
-            return
-        knob = KNOBS.get(name)
-        if knob is None or knob.kind == "action":
-            known = ", ".join(k for k, v in KNOBS.items() if v.kind != "action")
-            raise ParameterError(f"unknown OSC parameter {name!r}; known: {known}, feedback, status")
-        if knob.toggle:
-            value = bool(value)
-        elif knob.choice:
-            value = None if value in ("", "none", "default") else str(value)
-            choices = self.layers if knob.sweeps == "layers" else self.labels
-            if value is not None and value not in choices:
-                raise ParameterError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-        params = engine.params.with_changes(**{name: value})  # validated: the CLI's own ranges and messages
-        if knob.kind == "instant":
-            engine.controls.set(**{name: value})
-        else:
-            engine.set_params(params, instant=False)
+        set_control(self.engine, name, value, self.labels, self.layers)

@@ -40,6 +40,7 @@ BUILTIN_PRESETS: dict[str, dict] = {
     # no target, nothing added: each step only re-EQs the music's own spectrum in octave bands
     "tone": {**_FRAME_BY_FRAME, "target": None, "away": None, "eq_bands": 1.0},
 }
+OBJECTIVE = ("layer", "target", "away")  # what a built-in preset switched to at run time leaves alone
 # Names of earlier versions, so an old command line says what to use now.
 RENAMED = {"live": "is now 'vivid'", "toward": "is now 'vivid'", "subtle": "is now 'tint'",
            "amplify": "is now 'bloom'", "amplify-eq": "is now 'tone'",
@@ -131,3 +132,20 @@ def apply_preset(params: Params, preset: dict) -> Params:
         if changes.get(key) == "none":
             changes[key] = None
     return params.with_changes(**changes)
+
+
+def preset_names(file_presets: list[dict]) -> list[str]:
+    """The presets a running engine can switch to by name: the built-in ones, then the presets file's."""
+    return list(BUILTIN_PRESETS) + [p["name"] for p in file_presets if p["name"] not in BUILTIN_PRESETS]
+
+
+def switch_preset(params: Params, name: str, file_presets: list[dict]) -> Params:
+    """`params` with the settings a knob reaches taken from the preset `name`: one of the presets file's
+    whole, or a built-in one as `--preset` gives it, except that the objective (layer, target, away)
+    stays unless the preset names it (the target is chosen on its own). What is fixed for the run stays."""
+    for preset in file_presets:
+        if preset["name"] == name and name not in BUILTIN_PRESETS:
+            return apply_preset(params, preset)
+    built_in = builtin_preset(name)  # refuses an unknown name with the list of built-in ones
+    keys = [key for key in SAVED_KEYS if key not in OBJECTIVE or key in BUILTIN_PRESETS[name]]
+    return params.with_changes(**{key: getattr(built_in, key) for key in keys})

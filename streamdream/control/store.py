@@ -1,5 +1,7 @@
 """The control store: the latest value of each instant control (intensity, mix, gain), set by any
-thread (MIDI, the main thread) and read by the audio callback, which glides toward it per sample.
+thread (MIDI, OSC, the web page's link, the main thread) and read by the audio callback, which glides
+toward it per sample. `set_control` is the one way a parameter named in a message (OSC, the web page)
+reaches a running engine.
 
 Like python-rtmidi's "ccstore": writers only store the newest target; the callback takes one copy per
 block, so a concurrent write cannot tear a block. Per-window settings travel with Params instead.
@@ -11,8 +13,10 @@ import time
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..memory import resident_zeros
 from ..params import Params
+from .mapping import KNOBS
 
 SMOOTHING_S = 0.020          # instant controls glide over about 20 ms: no zipper noise
 
@@ -67,3 +71,34 @@ class Controls:
         if (np.abs(step, out=step) < 1e-7).all():
             np.copyto(current, target)
         return self.ramps[0, :n], self.ramps[1, :n], self.ramps[2, :n]
+
+
+def set_control(engine, name: str, value, labels: list[str], layers: list[str]) -> None:
+    """Set one parameter by name on a running engine, as MIDI's knobs do: instant ones (intensity, mix,
+    gain_db) into the control store, per-window ones into the next window's Params, `feedback` into the
+    feedback share. A choice must be one of `labels` / `layers` (what MIDI offers too), so a wrong name
+    never reaches the worker. Raises ParameterError, with the command line's own message, and then
+    changes nothing."""
+    if name == "feedback":
+        if engine.feedback is None:
+            raise ParameterError("feedback is off in this run (start the piece with --feedback above 0)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ParameterError("feedback must be 0..1")
+        engine.feedback.share = float(value)
+        return
+    knob = KNOBS.get(name)
+    if knob is None or knob.kind == "action":
+        known = ", ".join(k for k, v in KNOBS.items() if v.kind != "action")
+        raise ParameterError(f"unknown parameter {name!r}; known: {known}, feedback")
+    if knob.toggle:
+        value = bool(value)
+    elif knob.choice:
+        value = None if value in ("", "none", "default") else str(value)
+        choices = layers if knob.sweeps == "layers" else labels
+        if value is not None and value not in choices:
+            raise ParameterError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    params = engine.params.with_changes(**{name: value})  # validated: the CLI's own ranges and messages
+    if knob.kind == "instant":
+        engine.controls.set(**{name: value})
+    else:
+        engine.set_params(params, instant=False)

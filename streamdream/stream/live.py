@@ -56,6 +56,8 @@ class LiveOptions:
     monitor: bool = True          # live capture: play the input until the delayed stream starts
     realtime: bool = False        # ask for SCHED_FIFO for the audio callback thread (opt-in: see BENCHMARKS)
     osc_port: int | None = None   # OSC control and status on 127.0.0.1:PORT (control/osc.py)
+    web: str | None = None        # --web [HOST:]PORT: the status and control page (streamdream/web)
+    web_token: str | None = None  # the page's token (a piece's [web] token); generated off loopback if None
 
     def check(self) -> "LiveOptions":
         """Every option and every file the run will need, checked before the model loads (which takes seconds)."""
@@ -83,6 +85,11 @@ class LiveOptions:
                               "--record-input")
             if self.record_path and os.path.abspath(self.record_input_path) == os.path.abspath(self.record_path):
                 raise ParameterError("--record-input and --record name the same file; give each its own")
+        if self.web is not None:
+            from ..web.link import check_token, check_web_extra, parse_listen
+            parse_listen(self.web)
+            check_token(self.web_token, "the web page")
+            check_web_extra()
         load_mapping(self.midi_map)
         if self.presets:
             load_presets(self.presets)
@@ -362,6 +369,7 @@ class Session:
         self.input_recorder: Recorder | None = None  # --record-input
         self.pump = None
         self.osc = None
+        self.web = None
         self.started = time.perf_counter()
         self.stop = threading.Event()
         self.stopped_by: list[int] = []
@@ -378,6 +386,8 @@ class Session:
         try:
             if opts.osc_port is not None:
                 self._open_osc()
+            if opts.web is not None:
+                self._open_web()
             if opts.record_path:
                 self.recorder = Recorder(opts.record_path, self.rate, CHANNELS, opts.record_format)
             if opts.record_input_path:
@@ -387,6 +397,8 @@ class Session:
                 rec.abandon()
             if self.osc is not None:
                 self.osc.stop()
+            if self.web is not None:
+                self.web.stop()
             self.engine.close()
             if self.midi is not None:
                 self.midi.close()
@@ -445,6 +457,12 @@ class Session:
                               status=self.snapshot, report=self.say.warn)
         self.osc.start()
         self.say(f"OSC: control and status on 127.0.0.1:{self.osc.port} (/streamdream/...)")
+
+    def _open_web(self) -> None:
+        from ..web.link import WebLink, parse_listen
+        self.web = WebLink(self, *parse_listen(self.opts.web), self.opts.web_token)
+        self.web.start()
+        self.web.announce(self.say.console)
 
     def _watch(self) -> None:
         engine, opts = self.engine, self.opts
@@ -594,6 +612,8 @@ class Session:
             self.pump.stop()
         if self.osc is not None:
             self.osc.stop()
+        if self.web is not None:
+            self.web.stop()
         if self.midi is not None:
             self.midi.close()
         snap = self.snapshot()

@@ -14,7 +14,7 @@ from .schedule import DaySchedule, parse_clock
 @dataclass(frozen=True)
 class Piece:
     """Everything a piece needs: what `loop` plays and how. Read from a piece TOML ([piece], [dream],
-    [schedule]) and merged once with the command line (`with_options`), whose options win. The names
+    [schedule], [web]) and merged once with the command line (`with_options`), whose options win. The names
     are the TOML's keys and the command line's options (`evolve_seed` is `--evolve-seed`)."""
     files: tuple[str, ...] = ()
     feedback: float = 0.0
@@ -32,18 +32,20 @@ class Piece:
     log: str | None = None
     stats: str | None = None
     osc_port: int | None = None
+    web: str | None = None          # [web] listen (or --web): [HOST:]PORT of the status and control page
+    web_token: str | None = None    # [web] token: the page's token (else generated when not on loopback)
     dream: dict = field(default_factory=dict)   # dream parameters by their `streamdream params` names
     schedule: DaySchedule | None = None
 
     def with_options(self, given: dict) -> "Piece":
         """This piece with the command line's options on top (only those given; `files` if any)."""
-        changes = {key: value for key, value in given.items() if key in SETTINGS}
+        changes = {key: value for key, value in given.items() if key in SETTINGS or key == "web"}
         if given.get("files"):
             changes["files"] = tuple(given["files"])
         return replace(self, **changes)
 
 
-SETTINGS = {f.name for f in fields(Piece)} - {"dream", "schedule", "files"}  # the [piece] keys besides files
+SETTINGS = {f.name for f in fields(Piece)} - {"dream", "schedule", "files", "web", "web_token"}  # [piece] keys
 RENAMED = {"seed": "evolve_seed", "budget": "budget_s"}  # [piece] keys of earlier versions
 PATHS = ("record", "record_input", "log", "stats")       # relative to the piece file
 
@@ -60,8 +62,11 @@ def load_piece(path: str) -> Piece:
     table = data.pop("piece", {})
     dream = data.pop("dream", {})
     sched = data.pop("schedule", None)
+    web = data.pop("web", {})
     if data:
-        raise ParameterError(f"{p}: unknown section(s) {sorted(data)}; known: [piece], [dream], [schedule]")
+        raise ParameterError(f"{p}: unknown section(s) {sorted(data)}; known: [piece], [dream], [schedule], [web]")
+    if not isinstance(web, dict) or set(web) - {"listen", "token"}:
+        raise ParameterError(f"{p}: [web] takes listen = \"[HOST:]PORT\" and token = \"...\"")
     for old, new in RENAMED.items():
         if old in table:
             raise ParameterError(f"{p}: [piece] {old} is now called {new}")
@@ -93,7 +98,8 @@ def load_piece(path: str) -> Piece:
         schedule = DaySchedule(parse_clock(sched["start"], f"{p} [schedule] start"),
                                parse_clock(sched["stop"], f"{p} [schedule] stop"), float(sched.get("fade_s", 10.0)))
     piece = Piece(files=tuple(str(Path(f) if Path(f).is_absolute() else p.parent / f) for f in files),
-                  dream=checked, schedule=schedule, **table)
+                  dream=checked, schedule=schedule, web=None if web.get("listen") is None else str(web["listen"]),
+                  web_token=web.get("token"), **table)
     check_piece(piece, str(p))
     return piece
 
@@ -120,6 +126,11 @@ def check_piece(piece: Piece, where: str = "loop") -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi \
                 or (whole and value != int(value)) or value == math.inf:
             raise ParameterError(f"{where}: {key} must be {what}")
+    if piece.web is not None or piece.web_token is not None:
+        from ...web.link import check_token, parse_listen
+        if piece.web is not None:
+            parse_listen(piece.web, f"{where}: --web ([web] listen)")
+        check_token(piece.web_token, f"{where}: [web] token")
     if not isinstance(piece.evolve, bool):
         raise ParameterError(f"{where}: evolve must be true or false")
     for key in PATHS + ("record_format", "device"):
