@@ -13,12 +13,11 @@ def cmd_render(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..audio.files import AudioReader, audio_writer, check_output_path
+    from ..audio.files import AudioReader, check_output_path
     from ..dreaming.dreamer import Dreamer
     from ..dreaming.model import read_model_info
     from ..plot import Spectrogram, check_plot_path, save_comparison_plot
-    from ..stream.offline import RenderReport, render_stream
-    from ..windows import Schedule
+    from ..stream.offline import render_file
 
     console = Console(stderr=True, quiet=a.quiet)
     params = params_from_args(a)
@@ -30,34 +29,21 @@ def cmd_render(a: argparse.Namespace) -> int:
         raise ParameterError(f"{a.output} is the input file itself; write the dream elsewhere, "
                              "or pass --overwrite to replace the input once the render has finished")
     info = read_model_info(params.model, params.view)
-    with AudioReader(a.input) as reader:
-        rate, channels = reader.sample_rate, reader.channels
-        schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
-        dreamer = Dreamer(params, rate, channels, schedule.window, info=info)
-        spectra = (Spectrogram(reader.frames), Spectrogram(reader.frames)) if a.plot else None
-
-        def read(n):
-            block = reader.read(n)
-            if spectra:
-                spectra[0].push(block)
-            return block
-
-        report = RenderReport()
-        with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
-                      TimeRemainingColumn(), console=console, transient=True,
-                      disable=not console.is_terminal) as bar, \
-                audio_writer(a.output, rate, channels, a.format, reader.frames) as write_audio:
-            task = bar.add_task("dream", total=schedule.count(reader.frames))
-
-            def write(block):
-                write_audio(block)
-                if spectra:
-                    spectra[1].push(block)
-
-            render_stream(read, write, channels, rate, params, dreamer,
-                          lambda done: bar.update(task, completed=done), report)
-            if a.plot:  # before the audio is renamed into place: a failed plot leaves no output
-                save_comparison_plot(a.plot, *spectra, report.frames / rate, rate, title=f"{a.input} -> {a.output}")
+    spectra = None
+    if a.plot:
+        with AudioReader(a.input) as reader:  # its length sizes the spectrograms
+            spectra = (Spectrogram(reader.frames), Spectrogram(reader.frames))
+    with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} windows"),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("dream", total=None)
+        report, reader = render_file(
+            a.input, a.output, params, a.format, lambda *shape: Dreamer(*shape, info=info),
+            lambda done, total: bar.update(task, completed=done, total=total),
+            tap=(spectra[0].push, spectra[1].push) if a.plot else None,
+            # before the audio is renamed into place: a failed plot leaves no output
+            before_publish=a.plot and (lambda report, rate: save_comparison_plot(
+                a.plot, *spectra, report.frames / rate, rate, title=f"{a.input} -> {a.output}")))
+    rate, channels = reader.sample_rate, reader.channels
     for warning in reader.warnings():  # even with --quiet: the data was not what it seemed
         print(f"streamdream: warning: {warning}", file=sys.stderr)
     console.print(f"wrote {a.output}: {report.frames / rate:.1f} s, {channels} ch, {rate} Hz; {report.windows} window(s), "
