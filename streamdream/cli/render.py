@@ -1,15 +1,47 @@
-"""`streamdream render IN OUT`: dream a file offline, streamed window by window, written atomically."""
+"""`streamdream render IN OUT`: dream a file offline, streamed window by window, written atomically;
+`streamdream render IN... OUT_DIR`: many files and a grid of variations (stream/batch.py)."""
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
+from pathlib import Path
 
-from ..errors import ParameterError
-from .dream import add_dream_options, params_from_args
+from ..errors import ParameterError, RunError
+from .dream import GRID, add_dream_options, params_from_args
+
+OUTPUT_SUFFIXES = (".wav", ".flac")
 
 
 def cmd_render(a: argparse.Namespace) -> int:
+    from ..dreaming.threads import threads_per_worker
+
+    if a.threads is not None and a.threads < 1:
+        raise ParameterError("--threads must be 1 or more")
+    *inputs, last = a.paths
+    single = (len(inputs) == 1 and Path(last).suffix.lower() in OUTPUT_SUFFIXES and not Path(last).is_dir()
+              and not Path(inputs[0]).is_dir() and Path(inputs[0]).suffix.lower() not in (".txt", ".m3u", ".m3u8"))
+    if not inputs:
+        raise ParameterError("give an input and an output: render IN OUT, or render IN... OUT_DIR")
+    if not single:
+        return render_batch(a, inputs, Path(last))
+    for option, given in (("--jobs", a.jobs), ("--ray", a.ray)):
+        if given is not None:
+            raise ParameterError(f"{option} is for several files: give an output folder as the last path")
+    for name in GRID:
+        if len(getattr(a, name, [])) > 1:
+            raise ParameterError(f"several --{name} values make a grid: give an output folder as the last path")
+        if hasattr(a, name):
+            setattr(a, name, int(a.seed[0]) if name == "seed" and a.seed[0].isdigit() else getattr(a, name)[0])
+    a.input, a.output = inputs[0], last
+    import torch
+
+    torch.set_num_threads(a.threads or threads_per_worker(1))
+    return render_one(a)
+
+
+def render_one(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -53,13 +85,98 @@ def cmd_render(a: argparse.Namespace) -> int:
     return 0
 
 
+def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int:
+    """Many files and a grid of variations into `out_dir`, on --jobs processes or --ray actors, resumable."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..audio.files import check_output_path
+    from ..dreaming.dreamer import class_weights
+    from ..dreaming.model import read_model_info
+    from ..dreaming.threads import threads_per_worker
+    from ..stream import batch
+    from . import _version
+
+    for option, given in (("--plot", a.plot), ("--overwrite", a.overwrite)):
+        if given:
+            raise ParameterError(f"{option} is for one file (render IN OUT); a batch never writes over its inputs")
+    if out_dir.suffix.lower() in OUTPUT_SUFFIXES and not out_dir.is_dir():
+        raise ParameterError(f"the last path, {out_dir}, is where several files go: give a folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ParameterError(f"{out_dir} is a file; give a folder for the outputs")
+    if a.jobs is not None and a.jobs < 1:
+        raise ParameterError("--jobs must be 1 or more")
+    seeds = batch.parse_seeds(a.seed) if hasattr(a, "seed") else None
+    combinations = []
+    for combination in batch.grid_combinations(getattr(a, "preset", None), getattr(a, "target", None), seeds):
+        given = copy.copy(a)
+        for name in GRID:
+            if hasattr(given, name):
+                delattr(given, name)
+        for name, value in combination.items():
+            setattr(given, name, value)
+        params = params_from_args(given)
+        class_weights(params, read_model_info(params.model, params.view), None)  # an unknown label: before any work
+        combinations.append((combination, params))
+    jobs = batch.plan(batch.find_inputs(inputs, out_dir), out_dir, combinations, a.format)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_path(out_dir / jobs[0].output.name, a.format)  # the format, and a folder that takes files
+
+    workers = a.jobs or os.cpu_count() or 1
+    threads = a.threads or threads_per_worker(workers)
+    if a.ray is not None:
+        run = lambda todo, report: batch.run_ray(todo, None if a.ray == "local" else a.ray, a.jobs, threads, report)
+    else:
+        run = lambda todo, report: batch.run_local(todo, workers, threads, report)
+    console = Console(stderr=True, quiet=a.quiet)
+    with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
+                  TextColumn("{task.fields[audio]:.0f} s of audio, {task.fields[speed]}"), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("batch", total=None, audio=0.0, speed="")
+        clock = {"start": 0.0, "audio": 0.0}
+
+        def started(count: int) -> None:
+            import time
+
+            clock["start"] = time.monotonic()
+            bar.update(task, total=count)
+
+        def finished(job, record: dict) -> None:
+            import time
+
+            if record["status"] != "done":
+                print(f"streamdream: skipped {job.name}: {record['error']}", file=sys.stderr)
+                bar.advance(task)
+                return
+            for warning in record["warnings"]:
+                print(f"streamdream: warning: {warning}", file=sys.stderr)
+            clock["audio"] += record["seconds"]
+            speed = clock["audio"] / max(1e-9, time.monotonic() - clock["start"])
+            bar.update(task, advance=1, audio=clock["audio"], speed=f"{speed:.2f} s of audio per second")
+
+        outcome = batch.run_batch(jobs, out_dir, _version(), threads, run, started, finished)
+    console.print(f"rendered {outcome.done} file(s), {outcome.seconds:.1f} s of audio, into {out_dir}"
+                  + (f"; {outcome.skipped} already done" if outcome.skipped else "")
+                  + f" (manifest: {out_dir / batch.MANIFEST})", highlight=False, soft_wrap=True)
+    if outcome.failed:
+        raise RunError(f"{len(outcome.failed)} of {len(jobs)} file(s) failed (listed above); fix or remove them and "
+                       "run the same command again: what is done is kept")
+    return 0
+
+
 def add_parser(sub) -> None:
-    r = sub.add_parser("render", help="dream a file offline", usage="%(prog)s IN OUT [options]")
-    r.add_argument("input", help="audio file (WAV, FLAC, ...), mono or stereo, 8-192 kHz")
-    r.add_argument("output", help="output .wav or .flac (same rate, length and channels)")
+    r = sub.add_parser("render", help="dream a file offline, or many", usage="%(prog)s IN OUT | IN... OUT_DIR [options]")
+    r.add_argument("paths", nargs="+", metavar="IN OUT",
+                   help="audio file (WAV, FLAC, ...) and output .wav/.flac; or files, folders (searched "
+                        "recursively, the tree mirrored) and .txt lists of files, then an output folder")
+    r.add_argument("--jobs", type=int, metavar="N", help="several files: N worker processes (default: one per core)")
+    r.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="several files on Ray: a local Ray, or ADDRESS (auto, ray://HOST:10001); pip install "
+                        "'streamdream[cluster]'")
+    r.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # torch threads per worker
     r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
     r.add_argument("--plot", metavar="PNG", help="write input/output/difference spectrograms to this .png")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.add_argument("--overwrite", action="store_true", help="allow the output to be the input file itself")
-    add_dream_options(r)
+    add_dream_options(r, grid=True)
     r.set_defaults(func=cmd_render)
