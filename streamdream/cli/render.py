@@ -29,16 +29,22 @@ def cmd_render(a: argparse.Namespace) -> int:
     for option, given in (("--jobs", a.jobs), ("--ray", a.ray)):
         if given is not None:
             raise ParameterError(f"{option} is for several files: give an output folder as the last path")
-    for name in GRID:
-        if len(getattr(a, name, [])) > 1:
+    for name, values in grid_axes(a).items():
+        if len(values) > 1:
             raise ParameterError(f"several --{name} values make a grid: give an output folder as the last path")
-        if hasattr(a, name):
-            setattr(a, name, int(a.seed[0]) if name == "seed" and a.seed[0].isdigit() else getattr(a, name)[0])
+        setattr(a, name, values[0])
     a.input, a.output = inputs[0], last
     import torch
 
     torch.set_num_threads(a.threads or threads_per_worker(1))
     return render_one(a)
+
+
+def grid_axes(a: argparse.Namespace) -> dict:
+    """The grid options given, each as its list of values (--seed's ranges spelt out)."""
+    from ..stream.batch import parse_seeds
+
+    return {name: parse_seeds(a.seed) if name == "seed" else getattr(a, name) for name in GRID if hasattr(a, name)}
 
 
 def render_one(a: argparse.Namespace) -> int:
@@ -106,9 +112,8 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
         raise ParameterError(f"{out_dir} is a file; give a folder for the outputs")
     if a.jobs is not None and a.jobs < 1:
         raise ParameterError("--jobs must be 1 or more")
-    seeds = batch.parse_seeds(a.seed) if hasattr(a, "seed") else None
     combinations = []
-    for combination in batch.grid_combinations(getattr(a, "preset", None), getattr(a, "target", None), seeds):
+    for combination in batch.grid_combinations(grid_axes(a)):
         given = copy.copy(a)
         for name in GRID:
             if hasattr(given, name):

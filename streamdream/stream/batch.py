@@ -85,9 +85,8 @@ def parse_seeds(texts: list[str]) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def grid_combinations(presets: list[str] | None, targets: list[str] | None, seeds: list[int] | None) -> list[dict]:
-    """Every combination of the axes given (an axis not given is not varied): [{"preset": .., "seed": ..}, ...]."""
-    axes = {name: values for name, values in (("preset", presets), ("target", targets), ("seed", seeds)) if values}
+def grid_combinations(axes: dict[str, list]) -> list[dict]:
+    """Every combination of the axes given, {"seed": [1, 2], ...} -> [{"seed": 1, ...}, {"seed": 2, ...}, ...]."""
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
@@ -98,7 +97,7 @@ def grid_name(relative: Path, combination: dict, suffix: str) -> Path:
     if "preset" in combination:
         parts.append(combination["preset"])
     if "target" in combination:  # a blend ("C4,E4:0.5") keeps its labels and weights, spelt for a file name
-        parts.append(re.sub(r"[^\w+=-]", "_", combination["target"].replace(",", "+").replace(":", "=")))
+        parts.append(re.sub(r"[^\w.+=-]", "_", combination["target"].replace(",", "+").replace(":", "=")))
     if "seed" in combination:
         parts.append(f"s{combination['seed']}")
     return relative.with_name(".".join(parts) + suffix)
@@ -209,10 +208,10 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
                   "model_sha256": hashes[model_path(job.params.model)], "version": version,
                   "threads": threads}  # recorded, not in the key: the bits depend on it, the output is as good
         common["key"] = job_key(common["input_sha256"], job.params, job.fmt, common["model_sha256"], version)
+        discard_temps_of(job.output)  # left by a run that was killed
         if manifest.complete(job, common["key"]):
             outcome.skipped += 1
             continue
-        discard_temps_of(job.output)  # left by a run that was killed
         todo.append((job, common))
     started(len(todo))
 
@@ -308,8 +307,13 @@ Report = Callable[[int, dict], None]   # (job index, its result) as each one fin
 
 
 def run_local(jobs: list[Job], processes: int, threads: int, report: Report) -> None:
-    """The jobs on `processes` worker processes (spawned: torch is not fork-safe), `threads` torch threads each.
-    A worker that dies takes only its current file with it (reported failed); a new one takes its place."""
+    """The jobs on `processes` worker processes (spawned: torch is not fork-safe), `threads` torch threads each;
+    one process is this one. A worker that dies takes only its current file with it (reported failed); a new one takes its place."""
+    if processes == 1:  # in this process: no start-up of a second Python and torch
+        set_threads(threads)
+        for index, job in enumerate(jobs):  # Ctrl-C: atomic_path removes the file being written
+            report(index, render_job(job))
+        return
     context = multiprocessing.get_context("spawn")
     tasks, results = context.Queue(), context.Queue()
     for item in enumerate(jobs):
