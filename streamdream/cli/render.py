@@ -6,6 +6,7 @@ import argparse
 import copy
 import os
 import sys
+import time
 from pathlib import Path
 
 from ..errors import ParameterError, RunError
@@ -112,7 +113,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
         raise ParameterError(f"{out_dir} is a file; give a folder for the outputs")
     if a.jobs is not None and a.jobs < 1:
         raise ParameterError("--jobs must be 1 or more")
-    combinations = []
+    combinations, infos = [], {}
     for combination in batch.grid_combinations(grid_axes(a)):
         given = copy.copy(a)
         for name in GRID:
@@ -121,7 +122,9 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
         for name, value in combination.items():
             setattr(given, name, value)
         params = params_from_args(given)
-        class_weights(params, read_model_info(params.model, params.view), None)  # an unknown label: before any work
+        if (params.model, params.view) not in infos:
+            infos[params.model, params.view] = read_model_info(params.model, params.view)
+        class_weights(params, infos[params.model, params.view], None)  # an unknown label: before any work
         combinations.append((combination, params))
     jobs = batch.plan(batch.find_inputs(inputs, out_dir), out_dir, combinations, a.format)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +133,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
     workers = a.jobs or os.cpu_count() or 1
     threads = a.threads or threads_per_worker(workers)
     if a.ray is not None:
-        run = lambda todo, report: batch.run_ray(todo, None if a.ray == "local" else a.ray, a.jobs, threads, report)
+        run = lambda todo, report: batch.run_ray(todo, a.ray, a.jobs, threads, report)
     else:
         run = lambda todo, report: batch.run_local(todo, workers, threads, report)
     console = Console(stderr=True, quiet=a.quiet)
@@ -141,14 +144,10 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
         clock = {"start": 0.0, "audio": 0.0}
 
         def started(count: int) -> None:
-            import time
-
             clock["start"] = time.monotonic()
             bar.update(task, total=count)
 
         def finished(job, record: dict) -> None:
-            import time
-
             if record["status"] != "done":
                 print(f"streamdream: skipped {job.name}: {record['error']}", file=sys.stderr)
                 bar.advance(task)
@@ -156,8 +155,8 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
             for warning in record["warnings"]:
                 print(f"streamdream: warning: {warning}", file=sys.stderr)
             clock["audio"] += record["seconds"]
-            speed = clock["audio"] / max(1e-9, time.monotonic() - clock["start"])
-            bar.update(task, advance=1, audio=clock["audio"], speed=f"{speed:.2f} s of audio per second")
+            rtf = (time.monotonic() - clock["start"]) / clock["audio"]  # all workers together
+            bar.update(task, advance=1, audio=clock["audio"], speed=f"RTF {rtf:.2f}")
 
         outcome = batch.run_batch(jobs, out_dir, _version(), threads, run, started, finished)
     console.print(f"rendered {outcome.done} file(s), {outcome.seconds:.1f} s of audio, into {out_dir}"

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -217,6 +218,7 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
 
     def report(index: int, result: dict) -> None:
         job, common = todo[index]
+        discard_temps_of(job.output)  # an attempt whose worker was killed leaves its temp file behind
         record = {**common, **result}
         manifest.append(record)
         if result["status"] == "done":
@@ -342,7 +344,6 @@ def run_local(jobs: list[Job], processes: int, threads: int, report: Report) -> 
                             lost = current.pop(pid)
                             report(lost, {"status": "failed", "error": f"its worker process died "
                                                                        f"(exit code {process.exitcode})"})
-                            discard_temps_of(jobs[lost].output)
                             pending -= 1
                             if pending:
                                 start_worker()
@@ -391,9 +392,9 @@ class RenderActor:
         return os.getpid()
 
 
-def run_ray(jobs: list[Job], address: str | None, actors: int | None, threads: int, report: Report) -> None:
-    """The same jobs on Ray actors (`num_cpus` = threads each): a local Ray for address None, else the cluster
-    at `address` (auto, ray://host:10001); `actors` None fills the cluster's CPUs. An actor that dies is restarted and its file dreamed again, at most
+def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, report: Report) -> None:
+    """The same jobs on Ray actors (`num_cpus` = threads each): a new local Ray for address "local", else the
+    cluster at `address` (auto, ray://host:10001); `actors` None fills the cluster's CPUs. An actor that dies is restarted and its file dreamed again, at most
     RAY_TASK_RETRIES times, then reported failed. Inputs and outputs go by path: the cluster shares storage."""
     try:
         import ray
@@ -401,7 +402,7 @@ def run_ray(jobs: list[Job], address: str | None, actors: int | None, threads: i
         raise ParameterError("--ray needs Ray, an optional extra: pip install 'streamdream[cluster]'") from None
     started = not ray.is_initialized()
     if started:  # a cluster's nodes need streamdream installed; a local Ray's workers inherit this environment
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     actor_class = ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=RAY_TASK_RETRIES)(RenderActor)
     if actors is None:
         actors = int(ray.cluster_resources().get("CPU", 1) // threads)
@@ -425,7 +426,6 @@ def run_ray(jobs: list[Job], address: str | None, actors: int | None, threads: i
             except ray.exceptions.RayError as exc:
                 result = {"status": "failed", "error": f"its Ray worker failed {RAY_TASK_RETRIES + 1} times "
                                                        f"({type(exc).__name__})"}
-                discard_temps_of(jobs[index].output)
             report(index, result)
             feed(actor)
     finally:
