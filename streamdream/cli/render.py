@@ -21,8 +21,9 @@ def cmd_render(a: argparse.Namespace) -> int:
     if a.threads is not None and a.threads < 1:
         raise ParameterError("--threads must be 1 or more")
     *inputs, last = a.paths
-    single = (len(inputs) == 1 and Path(last).suffix.lower() in OUTPUT_SUFFIXES and not Path(last).is_dir()
-              and not Path(inputs[0]).is_dir() and Path(inputs[0]).suffix.lower() not in (".txt", ".m3u", ".m3u8"))
+    # one input file and an audio file's name: the single-file form, whatever is at that name
+    single = (len(inputs) == 1 and Path(last).suffix.lower() in OUTPUT_SUFFIXES and not os.path.isdir(inputs[0])
+              and Path(inputs[0]).suffix.lower() not in (".txt", ".m3u", ".m3u8"))
     if not inputs:
         raise ParameterError("give an input and an output: render IN OUT, or render IN... OUT_DIR")
     if not single:

@@ -79,7 +79,7 @@ def parse_seeds(texts: list[str]) -> list[int]:
     """--seed values for a grid: each N, A-B (inclusive) or a comma list of those."""
     seeds = []
     for part in ",".join(texts).split(","):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        match = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(\d+)\s*)?", part)  # a negative one is the range check's
         if not match or (match[2] and int(match[2]) < int(match[1])):
             raise ParameterError(f"--seed {part!r}: give N, A-B or a comma list, e.g. --seed 1-5 or --seed 1,4,9")
         seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
