@@ -264,6 +264,12 @@ def test_ray_gives_the_same_samples_and_survives_a_killed_actor(local_ray, tmp_p
     result = run_cli("render", src, on_ray, "--model", mel_model, *FAST, "--ray", "--threads", "1")
     killer.join()
     assert killed and result.returncode == 0, result.stderr
-    for wav in src.glob("*.wav"):
+    # the inputs sent through Ray's object store, the outputs written back here
+    shipped = tmp_path / "shipped"
+    (src / "f0.wav").write_bytes(b"RIFF, then nothing")
+    result = run_cli("render", src, shipped, "--model", mel_model, *FAST, "--ray", "--ship", "--threads", "1")
+    assert result.returncode == 1 and f"skipped f0.wav: {src / 'f0.wav'} is not an audio file" in result.stderr
+    for wav in sorted(src.glob("*.wav"))[1:]:
         assert np.array_equal(samples(local / wav.name), samples(on_ray / wav.name)), wav.name
-    assert not temp_files(on_ray)
+        assert np.array_equal(samples(local / wav.name), samples(shipped / wav.name)), wav.name
+    assert not temp_files(on_ray) and not temp_files(shipped)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from ..errors import ParameterError
 from ..params import RANGES, Params, parse_value, params_table
@@ -23,7 +24,8 @@ def add_dream_options(p: argparse.ArgumentParser, grid: bool = False) -> None:
     from ..control.presets import BUILTIN_PRESETS
 
     def varied(name: str) -> dict:
-        return {"action": "append", "type": str} if grid and name in GRID else {}
+        return {"action": _Repeated} | ({"type": _seed_or_range} if name == "seed" else {}) \
+            if grid and name in GRID else {}
 
     def note(name: str) -> str:
         return "; repeat it for a grid" * (grid and name in GRID) + "; A-B for a range" * (grid and name == "seed")
@@ -41,6 +43,19 @@ def add_dream_options(p: argparse.ArgumentParser, grid: bool = False) -> None:
         g.add_argument(spec.option, dest=name, default=argparse.SUPPRESS, metavar=metavar,
                        help=spec.help + shown + note(name), **({"type": kind} | varied(name)))
     g.add_argument("--set", dest="set_values", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+
+
+class _Repeated(argparse.Action):
+    """A grid option: its value as given once (as for one file), a list of them when it is repeated."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        had = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, value if had is None else (had if isinstance(had, list) else [had]) + [value])
+
+
+def _seed_or_range(text: str) -> int | str:
+    """--seed for render: a number as for one file, or a range or list (1-5, 1,4,9) for a grid."""
+    return int(text) if re.fullmatch(r"\s*-?\d+\s*", text) else text
 
 
 def parse_sets(items: list[str]) -> dict:

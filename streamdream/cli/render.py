@@ -17,19 +17,19 @@ OUTPUT_SUFFIXES = (".wav", ".flac")
 
 def cmd_render(a: argparse.Namespace) -> int:
     from ..dreaming.threads import threads_per_worker
+    from ..stream.installation.material import PLAYLIST_SUFFIXES
 
     if a.threads is not None and a.threads < 1:
         raise ParameterError("--threads must be 1 or more")
     *inputs, last = a.paths
-    # one input file and an audio file's name: the single-file form, whatever is at that name
-    single = (len(inputs) == 1 and Path(last).suffix.lower() in OUTPUT_SUFFIXES and not os.path.isdir(inputs[0])
-              and Path(inputs[0]).suffix.lower() not in (".txt", ".m3u", ".m3u8"))
     if not inputs:
         raise ParameterError("give an input and an output: render IN OUT, or render IN... OUT_DIR")
-    if not single:
+    # one input file and an audio file's name: the single-file form, whatever is at that name
+    if len(inputs) > 1 or Path(last).suffix.lower() not in OUTPUT_SUFFIXES or os.path.isdir(inputs[0]) \
+            or Path(inputs[0]).suffix.lower() in PLAYLIST_SUFFIXES:
         return render_batch(a, inputs, Path(last))
-    for option, given in (("--jobs", a.jobs), ("--ray", a.ray)):
-        if given is not None:
+    for option, given in (("--jobs", a.jobs is not None), ("--ray", a.ray is not None), ("--ship", a.ship)):
+        if given:
             raise ParameterError(f"{option} is for several files: give an output folder as the last path")
     for name, values in grid_axes(a).items():
         if len(values) > 1:
@@ -46,7 +46,11 @@ def grid_axes(a: argparse.Namespace) -> dict:
     """The grid options given, each as its list of values (--seed's ranges spelt out)."""
     from ..stream.batch import parse_seeds
 
-    return {name: parse_seeds(a.seed) if name == "seed" else getattr(a, name) for name in GRID if hasattr(a, name)}
+    axes = {name: getattr(a, name) for name in GRID if hasattr(a, name)}
+    axes = {name: values if isinstance(values, list) else [values] for name, values in axes.items()}
+    if "seed" in axes:
+        axes["seed"] = parse_seeds([str(seed) for seed in axes["seed"]])
+    return axes
 
 
 def render_one(a: argparse.Namespace) -> int:
@@ -103,7 +107,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
     from ..dreaming.model import read_model_info
     from ..dreaming.threads import threads_per_worker
     from ..stream import batch
-    from . import _version
+    from .parser import package_version
 
     for option, given in (("--plot", a.plot), ("--overwrite", a.overwrite)):
         if given:
@@ -114,6 +118,8 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
         raise ParameterError(f"{out_dir} is a file; give a folder for the outputs")
     if a.jobs is not None and a.jobs < 1:
         raise ParameterError("--jobs must be 1 or more")
+    if a.ship and a.ray is None:
+        raise ParameterError("--ship sends files to Ray's workers: add --ray")
     combinations, infos = [], {}
     for combination in batch.grid_combinations(grid_axes(a)):
         given = copy.copy(a)
@@ -134,7 +140,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
     workers = a.jobs or os.cpu_count() or 1
     threads = a.threads or threads_per_worker(workers)
     if a.ray is not None:
-        run = lambda todo, report: batch.run_ray(todo, a.ray, a.jobs, threads, report)
+        run = lambda todo, report: batch.run_ray(todo, a.ray, a.jobs, threads, report, a.ship)
     else:
         run = lambda todo, report: batch.run_local(todo, workers, threads, report)
     console = Console(stderr=True, quiet=a.quiet)
@@ -159,7 +165,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
             rtf = (time.monotonic() - clock["start"]) / clock["audio"]  # all workers together
             bar.update(task, advance=1, audio=clock["audio"], speed=f"RTF {rtf:.2f}")
 
-        outcome = batch.run_batch(jobs, out_dir, _version(), threads, run, started, finished)
+        outcome = batch.run_batch(jobs, out_dir, package_version(), threads, run, started, finished)
     console.print(f"rendered {outcome.done} file(s), {outcome.seconds:.1f} s of audio, into {out_dir}"
                   + (f"; {outcome.skipped} already done" if outcome.skipped else "")
                   + f" (manifest: {out_dir / batch.MANIFEST})", highlight=False, soft_wrap=True)
@@ -178,6 +184,8 @@ def add_parser(sub) -> None:
     r.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="several files on Ray: a local Ray, or ADDRESS (auto, ray://HOST:10001); pip install "
                         "'streamdream[cluster]'")
+    r.add_argument("--ship", action="store_true",
+                   help="with --ray: send inputs and outputs through Ray (nodes without the files)")
     r.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # torch threads per worker
     r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
     r.add_argument("--plot", metavar="PNG", help="write input/output/difference spectrograms to this .png")

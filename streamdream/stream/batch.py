@@ -19,20 +19,21 @@ import os
 import queue
 import re
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..atomic import discard_temps_of
+from ..atomic import atomic_path, discard_temps_of
 from ..errors import AudioFileError, ParameterError, RunError, StreamDreamError
 from ..params import Params
 
 MANIFEST = "streamdream-manifest.jsonl"
 # what libsndfile reads, by the suffixes people give those files
 AUDIO_SUFFIXES = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .caf .w64 .rf64".split())
-LIST_SUFFIXES = (".txt", ".m3u", ".m3u8")
 RAY_TASK_RETRIES = 2         # a file whose actor died is dreamed again this many times, then reported
+SHIP_LIMIT = 512 << 20       # --ship: inputs up to this size travel through Ray's object store
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def find_inputs(items: Iterable[str], out_dir: Path) -> list[tuple[Path, Path]]:
     A folder is searched recursively for audio files (hidden ones and `out_dir` left out) and its tree
     mirrored; a .txt/.m3u list gives one path a line; a file stands for itself.
     """
-    from .installation.material import read_playlist
+    from .installation.material import PLAYLIST_SUFFIXES, read_playlist
 
     found = []
     out_dir = out_dir.resolve()
@@ -64,7 +65,7 @@ def find_inputs(items: Iterable[str], out_dir: Path) -> list[tuple[Path, Path]]:
                             and not any(part.startswith(".") for part in f.relative_to(path).parts)
                             and not f.resolve().is_relative_to(out_dir))
             found += [(f, f.relative_to(path)) for f in inside]
-        elif path.suffix.lower() in LIST_SUFFIXES:
+        elif path.suffix.lower() in PLAYLIST_SUFFIXES:
             found += [(f, Path(f.name)) for f in read_playlist([item])]
         elif path.exists():
             found.append((path, Path(path.name)))
@@ -237,15 +238,17 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
 
 # ---------------------------------------------------------------- the worker (a process or a Ray actor)
 
-_dreamers: dict = {}    # this worker's loaded Dreamers, by everything but the seed
-_KEEP_DREAMERS = 4      # a grid of targets x presets holds a few; more would hold their memory for nothing
+_dreamers: dict = {}    # this worker's loaded Dreamers, by what they are built for
+_KEEP_DREAMERS = 4      # a grid of presets holds a few; more would hold their memory for nothing
 
 
 def _dreamer_for(params: Params, rate: int, channels: int, window: int):
-    """A Dreamer from this worker's cache: the seed is read per window, so one serves every seed."""
+    """A Dreamer from this worker's cache. The seed and the labels of --target/--away are read per window
+    (live changes them without a rebuild), so one Dreamer serves every seed and every target of a grid."""
     from ..dreaming.dreamer import Dreamer
 
-    key = (dataclasses.replace(params, seed=0), rate, channels, window)
+    built_for = dataclasses.replace(params, seed=0, target=params.target and "*", away=params.away and "*")
+    key = (built_for, rate, channels, window)
     if key not in _dreamers:
         if len(_dreamers) >= _KEEP_DREAMERS:
             _dreamers.pop(next(iter(_dreamers)))
@@ -385,17 +388,31 @@ class RenderActor:
     def __init__(self, threads: int):
         set_threads(threads)
 
-    def render(self, index: int, job: Job) -> tuple[int, dict]:
-        return index, render_job(job)
+    def render(self, index: int, job: Job, data: bytes | None = None) -> tuple[int, dict, bytes | None]:
+        """By path (shared storage); or, with the input's bytes, in a temp folder of this node, the output's
+        bytes returned with the result."""
+        if data is None:
+            return index, render_job(job), None
+        with tempfile.TemporaryDirectory(prefix="streamdream-ship.") as folder:
+            here = dataclasses.replace(job, source=Path(folder) / f"in{job.source.suffix}",
+                                       output=Path(folder) / f"out{job.output.suffix}")
+            here.source.write_bytes(data)
+            result = render_job(here)
+            for key in ("error", "warnings"):  # the messages name the user's file, not this temp copy
+                if key in result:
+                    result[key] = json.loads(json.dumps(result[key]).replace(
+                        json.dumps(str(here.source))[1:-1], json.dumps(str(job.source))[1:-1]))
+            return index, result, here.output.read_bytes() if result["status"] == "done" else None
 
-    def pid(self) -> int:
-        return os.getpid()
 
-
-def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, report: Report) -> None:
+def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, report: Report,
+            ship: bool = False) -> None:
     """The same jobs on Ray actors (`num_cpus` = threads each): a new local Ray for address "local", else the
-    cluster at `address` (auto, ray://host:10001); `actors` None fills the cluster's CPUs. An actor that dies is restarted and its file dreamed again, at most
-    RAY_TASK_RETRIES times, then reported failed. Inputs and outputs go by path: the cluster shares storage."""
+    cluster at `address` (auto, ray://host:10001); `actors` None fills the cluster's CPUs. An actor that dies
+    is restarted and its file dreamed again, at most RAY_TASK_RETRIES times, then reported failed.
+
+    Inputs and outputs go by path (the cluster shares storage), or with `ship` through Ray's object store:
+    each input up to SHIP_LIMIT bytes, read when its job starts, and its output written here."""
     try:
         import ray
     except ImportError:
@@ -411,9 +428,19 @@ def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, rep
     running: dict = {}                 # object ref -> (job index, actor)
 
     def feed(actor) -> None:
-        if waiting:
+        while waiting:
             index, job = waiting.pop()
-            running[actor.render.remote(index, job)] = (index, actor)
+            try:
+                data = job.source.read_bytes() if ship and job.source.stat().st_size <= SHIP_LIMIT else None
+            except OSError as exc:
+                report(index, {"status": "failed", "error": f"cannot read it: {exc.strerror or exc}"})
+                continue
+            if ship and data is None:
+                report(index, {"status": "failed", "error": f"larger than --ship's {SHIP_LIMIT >> 20} MiB; "
+                                                            "put it where the cluster's nodes can read it"})
+                continue
+            running[actor.render.remote(index, job, data)] = (index, actor)
+            return
 
     try:
         for actor in pool:
@@ -422,10 +449,13 @@ def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, rep
             ready, _ = ray.wait(list(running), num_returns=1)
             index, actor = running.pop(ready[0])
             try:
-                _, result = ray.get(ready[0])
+                _, result, data = ray.get(ready[0])
             except ray.exceptions.RayError as exc:
-                result = {"status": "failed", "error": f"its Ray worker failed {RAY_TASK_RETRIES + 1} times "
-                                                       f"({type(exc).__name__})"}
+                result, data = {"status": "failed", "error": f"its Ray worker failed {RAY_TASK_RETRIES + 1} times "
+                                                             f"({type(exc).__name__})"}, None
+            if data is not None:
+                with atomic_path(jobs[index].output) as tmp:
+                    tmp.write_bytes(data)
             report(index, result)
             feed(actor)
     finally:
