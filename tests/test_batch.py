@@ -227,7 +227,7 @@ def test_a_batch_killed_with_sigkill_resumes_where_it_stopped(tmp_path, mel_mode
 @pytest.fixture
 def local_ray():
     ray = pytest.importorskip("ray", reason="the `cluster` extra")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
 
