@@ -15,6 +15,7 @@ so for --ray it is the driver alone). Prints markdown for docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -48,7 +49,7 @@ def main() -> None:
         rss = max(rss, render(src, out / src.name, *DREAM)["rss"])
     rows.append(("shell loop of `render IN OUT`", time.perf_counter() - began, rss))
     for name, label, flags in (("jobs1", "`--jobs 1`", ("--jobs", "1")), ("jobs2", "`--jobs 2`", ("--jobs", "2")),
-                               ("ray", "`--ray` (local, 2 CPUs)", ("--ray",))):
+                               ("ray", f"`--ray` (local, {os.cpu_count()} CPUs)", ("--ray",))):
         if a.no_ray and name == "ray":
             continue
         done = render(inputs, work / name, *DREAM, *flags)
