@@ -1,4 +1,4 @@
-"""`streamdream render IN... OUT_DIR`: folders, grids, the manifest and resume, worker processes, Ctrl-C, SIGKILL, Ray."""
+"""`streamdream render IN... OUT_DIR`: folders, grids, manifest and resume, worker processes, Ctrl-C, SIGKILL, Ray."""
 import json
 import os
 import signal
@@ -52,11 +52,11 @@ def library(tmp_path):
 def test_seed_ranges_grid_and_names():
     assert batch.parse_seeds(["1-3", "7,2"]) == [1, 2, 3, 7]
     combos = batch.grid_combinations({"preset": ["vivid", "deep"], "target": ["brass"], "seed": [1, 2]})
-    assert combos == [{"preset": "vivid", "target": "brass", "seed": 1}, {"preset": "vivid", "target": "brass", "seed": 2},
-                      {"preset": "deep", "target": "brass", "seed": 1}, {"preset": "deep", "target": "brass", "seed": 2}]
+    assert combos == [{"preset": p, "target": "brass", "seed": s} for p in ("vivid", "deep") for s in (1, 2)]
     assert batch.grid_combinations({}) == [{}]
     assert batch.grid_name(Path("a/take.flac"), {"target": "brass", "seed": 3}, ".wav") == Path("a/take.brass.s3.wav")
-    assert batch.grid_name(Path("take.wav"), {"preset": "deep", "target": "C4,E4:0.5"}, ".wav") == Path("take.deep.C4+E4=0.5.wav")
+    blend = batch.grid_name(Path("take.wav"), {"preset": "deep", "target": "C4,E4:0.5"}, ".wav")
+    assert blend == Path("take.deep.C4+E4=0.5.wav")
     assert batch.parse_seeds(["-3"]) == [-3]  # refused by the parameter's own range check, as before
     for bad in (["5-1"], ["x"], ["1-"]):
         with pytest.raises(batch.ParameterError):
@@ -172,7 +172,8 @@ def test_one_worker_or_two_give_the_same_samples(library, tmp_path, mel_model):
 
 def start_batch(src: Path, out: Path, model: Path, *extra) -> subprocess.Popen:
     """The command line in its own process group, as a terminal runs it (Ctrl-C reaches the whole group)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "streamdream.cli", "render", src, out, "--model", model,
                              *FAST, "--set", "steps=6", *extra], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -176,7 +176,8 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
 
 
 def add_parser(sub) -> None:
-    r = sub.add_parser("render", help="dream a file offline, or many", usage="%(prog)s IN OUT | IN... OUT_DIR [options]")
+    r = sub.add_parser("render", help="dream a file offline, or many",
+                       usage="%(prog)s IN OUT | IN... OUT_DIR [options]")
     r.add_argument("paths", nargs="+", metavar="IN OUT",
                    help="audio file (WAV, FLAC, ...) and output .wav/.flac; or files, folders (searched "
                         "recursively, the tree mirrored) and .txt lists of files, then an output folder")

@@ -271,7 +271,9 @@ def render_job(job: Job) -> dict:
         report, reader = render_file(job.source, job.output, job.params, job.fmt, _dreamer_for)
     except (StreamDreamError, OSError, RuntimeError, ValueError) as exc:
         # one bad file must not stop a library's batch: reported in one line, and the rest goes on
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not isinstance(exc, (StreamDreamError, OSError)) or not text:  # not a message written for users
+            text = f"{type(exc).__name__}: {text}"
         return {"status": "failed", "error": text}
     wall = time.perf_counter() - began
     seconds = report.frames / reader.sample_rate
@@ -313,7 +315,8 @@ Report = Callable[[int, dict], None]   # (job index, its result) as each one fin
 
 def run_local(jobs: list[Job], processes: int, threads: int, report: Report) -> None:
     """The jobs on `processes` worker processes (spawned: torch is not fork-safe), `threads` torch threads each;
-    one process is this one. A worker that dies takes only its current file with it (reported failed); a new one takes its place."""
+    one process is this one. A worker that dies takes only its current file with it (reported failed), and a
+    new one takes its place."""
     if processes == 1:  # in this process: no start-up of a second Python and torch
         set_threads(threads)
         for index, job in enumerate(jobs):  # Ctrl-C: atomic_path removes the file being written
