@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Batch render throughput: a shell loop of single renders against one batch command.
 
-    python scripts/bench_batch.py [--files 40] [--seconds 20] [--workdir DIR] [--no-ray]
+    python scripts/bench_batch.py [--files 40] [--seconds 20] [--workdir DIR] [--only loop,jobs1,jobs2,ray]
 
 Audio seconds per wall second, default settings toward brass, for
 * a loop of `streamdream render IN OUT`, one process per file (start-up and model load paid per file),
@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--workdir", type=Path, help="keep the files here (default: a temp folder, removed)")
-    ap.add_argument("--no-ray", action="store_true", help="leave out the --ray run")
+    ap.add_argument("--only", default="loop,jobs1,jobs2,ray", help="the runs to make, in this order")
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="bench_batch."))
     inputs = work / "in"
@@ -41,26 +41,27 @@ def main() -> None:
         shutil.copy(first, inputs / f"f{i:02d}.wav")
     audio = a.files * a.seconds
 
+    runs = {"loop": ("shell loop of `render IN OUT`", None), "jobs1": ("`--jobs 1`", ("--jobs", "1")),
+            "jobs2": ("`--jobs 2`", ("--jobs", "2")), "ray": (f"`--ray` (local, {os.cpu_count()} CPUs)", ("--ray",))}
     rows = []
-    out = work / "loop"
-    out.mkdir(exist_ok=True)
-    began, rss = time.perf_counter(), 0
-    for src in sorted(inputs.glob("*.wav")):
-        rss = max(rss, render(src, out / src.name, *DREAM)["rss"])
-    rows.append(("shell loop of `render IN OUT`", time.perf_counter() - began, rss))
-    for name, label, flags in (("jobs1", "`--jobs 1`", ("--jobs", "1")), ("jobs2", "`--jobs 2`", ("--jobs", "2")),
-                               ("ray", f"`--ray` (local, {os.cpu_count()} CPUs)", ("--ray",))):
-        if a.no_ray and name == "ray":
-            continue
-        done = render(inputs, work / name, *DREAM, *flags)
-        rows.append((label, done["wall"], done["rss"]))
+    for name in a.only.split(","):
+        label, flags = runs[name]
+        out = work / name
+        if flags is None:
+            out.mkdir(exist_ok=True)
+            began, rss = time.perf_counter(), 0
+            for src in sorted(inputs.glob("*.wav")):
+                rss = max(rss, render(src, out / src.name, *DREAM)["rss"])
+            rows.append((label, time.perf_counter() - began, rss))
+        else:
+            done = render(inputs, out, *DREAM, *flags)
+            rows.append((label, done["wall"], done["rss"]))
 
-    loop_speed = audio / rows[0][1]
     print(f"{a.files} files of {a.seconds:g} s, {RATE} Hz stereo, default settings toward brass\n")
-    print("| run | wall s | audio s per wall s | vs the shell loop | peak RSS MiB |")
+    print("| run | wall s | audio s per wall s | vs the first row | peak RSS MiB |")
     print("|---|---|---|---|---|")
     for label, wall, rss in rows:
-        print(f"| {label} | {wall:.1f} | {audio / wall:.2f} | {audio / wall / loop_speed:.2f}x | {rss / 2**20:.0f} |")
+        print(f"| {label} | {wall:.1f} | {audio / wall:.2f} | {rows[0][1] / wall:.2f}x | {rss / 2**20:.0f} |")
     if not a.workdir:
         shutil.rmtree(work)
 
