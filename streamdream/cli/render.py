@@ -147,7 +147,7 @@ def render_batch(a: argparse.Namespace, inputs: list[str], out_dir: Path) -> int
     with Progress(TextColumn("dreaming"), BarColumn(), TextColumn("{task.completed}/{task.total} files"),
                   TextColumn("{task.fields[audio]:.0f} s of audio, {task.fields[speed]}"), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("batch", total=None, audio=0.0, speed="")
+        task = bar.add_task("batch", total=len(jobs), audio=0.0, speed="RTF -")  # until the manifest is read
         clock = {"start": 0.0, "audio": 0.0}
 
         def started(count: int) -> None:
