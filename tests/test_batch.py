@@ -210,14 +210,32 @@ def test_ctrl_c_mid_batch_keeps_finished_files_and_leaves_no_temp_files(tmp_path
         assert samples(out / record["output"]).shape == samples(src / record["output"]).shape
 
 
+def session_processes(session: int) -> list[int]:
+    """Processes of the session `session` leads (the command and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[3]) == session:
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.subprocess
 def test_a_batch_killed_with_sigkill_resumes_where_it_stopped(tmp_path, mel_model):
     src, out = many_files(tmp_path / "in"), tmp_path / "out"
     proc = start_batch(src, out, mel_model, "--jobs", "2")
     wait_for_manifest_lines(out, 2, proc)
-    os.killpg(proc.pid, signal.SIGKILL)  # driver and workers: no cleanup runs
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only: no cleanup runs, its workers are orphaned
     proc.wait(timeout=30)
+    deadline = time.monotonic() + 120
+    while session_processes(proc.pid):  # the orphans finish the file in hand and stop taking new ones
+        assert time.monotonic() < deadline, "worker processes outlived their driver"
+        time.sleep(0.1)
     finished = len([r for r in manifest(out) if r["status"] == "done"])
+    assert len(list(out.glob("*.wav"))) <= finished + 2  # at most the two files in hand were finished
     result = run_cli("render", src, out, "--model", mel_model, *FAST, "--set", "steps=6", "--jobs", "1")
     assert result.returncode == 0, result.stderr
     assert f"{finished} already done" in result.stderr and f"rendered {8 - finished} file(s)" in result.stderr

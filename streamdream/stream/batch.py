@@ -291,11 +291,11 @@ def _worker_main(tasks, results, threads: int) -> None:
         set_threads(threads)
         parent = multiprocessing.parent_process()
         while True:
+            if parent is not None and not parent.is_alive():
+                return  # the driver was killed: stop, and a rerun redoes what has no manifest line
             try:
                 item = tasks.get(timeout=1.0)
             except queue.Empty:
-                if parent is not None and not parent.is_alive():
-                    return  # the driver was killed: stop, and a rerun redoes what has no manifest line
                 continue
             if item is None:
                 return
