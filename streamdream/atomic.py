@@ -18,6 +18,7 @@ import signal
 import stat
 import tempfile
 import threading
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator
 
@@ -54,6 +55,16 @@ def temp_beside(path: str | os.PathLike) -> Path:
     finally:
         os.close(fd)
     return Path(tmp)
+
+
+def discard_temps_of(path: str | os.PathLike) -> int:
+    """Remove temp files `temp_beside(path)` made and a killed process left behind; how many there were."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    stale = list(folder.glob(f".{glob_escape(path.name[:120])}.*.part{glob_escape(path.suffix[:20])}"))
+    for tmp in stale:
+        discard(tmp)
+    return len(stale)
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:

@@ -11,21 +11,12 @@ import sys
 
 from ..errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, DeviceError, RunError, StreamDreamError, Terminated
 from . import dream, listen, live, loop, models, render, tools
-from .parser import Parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("streamdream")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
+from .parser import Parser, package_version
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="streamdream", description="DeepDream for audio: amplify what a music CNN hears.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error instead of its one line (for a bug report)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 from ..errors import ParameterError
 from ..params import RANGES, Params, parse_value, params_table
@@ -14,23 +15,47 @@ from ..params import RANGES, Params, parse_value, params_table
 SET_HELP = "any parameter, e.g. --set steps=4 (repeatable; `streamdream params` lists them)"
 
 
-def add_dream_options(p: argparse.ArgumentParser) -> None:
+GRID = ("preset", "target", "seed")   # render's variation grid: each may be repeated (--seed also takes A-B)
+
+
+def add_dream_options(p: argparse.ArgumentParser, grid: bool = False) -> None:
     """--preset, the table's front-panel options and --set. None has a parser default, so params_from_args can
-    tell what was given on the command line from what was not."""
+    tell what was given on the command line from what was not. With `grid`, GRID's options collect lists."""
     from ..control.presets import BUILTIN_PRESETS
+
+    def varied(name: str) -> dict:
+        return {"action": _Repeated} | ({"type": _seed_or_range} if name == "seed" else {}) \
+            if grid and name in GRID else {}
+
+    def note(name: str) -> str:
+        return "; repeat it for a grid" * (grid and name in GRID) + "; A-B for a range" * (grid and name == "seed")
 
     g = p.add_argument_group("dream")
     g.add_argument("--preset", default=argparse.SUPPRESS, metavar="NAME",  # builtin_preset names old ones too
-                   help=f"{' | '.join(BUILTIN_PRESETS)} (default vivid; docs/SOUND.md)")
+                   help=f"{' | '.join(BUILTIN_PRESETS)} (default vivid; docs/SOUND.md){note('preset')}",
+                   **varied("preset"))
     for name, spec in RANGES.items():
         if spec.option is None:
             continue
         kind = {"int": int, "float": float}.get(spec.kind, str)
         shown = f" ({spec}, default {spec.default:g})" if spec.numeric else ""
         metavar = {"int": "N", "float": "DB" if "dB" in spec.unit else "X"}.get(spec.kind, name.split("_")[-1].upper())
-        g.add_argument(spec.option, dest=name, type=kind, default=argparse.SUPPRESS, metavar=metavar,
-                       help=spec.help + shown)
+        g.add_argument(spec.option, dest=name, default=argparse.SUPPRESS, metavar=metavar,
+                       help=spec.help + shown + note(name), **({"type": kind} | varied(name)))
     g.add_argument("--set", dest="set_values", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+
+
+class _Repeated(argparse.Action):
+    """A grid option: its value as given once (as for one file), a list of them when it is repeated."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        had = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, value if had is None else (had if isinstance(had, list) else [had]) + [value])
+
+
+def _seed_or_range(text: str) -> int | str:
+    """--seed for render: a number as for one file, or a range or list (1-5, 1,4,9) for a grid."""
+    return int(text) if re.fullmatch(r"\s*-?\d+\s*", text) else text
 
 
 def parse_sets(items: list[str]) -> dict:

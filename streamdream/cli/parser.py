@@ -24,6 +24,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"streamdream: error: {message} (see: {self.prog} --help)\n")
 
 
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamdream")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def given_only(parser: argparse.ArgumentParser) -> dict:
     """Make `parser` leave out of its namespace every option the command line does not give, so what is there
     was given; returns the defaults it had, for the caller to fill in after merging."""

@@ -7,12 +7,14 @@ output does not depend on how its input is cut), so the result is the same to th
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from ..audio.files import AudioReader, audio_writer
 from ..audio.limiter import TruePeakLimiter
 from ..params import Params
 from ..dreaming.dreamer import Dreamer
@@ -112,6 +114,44 @@ class _Finisher:
     def close(self) -> None:
         """Flush what the limiter still holds back."""
         self._limit(np.zeros((self.limiter.channels, self.limiter.latency), dtype=np.float32))
+
+
+def render_file(source: str | os.PathLike, output: str | os.PathLike, params: Params, fmt: str = "float32",
+                dreamer_for: Callable[..., Dreamer] | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                tap: tuple[Writer, Writer] | None = None,
+                before_publish: Callable[[RenderReport, int], None] | None = None) -> tuple[RenderReport, AudioReader]:
+    """Dream the audio file `source` into `output` (written atomically), streamed window by window.
+
+    `dreamer_for(params, rate, channels, window_frames)` gives the Dreamer (a batch worker reuses its
+    loaded ones); `progress(windows_done, windows_total)`; `tap` sees each input and output block;
+    `before_publish(report, rate)` runs before the output is renamed into place, so its failure leaves no output.
+    Returns the report and the (closed) reader, whose `warnings()` are the caller's to tell.
+    """
+    dreamer_for = dreamer_for or Dreamer
+    with AudioReader(source) as reader:
+        rate, channels = reader.sample_rate, reader.channels
+        schedule = Schedule.from_seconds(rate, params.window_s, params.crossfade_s)
+        dreamer = dreamer_for(params, rate, channels, schedule.window)
+        total = schedule.count(reader.frames)
+
+        def read(n: int) -> np.ndarray:
+            block = reader.read(n)
+            if tap:
+                tap[0](block)
+            return block
+
+        with audio_writer(output, rate, channels, fmt, reader.frames) as write_audio:
+            def write(block: np.ndarray) -> None:
+                write_audio(block)
+                if tap:
+                    tap[1](block)
+
+            report = render_stream(read, write, channels, rate, params, dreamer,
+                                   progress and (lambda done: progress(done, total)))
+            if before_publish:
+                before_publish(report, rate)
+    return report, reader
 
 
 def render_array(audio: np.ndarray, sample_rate: int, params: Params, dreamer: Dreamer | None = None,
