@@ -62,3 +62,27 @@ def test_workers_share_the_cores_between_them(cache_home, monkeypatch):
     assert threads.threads_per_worker(1, reserve=1) == 7
     assert threads.threads_per_worker(16) == 1
     assert asked == [8, 2, 7, 1]
+
+
+@pytest.mark.parametrize("measured", [1, 2])
+def test_render_dreams_with_the_measured_count_unless_told(cache_home, tmp_path, mel_model, measured):
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from conftest import run_cli
+
+    cores = threads.os.cpu_count()
+    measured = min(measured, cores)
+    cache_home.parent.mkdir(parents=True)
+    cache_home.write_text(json.dumps({threads.machine_key(cores): {"threads": measured}}))
+    sf.write(tmp_path / "in.wav", (0.1 * np.random.default_rng(0).standard_normal((16000, 2))).astype("float32"), 16000)
+    before = torch.get_num_threads()
+    try:
+        fast = ["--model", mel_model, "--set", "steps=1", "--set", "octaves=1", "--quiet"]
+        assert run_cli("render", tmp_path / "in.wav", tmp_path / "a.wav", *fast).returncode == 0
+        assert torch.get_num_threads() == measured
+        assert run_cli("render", tmp_path / "in.wav", tmp_path / "b.wav", "--threads", "3", *fast).returncode == 0
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

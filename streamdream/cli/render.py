@@ -187,7 +187,8 @@ def add_parser(sub) -> None:
                         "'streamdream[cluster]'")
     r.add_argument("--ship", action="store_true",
                    help="with --ray: send inputs and outputs through Ray (nodes without the files)")
-    r.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # torch threads per worker
+    r.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per worker (default: the count measured fastest on this machine)")
     r.add_argument("--format", default="float32", help="float32 (WAV only), 16 or 24 (default float32)")
     r.add_argument("--plot", metavar="PNG", help="write input/output/difference spectrograms to this .png")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
