@@ -77,17 +77,25 @@ class JackServer:
                 self.kill()
 
 
-def stop_clients(procs, timeout: float = 10.0) -> None:
-    """Stop JACK client processes as a user quitting them would (SIGTERM), killing only what is left
-    after `timeout`. A client killed outright stays in the graph until the server gives up on it, and a
-    server running --sync waits for it every cycle meanwhile: the others' streams then take seconds to stop."""
-    procs = [p for p in procs if hasattr(p, "terminate")]
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
+def stop_clients(clients, timeout: float = 10.0) -> None:
+    """Stop a test's JACK clients: processes as a user quitting them would (SIGTERM), killing only what is
+    left after `timeout`; anything else with a `kill()` (a closer of this process's own ports) by calling
+    it; then any JackServer among them (one a test started itself). A client killed outright stays in the
+    graph until the server gives up on it, and a server running --sync waits for it every cycle meanwhile:
+    the others' streams then take seconds to stop."""
+    procs = [c for c in clients if isinstance(c, subprocess.Popen)]
+    for client in clients:
+        if isinstance(client, subprocess.Popen):
+            if client.poll() is None:
+                client.terminate()
+        elif not isinstance(client, JackServer):
+            client.kill()
     for proc in procs:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
+    for server in clients:
+        if isinstance(server, JackServer):
+            server.stop()

@@ -36,9 +36,9 @@ def _jack_server():
 @pytest.fixture
 def jack(_jack_server, monkeypatch):
     """A JACK server (dummy driver) with nothing but its own system ports on it; the test's clients
-    (anything in `jack.clients`) are stopped after it. The server is shared by the session's tests: a
-    test that stops it, or leaves it with other clients than the system's, gets it stopped and the next
-    test a fresh one.
+    (anything in `jack.clients`) are stopped after it. The server is shared by the session's tests that run
+    no client of their own (rtmidi ports in this process); a test that ran clients, stopped it, or left
+    other clients than the system's on it gets it stopped and the next test a fresh one.
 
     This process's own JACK clients (rtmidi ports) talk to it too.
     """
@@ -51,10 +51,13 @@ def jack(_jack_server, monkeypatch):
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     server.clients = []
     yield server
+    had_clients = bool(server.clients)
     stop_clients(server.clients)  # and reaped, so their JACK clients are gone, not zombies
     server.clients = []
-    if server.proc.poll() is not None or not server.only_system_ports(within=0.5):
-        server.stop()  # stopped, replaced or still holding a client: the next test starts a fresh one
+    if had_clients or server.proc.poll() is not None or not server.only_system_ports(within=0.5):
+        # a server that ran clients, stopped, was replaced or still holds one: the next test starts a
+        # fresh one, so no test meets what an earlier one left in the server
+        server.stop()
 
 
 @pytest.fixture(scope="session")
