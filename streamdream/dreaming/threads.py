@@ -3,8 +3,8 @@
 More threads are not always faster: on a small virtual machine, or beside other busy processes, the
 cost of handing every convolution to a second thread can exceed what it wins. So the count is measured
 once, on a stand-in for the dream step (the shipped model's shape of convolutions, forward and backward
-to the input), and kept in the user's cache keyed by the CPU, the cores, torch's version and the
-number of processes dreaming at once. `--threads` overrides it; deleting the cache file measures again.
+to the input), and kept in the user's cache keyed by the CPU, its cores, torch's version and the
+cores one process may use (fewer when several processes dream at once). `--threads` overrides it; deleting the cache file measures again.
 """
 from __future__ import annotations
 
