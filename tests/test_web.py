@@ -299,7 +299,7 @@ def test_the_watchdog_makes_one_token_for_every_engine_it_starts_and_prints_it_o
     from rich.console import Console
 
     from streamdream.web.link import TOKEN_ENV, hand_down_token, handed_down_token
-    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.setenv(TOKEN_ENV, "")  # none handed down yet; and the one made below is gone after the test
     out = io.StringIO()
     console = Console(file=out, width=200)
     hand_down_token("8765", console)  # loopback: no token at all
