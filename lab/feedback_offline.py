@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # harness/: the test suite's small random CNN
 
 from streamdream.errors import exit_usage  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 from streamdream.stream.feedback import FeedbackGuard, rms_db, spectral_shape  # noqa: E402
 from streamdream.stream.installation.material import load_loop  # noqa: E402
 
@@ -78,7 +79,7 @@ def main() -> int:
                            or t >= src_tonal + FeedbackGuard.MAX_TONALITY_RISE)
             rows.append((part, min(levels), max(levels), max(flats), max(tonals)))
     pullbacks = sum("feedback pulled back" in line for line in log.read_text().splitlines())
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"machine: {cpu}; {args.minutes:g} min of audio in {took / 60:.1f} min; model {args.model}; "
           f"command: {' '.join(cmd[2:])}\n")
     print(f"source: level {src_db:.1f} dB, flatness {src_flat:.3f}, tonality {src_tonal:.3f}\n")

@@ -43,6 +43,7 @@ from streamdream.atomic import write_text_atomic  # noqa: E402
 from streamdream.audio.files import read_audio  # noqa: E402
 from streamdream.control.presets import builtin_preset  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 from streamdream.stream.live import LiveOptions  # noqa: E402
 
 RATE, SECONDS = 48000, 9.0
@@ -64,11 +65,7 @@ print("cpu")
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
             "torch_cuda": torch.version.cuda, "python": platform.python_version()}

@@ -30,6 +30,7 @@ from harness.jackserver import JackServer  # noqa: E402
 from harness.knobtraffic import KnobTraffic, instant_and_depth  # noqa: E402
 from harness.stallwatch import StallWatch  # noqa: E402
 from harness.terminal import Terminal  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 from streamdream.params import Params  # noqa: E402
 
 
@@ -87,7 +88,7 @@ def main() -> int:
         return 1
     last = json.loads(stats.read_text())
     frac = last["callback_fraction_of_block"]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}, "
           f"{'real-time' if args.realtime else 'no-realtime'}; "
           f"{seconds / 60:g} min; command: {' '.join(cmd[2:])}")

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.jackserver import JackServer  # noqa: E402
 from harness.stallwatch import StallWatch  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 
 
 def free_port() -> int:
@@ -131,7 +132,7 @@ def main() -> int:
         results.append(run(args, args.clients, args.rate, watch, workdir, refused=True)[0])
     finally:
         watch.stop()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores; JACK dummy 48 kHz, period {args.blocksize}; {args.seconds:g} s "
           f"measured per run; command: {' '.join(cmd[2:])}")
     lates = sorted(st.late for st in watch.stalls)

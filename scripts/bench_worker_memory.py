@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streamdream.memory import jemalloc_for_spawned  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 
 WINDOW_S, RATE = 9.0, 48000
 
@@ -90,8 +90,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(one_run(args.windows, args.knobs)))
         return 0
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores; {args.windows} windows per run, knobs "
           f"{'moving' if args.knobs else 'fixed'}\n")
     print("| run | allocator | RSS after window 1 -> last | kept for reuse, last | faults per window (median) "

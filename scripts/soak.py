@@ -40,6 +40,7 @@ from harness.jackserver import JackServer  # noqa: E402
 from harness.knobtraffic import OBJECTIVE, KnobTraffic, instant_and_depth  # noqa: E402
 from streamdream.data import DEMO_CLIP, shipped_path  # noqa: E402
 from streamdream.dreaming.model import read_model_info  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 from streamdream.params import Params  # noqa: E402
 from harness.stallwatch import StallWatch  # noqa: E402
 
@@ -166,7 +167,7 @@ def report(args, cmd, samples, last, rec, watch, messages, launched) -> int:
     import soundfile as sf
 
     failures = []
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}; JACK dummy 48 kHz, "
           f"period 512; {args.minutes:g} min; {messages} MIDI messages; command: {' '.join(cmd[2:])}\n")
     print("| process | RSS after warm-up (max of first quarter) | RSS at end (max of last quarter) | growth | held fds | threads |")

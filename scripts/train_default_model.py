@@ -47,6 +47,7 @@ sys.path.insert(0, str(REPO))
 from streamdream.dreaming.views import FrontEnd, SpectrogramView  # noqa: E402
 from streamdream.dreaming import model as sd_model  # noqa: E402
 from streamdream.errors import exit_usage  # noqa: E402
+from streamdream.dreaming.threads import cpu_name  # noqa: E402
 
 SAMPLE_RATE = 48000
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -730,7 +731,7 @@ def time_downsample_kinds() -> None:
     torch.set_num_threads(2)
     peak = matmul_peak()
     front = FrontEnd(top_db=60.0, mean=-9.0, std=4.0)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpu = cpu_name()
     print(f"{cpu}, {os.cpu_count()} cores, 2 torch threads; sgemm peak {peak / 1e9:.1f} GFLOP/s")
     for kind in MusicCNN.DOWNSAMPLE * 2:  # each twice, alternating: the first timing in a process runs slow
         net = fold_batchnorm(MusicCNN(downsample=kind))

@@ -30,16 +30,19 @@ def cache_path() -> Path:
     return Path(base) / "streamdream" / CACHE_NAME
 
 
+def cpu_name() -> str:
+    """The CPU's model name as Linux gives it (benchmarks name their host with it), else what Python knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine() or "?"
+
+
 def machine_key(cores: int) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu} | {os.cpu_count()} cores | torch {torch.__version__} | {cores} for one process"
+    return f"{cpu_name()} | {os.cpu_count()} cores | torch {torch.__version__} | {cores} for one process"
 
 
 def fastest(times: dict[int, list[float]]) -> int:
@@ -128,3 +131,8 @@ def threads_per_worker(jobs: int = 1, reserve: int = 0) -> int:
     others (the live audio process), so that together they do not oversubscribe the machine."""
     cores = max(1, ((os.cpu_count() or 1) - reserve) // max(1, jobs))
     return best_threads(cores)
+
+
+def threads_beside_audio() -> int:
+    """Torch threads for live's dream worker: one core stays with the audio process."""
+    return threads_per_worker(reserve=1)
