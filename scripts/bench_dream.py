@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from streamdream.control.presets import builtin_preset  # noqa: E402
 from streamdream.dreaming.dreamer import Dreamer  # noqa: E402
 from streamdream.dreaming.loop import ObjectiveNet  # noqa: E402
 from streamdream.dreaming.model import default_model_path, model_path as resolve_model  # noqa: E402
-from streamdream.dreaming.threads import threads_per_worker  # noqa: E402
+from streamdream.dreaming.threads import cpu_name, threads_beside_audio, threads_per_worker  # noqa: E402
 
 RATE, SECONDS = 48000, 9.0
 
@@ -101,7 +100,7 @@ def main() -> int:
                         help="render's --set hold_others (default: the preset's)")
     args = parser.parse_args()
     counts = list(range(1, (os.cpu_count() or 1) + 1))
-    used = {"render": threads_per_worker(), "live": threads_per_worker(reserve=1)}
+    used = {"render": threads_per_worker(), "live": threads_beside_audio()}
     torch.set_num_threads(used["render"])
     window = test_window()
     defaults = builtin_preset(args.preset).with_changes(model=args.model, target=args.target,
@@ -136,11 +135,7 @@ def main() -> int:
     ort_seconds = ort_forward(resolve_model(args.model), dreamer, window, max(5, args.repeats))
     steps_total = defaults.steps * defaults.octaves
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}; the step, peak and ORT rows "
           f"with {used['render']} thread(s), render's")
     print(f"model: {args.model}; --preset {args.preset}{f' --target {args.target}' if args.target else ''}"

@@ -297,8 +297,8 @@ def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback
     if opts.worker == "thread":
         import torch
 
-        from ..dreaming.threads import threads_per_worker
-        torch.set_num_threads(opts.threads or threads_per_worker(reserve=1))  # one core stays with the audio
+        from ..dreaming.threads import threads_beside_audio
+        torch.set_num_threads(opts.threads or threads_beside_audio())
         first = warm_dreamer(params, rate, window_frames)
         from ..dreaming.dreamer import Dreamer
         factory = lambda p: first if p is params else Dreamer(p, rate, CHANNELS, window_frames)  # noqa: E731

@@ -150,10 +150,10 @@ def process_main(spec: ExchangeSpec, window_s: float, crossfade_s: float, sample
     import torch
 
     from ..dreaming.dreamer import Dreamer
-    from ..dreaming.threads import threads_per_worker
+    from ..dreaming.threads import threads_beside_audio
 
-    # Chosen in this process, not in the audio one, which never imports torch; one core stays with the audio.
-    torch.set_num_threads(threads or threads_per_worker(reserve=1))
+    # Chosen in this process, not in the audio one, which never imports torch.
+    torch.set_num_threads(threads or threads_beside_audio())
     # The dream can wait a little (it has a budget of seconds); the audio callback cannot.
     os.nice(10)
     parent = os.getppid()
