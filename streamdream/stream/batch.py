@@ -163,10 +163,15 @@ class Manifest:
                     continue  # a line cut short by a kill: that file is simply done again
 
     def complete(self, job: Job, key: str) -> bool:
-        """The manifest says this output was written with these settings and it is still there, unchanged."""
+        """The manifest says this output was written with these settings and it is still there, unchanged:
+        the size and modification time it was written with, or else the same content."""
         record = self.records.get(job.name)
-        return (record is not None and record.get("status") == "done" and record.get("key") == key
-                and job.output.is_file() and record.get("output_sha256") == file_sha256(job.output))
+        if record is None or record.get("status") != "done" or record.get("key") != key or not job.output.is_file():
+            return False
+        found = job.output.stat()
+        if (record.get("output_size"), record.get("output_mtime_ns")) == (found.st_size, found.st_mtime_ns):
+            return True
+        return record.get("output_sha256") == file_sha256(job.output)
 
     def append(self, record: dict) -> None:
         # Appended, not rewritten whole: atomic.py's temp-and-rename would copy a growing file per line.
@@ -193,8 +198,8 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
     from ..dreaming.model import model_path
 
     manifest, outcome = Manifest(out_dir), Outcome()
-    # An input whose size and modification time are those the manifest saw keeps the hash it had (as make
-    # and rsync judge a file), so a rerun over a large library does not read every input again.
+    # An input or output whose size and modification time are those the manifest saw keeps the hash it
+    # had (as make and rsync judge a file), so a rerun over a large library does not read every file again.
     known = {(r.get("input"), r.get("input_size"), r.get("input_mtime_ns")): r.get("input_sha256")
              for r in manifest.records.values()}
     hashes: dict[Path, str] = {}
@@ -230,6 +235,9 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
         job, common = todo[index]
         discard_temps_of(job.output)  # an attempt whose worker was killed leaves its temp file behind
         record = {**common, **result}
+        if result["status"] == "done":  # as it is in the output folder, wherever it was dreamed
+            written = job.output.stat()
+            record.update(output_size=written.st_size, output_mtime_ns=written.st_mtime_ns)
         manifest.append(record)
         if result["status"] == "done":
             outcome.done += 1
