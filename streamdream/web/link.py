@@ -274,10 +274,10 @@ class WebLink:
         guard = next((t.guard for t in session.ticks if getattr(t, "guard", None) is not None), None)
         if guard is not None and view["feedback"] is not None:
             view["feedback"] = {**view["feedback"], "pullbacks": guard.pullbacks}
-        schedule = next((t for t in session.ticks if hasattr(t, "level") and hasattr(t, "start")), None)
+        schedule = day_schedule(session)
         if schedule is not None:
             view["schedule"] = {"start": _clock(schedule.start), "stop": _clock(schedule.stop),
-                                "open": bool(getattr(schedule, "_open", True))}
+                                "open": schedule.playing is not False}
         return view
 
 
@@ -326,8 +326,8 @@ def state(session) -> str:
         return "stopped: " + session.failure
     if session.restarting is not None or session.next_restart_at is not None:
         return "restarting the dream worker (dry meanwhile)"
-    schedule = next((t for t in session.ticks if hasattr(t, "level") and hasattr(t, "start")), None)
-    if schedule is not None and getattr(schedule, "_open", True) is False:
+    schedule = day_schedule(session)
+    if schedule is not None and schedule.playing is False:
         return "scheduled off (outside playing hours)"
     for name, value in (("mix", engine.controls.target[1]), ("intensity", engine.controls.target[0])):
         if value == 0.0:
@@ -335,6 +335,13 @@ def state(session) -> str:
     if engine.stats.windows_dreamed == 0:
         return "dry: the first dream is on its way"
     return "dreaming"
+
+
+def day_schedule(session):
+    """The piece's opening hours among the session's ticks, or None."""
+    from ..stream.installation.schedule import DaySchedule
+
+    return next((tick for tick in session.ticks if isinstance(tick, DaySchedule)), None)
 
 
 def _clock(seconds: int) -> str:

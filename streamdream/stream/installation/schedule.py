@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...errors import ParameterError
 
@@ -24,6 +24,7 @@ class DaySchedule:
     start: int
     stop: int
     fade_s: float = 10.0
+    playing: bool | None = field(default=None, init=False, compare=False)  # as of the last tick; None before
 
     def level(self, seconds_of_day: float) -> float:
         day = 86400.0
@@ -42,6 +43,6 @@ class DaySchedule:
         gain_db = engine.params.gain_db + (20 * math.log10(level) if level > 1e-3 else -120.0)
         engine.controls.set(gain_db=gain_db)
         opened = level > 0.0
-        if opened != getattr(self, "_open", None):
-            self._open = opened
+        if opened != self.playing:
+            self.playing = opened
             say("schedule: " + ("playing (fading in)" if opened else "outside playing hours: silent"))
