@@ -7,10 +7,17 @@ Arrays in, arrays out, in the style of pedalboard::
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .params import Params
 from .errors import AudioFileError, ModelError, ParameterError, StreamDreamError
+
+# What streamdream logs reaches the handlers a program sets up (a piece's log file, the web page's tail);
+# messages for the user are printed by the commands themselves. Without a handler of its own, Python's
+# last-resort handler would print every warning a second time on stderr.
+logging.getLogger("streamdream").addHandler(logging.NullHandler())
 
 __all__ = ["dream", "load_model", "classify", "Params", "StreamDreamError", "AudioFileError", "ModelError",
            "ParameterError"]

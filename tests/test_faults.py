@@ -4,6 +4,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -332,6 +333,26 @@ def test_record_input_and_record_must_be_two_files(mel_model, tmp_path):
                   "--record-input", tmp_path / "a.wav", "--quiet", "--no-midi", "--model", mel_model)
     assert out.returncode == 2 and "--record-input and --record name the same file" in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.subprocess
+def test_a_dream_slower_than_its_budget_is_said_once_with_a_budget_that_fits(mel_model, tmp_path):
+    """Windows that come late because the dream outlasts its budget are not only counted: the performer is
+    told once, with the budget the measured dream needs. In a process of its own, as a performer runs it:
+    a warning is printed once there too (not again by Python's logging)."""
+    src, stats = tmp_path / "in.wav", tmp_path / "stats.json"
+    sf.write(src, music_clip(RATE, 3.0).T, RATE)
+    out = subprocess.run([sys.executable, "-m", "streamdream.cli", "live", "--input", src, "--device", "null",
+                          "--duration", "7", "--budget", "0.1", "--worker", "thread", "--quiet", "--no-midi",
+                          "--model", mel_model, "--set", "window_s=1.5", "--set", "crossfade_s=0.25",
+                          "--set", "steps=30", "--stats", stats], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    said = [line for line in out.stderr.splitlines() if "windows come late" in line]
+    snap = json.loads(stats.read_text())
+    assert snap["late_windows"] >= 2 and snap["dream_seconds_per_window"]["mean"] > 0.1
+    assert len(said) == 1, out.stderr  # once, however many come late
+    enough = float(re.search(r"--budget ([0-9.]+)", said[0]).group(1))
+    assert enough >= snap["dream_seconds_per_window"]["mean"] and "--preset tint" in said[0]
 
 
 @pytest.mark.subprocess

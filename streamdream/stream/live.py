@@ -315,13 +315,13 @@ def _start_engine(params: Params, opts: LiveOptions, rate: int, source, feedback
     return engine
 
 
-def open_display(console) -> DisplayPipe | None:
+def open_display(say: "Say") -> DisplayPipe | None:
     """The live status, drawn by its own process on the console's terminal; None if it cannot start
     (a console without a file descriptor, no processes left): the run goes on without it."""
     try:
-        return DisplayPipe(console)
+        return DisplayPipe(say.console)
     except (OSError, ValueError, AttributeError) as exc:  # io.UnsupportedOperation is an OSError
-        logging.getLogger("streamdream").warning(f"no live display: {exc}")
+        say.warn(f"no live display: {exc}")
         return None
 
 
@@ -379,6 +379,7 @@ class Session:
         self.last_restart = 0.0
         self.failed_restarts = 0
         self.callback_errors_said = 0
+        self.slow_dream_said = False
 
     # ---- life
     def run(self) -> dict:
@@ -431,7 +432,7 @@ class Session:
         self.device.start()
         try:
             if not opts.quiet:
-                self.say.display = open_display(self.say.console)
+                self.say.display = open_display(self.say)
             self._watch()
         finally:
             snap = self._finish()
@@ -483,6 +484,7 @@ class Session:
             self._check_worker(now)
             self._check_callback()
             self._check_recorder()
+            self._check_dream_time()
             seconds = engine.stats.frames_out / self.rate
             for tick in self.ticks:
                 tick.tick(engine, seconds, self.say)
@@ -579,6 +581,21 @@ class Session:
             self.say.warn(f"error in the audio callback ({stats.callback_errors} block(s) played as silence so far): "
                           f"{type(exc).__name__}: {exc}")
             self.callback_errors_said = stats.callback_errors
+
+    def _check_dream_time(self) -> None:
+        """Say once, with what to do, when windows come late because the dream takes longer than its budget
+        (a slower machine, a heavier preset): a performer otherwise hears the dry input and sees only a count."""
+        stats, budget_s = self.engine.stats, self.engine.budget / self.rate
+        if self.slow_dream_said or stats.late_windows == 0 or stats.windows_dreamed < 2:
+            return
+        took = stats.dream_seconds()
+        if took["mean"] <= budget_s:
+            return  # late for another reason (a worker being restarted): said where that happens
+        self.slow_dream_said = True
+        enough = min(60.0, math.ceil(took["max"] * 1.2 * 2) / 2)  # a fifth to spare, in half seconds
+        self.say.warn(f"windows come late and play dry: a dream takes {took['mean']:.1f} s on average, the budget "
+                      f"is {budget_s:g} s; give it more time (--budget {enough:g}, which adds "
+                      f"{enough - budget_s:.1f} s of latency) or less to do (--preset tint, or fewer steps)")
 
     def _recorders(self) -> list[Recorder]:
         return [rec for rec in (self.recorder, self.input_recorder) if rec is not None]
