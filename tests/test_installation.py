@@ -162,6 +162,39 @@ def test_a_schedule_over_midnight():
     assert night.level(23 * 3600) == 1.0 and night.level(1 * 3600) == 1.0 and night.level(12 * 3600) == 0.0
 
 
+def test_the_schedule_fades_the_gain_a_knob_or_the_page_set_and_never_overwrites_it(mel_model):
+    """The fade is on top of the gain as set: a gain set from MIDI, OSC or the page during opening hours
+    stays set (the schedule ticks ten times a second), and one set while closed stays silent until opening."""
+    import time as clock
+    from streamdream.control.store import set_control
+    from streamdream.stream.engine import Engine, FileSource
+
+    engine = Engine(Params(model=str(mel_model), window_s=1.5, crossfade_s=0.25, gain_db=-3.0), 16000, 256,
+                    budget_s=0.5, source=FileSource(music_clip(16000, 2.0)))
+    schedule = DaySchedule(9 * 3600, 18 * 3600, fade_s=10)
+    said = []
+
+    def tick_at(seconds_of_day):
+        schedule.tick(engine, 0.0, said.append, now=clock.gmtime(seconds_of_day))
+
+    def gain_db():
+        return 20 * np.log10(max(engine.controls.target[2], 1e-12))
+
+    tick_at(12 * 3600)
+    assert gain_db() == pytest.approx(-3.0)  # open: the piece's own gain
+    set_control(engine, "gain_db", -12.0, [], [])  # a knob or the page, mid-afternoon
+    tick_at(12 * 3600 + 1)
+    assert gain_db() == pytest.approx(-12.0)  # kept, not put back to the piece's -3 dB
+    tick_at(18 * 3600 - 5)
+    assert gain_db() == pytest.approx(-12.0 + 20 * np.log10(0.5))  # fading out from what was set
+    tick_at(20 * 3600)
+    assert engine.controls.target[2] == 0.0 and said[-1].endswith("silent")
+    set_control(engine, "gain_db", 0.0, [], [])  # moved while closed: still silent
+    assert engine.controls.target[2] == 0.0
+    tick_at(9 * 3600 + 5)
+    assert gain_db() == pytest.approx(20 * np.log10(0.5))  # and opening fades in to it
+
+
 @pytest.mark.subprocess
 def test_a_piece_file_holds_everything_and_the_command_line_wins(mel_model, two_files, tmp_path):
     piece = tmp_path / "piece.toml"

@@ -25,7 +25,11 @@ class Controls:
     """Instant controls: targets set by any thread, smoothed per sample by the callback."""
 
     def __init__(self, params: Params, sample_rate: int, max_block: int):
-        self.target = np.array([params.intensity, params.mix, 10.0 ** (params.gain_db / 20.0)], dtype=np.float64)
+        # The output gain is the gain as set (a knob, the page, OSC, a preset) times the opening hours' fade
+        # (`set_level`), each kept apart so that neither overwrites the other.
+        self.gain = 10.0 ** (params.gain_db / 20.0)
+        self.level = 1.0
+        self.target = np.array([params.intensity, params.mix, self.gain], dtype=np.float64)
         self.current = self.target.copy()
         self._gliding = False
         self.ramp_started_at = 0.0   # perf_counter of the first block that moved toward a new target
@@ -44,7 +48,13 @@ class Controls:
         if mix is not None:
             self.target[1] = mix
         if gain_db is not None:
-            self.target[2] = 10.0 ** (gain_db / 20.0)
+            self.gain = 10.0 ** (gain_db / 20.0)
+            self.target[2] = self.gain * self.level
+
+    def set_level(self, level: float) -> None:
+        """The schedule's fade, 0 (silent) to 1, applied on top of the gain as set."""
+        self.level = level
+        self.target[2] = self.gain * level
 
     def block(self, n: int):
         """(intensity, mix, gain) for the next n frames: float32 scalars when settled, else per-frame ramps."""

@@ -248,7 +248,7 @@ class WebLink:
             self.full_at = now
             self.full = self._full_view()
         s = engine.stats
-        c = engine.controls.target
+        c = engine.controls
         p = engine.params
         return {**self.full,
                 "state": state(session), "elapsed_s": round(now - session.started, 1),
@@ -257,8 +257,8 @@ class WebLink:
                 "failed_windows": s.failed_windows, "callback_errors": s.callback_errors,
                 "worker_restarts": engine.worker.restarts, "xruns": sum(s.flags.values()),
                 "slow_callbacks": s.slow_events,
-                "controls": {"intensity": float(c[0]), "mix": float(c[1]),
-                             "gain_db": round(20 * math.log10(max(float(c[2]), 1e-6)), 2),
+                "controls": {"intensity": float(c.target[0]), "mix": float(c.target[1]),
+                             "gain_db": round(20 * math.log10(max(float(c.gain), 1e-6)), 2),  # as set, before the fade
                              "target": p.target or "none", "freeze": bool(p.freeze), "preset": self.preset},
                 "log": list(self.tail.lines)}
 

@@ -1,7 +1,6 @@
 """Opening hours: the piece plays between a start and a stop time of day, fading in and out."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ...errors import ParameterError
@@ -40,8 +39,7 @@ class DaySchedule:
         import time as _time
         t = _time.localtime() if now is None else now
         level = self.level(t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)
-        gain_db = engine.params.gain_db + (20 * math.log10(level) if level > 1e-3 else -120.0)
-        engine.controls.set(gain_db=gain_db)
+        engine.controls.set_level(level)  # on top of the gain a knob, the page or OSC set, which it keeps
         opened = level > 0.0
         if opened != self.playing:
             self.playing = opened
