@@ -586,7 +586,7 @@ class Session:
         """Say once, with what to do, when windows come late because the dream takes longer than its budget
         (a slower machine, a heavier preset): a performer otherwise hears the dry input and sees only a count."""
         stats, budget_s = self.engine.stats, self.engine.budget / self.rate
-        if self.slow_dream_said or stats.late_windows == 0 or stats.windows_dreamed < 2:
+        if self.slow_dream_said or stats.late_windows == 0 or stats.windows_dreamed == 0:
             return
         took = stats.dream_seconds()
         if took["mean"] <= budget_s:
