@@ -343,7 +343,7 @@ def test_a_dream_slower_than_its_budget_is_said_once_with_a_budget_that_fits(mel
     src, stats = tmp_path / "in.wav", tmp_path / "stats.json"
     sf.write(src, music_clip(RATE, 3.0).T, RATE)
     out = subprocess.run([sys.executable, "-m", "streamdream.cli", "live", "--input", src, "--device", "null",
-                          "--duration", "7", "--budget", "0.1", "--worker", "thread", "--quiet", "--no-midi",
+                          "--duration", "4", "--budget", "0.1", "--worker", "thread", "--quiet", "--no-midi",
                           "--model", mel_model, "--set", "window_s=1.5", "--set", "crossfade_s=0.25",
                           "--set", "steps=30", "--stats", stats], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
