@@ -19,7 +19,7 @@ espeak voices, but not the kind of source. This one changes every source it can:
 * the same front end and network as the first ear (lab/ear.py) and its training loop (lab/train_ear.py),
   on top of the dreaming model's augmentation (EQ, band limits, level, noise, mixing of two classes).
 
-    nice -n 10 python3 lab/train_ear_disjoint.py                  # the committed run
+    nice -n 10 python3 lab/train_ear_disjoint.py --threads 1     # the committed run (about 11 min here)
     nice -n 10 python3 lab/train_ear_disjoint.py --train-per-class 6 --test-per-class 3 --epochs 1 --out /tmp/ear2
 """
 from __future__ import annotations
@@ -259,17 +259,18 @@ def generate(seed: int, per_class: int, workdir: Path, tag: str, kits: dict) -> 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=8642)
-    parser.add_argument("--train-per-class", type=int, default=150)
+    parser.add_argument("--train-per-class", type=int, default=300)
     parser.add_argument("--test-per-class", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--passes", type=int, default=2, help="augmented views of each training clip")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--data-cache", type=Path, default=None, help="optional .npz to keep rendered clips in")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine busy with other work)")
     args = parser.parse_args()
     check_tools()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
