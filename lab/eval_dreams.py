@@ -285,6 +285,9 @@ def main():
         except StreamDreamError as exc:
             exit_usage(str(exc))
     targets = args.targets.split(",")
+    for path in args.ear or []:
+        if not path.is_file():
+            exit_usage(f"--ear {path}: no such file (the ears are lab/ear.onnx and lab/ear_disjoint.onnx)")
     ears = [Ear(path) for path in (args.ear or [EAR_PATH])]
     ear = ears[0]
     for t in targets:
