@@ -10,7 +10,7 @@ default English voice, which both models' training used among others). It prints
 model's top three labels and P(voice); the dreaming model hears each sound whole, as
 `streamdream.dreaming.classify` does.
 
-    python lab/check_human_voice.py [--model M]
+    python lab/check_human_voice.py [--model M] [--ear lab/ear_disjoint.onnx]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "lab"))
 sys.path.insert(0, str(REPO / "scripts"))
-from ear import Ear  # noqa: E402
+from ear import EAR_PATH, Ear  # noqa: E402
 from train_default_model import SAMPLE_RATE, speak  # noqa: E402
 from streamdream.dreaming.classify import classify  # noqa: E402
 from streamdream.dreaming.model import read_model_info  # noqa: E402
@@ -44,6 +44,8 @@ def top3(probs: dict[str, float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="dreaming model (default: the shipped one)")
+    parser.add_argument("--ear", type=Path, default=EAR_PATH,
+                        help="the ear to ask (default lab/ear.onnx; lab/ear_disjoint.onnx learned voice from festival)")
     args = parser.parse_args()
     voices = sorted(p for p in ALSA_SOUNDS.glob("*.wav") if p.name != NOISE)
     if not voices:
@@ -66,7 +68,7 @@ def main() -> int:
             words = path.stem.replace("_", " ")
             # espeak-ng's own default pitch (50) and speed (175 words a minute)
             sounds[f"espeak-ng: {words}"] = (speak(words, "en", 50, 175, Path(tmp) / "prompt.wav")[None], SAMPLE_RATE)
-    ear = Ear()
+    ear = Ear(args.ear)
     print("| sound | seconds | ear: top 3 | ear P(voice) | dreaming model: top 3 | model P(voice) |")
     print("|---|---|---|---|---|---|")
     heard = {}  # name: (the ear's probabilities, the dreaming model's)

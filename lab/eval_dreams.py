@@ -50,7 +50,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "scripts"))  # train_default_model: the music the default model learned
 sys.path.insert(0, str(REPO))
-from ear import Ear  # noqa: E402
+from ear import EAR_PATH, Ear  # noqa: E402
 from train_default_model import control, note, write_midi  # noqa: E402
 from streamdream import cli  # noqa: E402
 from streamdream.audio.limiter import true_peak  # noqa: E402
@@ -263,6 +263,10 @@ def main():
                         help="--files of every fourth recording of 60 s or more in DIR, in name order (lab/DREAMS.md "
                              "uses Debian wesnoth-music's /usr/share/games/wesnoth/1.16/data/core/music)")
     parser.add_argument("--offset", type=float, default=30.0, help="with --files: where each excerpt starts (s)")
+    parser.add_argument("--ear", type=Path, action="append", metavar="ONNX",
+                        help="judge with this ear (lab/ear.onnx by default; lab/ear_disjoint.onnx is the ear trained "
+                             "on sources the dreaming model never heard); give it twice to judge the same renders by "
+                             "both, one block and one JSON line each")
     args = parser.parse_args(argv)
     if args.recordings:
         if args.files:
@@ -281,7 +285,11 @@ def main():
         except StreamDreamError as exc:
             exit_usage(str(exc))
     targets = args.targets.split(",")
-    ear = Ear()
+    for path in args.ear or []:
+        if not path.is_file():
+            exit_usage(f"--ear {path}: no such file (the ears are lab/ear.onnx and lab/ear_disjoint.onnx)")
+    ears = [Ear(path) for path in (args.ear or [EAR_PATH])]
+    ear = ears[0]
     for t in targets:
         if t not in ear.labels + ["none"]:
             exit_usage(f"unknown target {t!r}; labels: {', '.join(ear.labels)}")
@@ -314,9 +322,18 @@ def main():
     if args.render_only:
         print(f"rendered {len(jobs)} files into {workdir} ({time.time() - started:.0f} s)")
         return
-    # 2. The ear's verdict.
+    # 2. Each ear's verdict.
+    for path, ear in zip(args.ear or [EAR_PATH], ears):
+        verdict(args, ear, path, render_args, clips, jobs, targets, started)
+    if not args.keep:
+        shutil.rmtree(workdir)
+
+
+def verdict(args, ear: Ear, ear_path: Path, render_args: list, clips: list, jobs: list, targets: list,
+            started: float) -> None:
+    """One ear's figures for every render, printed and (with --json) appended as one line."""
     rows = []
-    print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}")
+    print(f"# {args.label}: render {' '.join(render_args) or '(defaults)'}; judged by {ear_path.name}")
     width = max(8, *(len(name) for name, _ in clips))
     print(f"{'clip':{width}s} {'target':8s} {'before':>6s} {'after':>6s} {'rise':>6s} {'vs noise':>8s} "
           f"{'top3':>4s} "
@@ -358,10 +375,9 @@ def main():
               f"top-1 kept in top 3 {m['top3']:.0%}")
     if args.json:
         with args.json.open("a") as fh:
-            fh.write(json.dumps({"label": args.label, "render_args": render_args, "mean": mean,
-                                 "by_target": by_target, "rows": rows}) + "\n")
-    if not args.keep:
-        shutil.rmtree(workdir)
+            fh.write(json.dumps({"label": args.label, "render_args": render_args, "ear": ear_path.name, "seed": args.seed,
+                                 "clips": [name for name, _ in clips],
+                                 "mean": mean, "by_target": by_target, "rows": rows}) + "\n")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ def test_a_recording_it_cannot_use_is_one_line_and_exit_2_before_anything_is_wri
     cases = [([str(good), str(bad)], said) for bad, said in
              ((short, "shorter than 9 s"), (text, "not an audio file"), (missing, "does not exist"))]
     cases.append(([str(good), "--targets", "brass,kazoo"], "unknown target 'kazoo'"))
+    cases.append(([str(good), "--ear", str(missing)], "no such file"))
     for args, said in cases:
         kept = tmp_path / "kept"
         run = subprocess.run([sys.executable, str(script), "--files", *args, "--keep", str(kept)],
