@@ -18,7 +18,6 @@ import signal
 import stat
 import tempfile
 import threading
-from glob import escape as glob_escape
 from pathlib import Path
 from typing import Iterator
 
@@ -57,14 +56,29 @@ def temp_beside(path: str | os.PathLike) -> Path:
     return Path(tmp)
 
 
-def discard_temps_of(path: str | os.PathLike) -> int:
-    """Remove temp files `temp_beside(path)` made and a killed process left behind; how many there were."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    stale = list(folder.glob(f".{glob_escape(path.name[:120])}.*.part{glob_escape(path.suffix[:20])}"))
-    for tmp in stale:
-        discard(tmp)
-    return len(stale)
+def discard_temps_of(*paths: str | os.PathLike) -> int:
+    """Remove temp files `temp_beside` made for any of `paths` and a killed process left behind; how many
+    there were. Each folder is listed once, however many of the paths are in it: a batch of thousands of
+    outputs in one folder checks them all in one pass, not one listing per output."""
+    wanted: dict[Path, list[tuple[str, str]]] = {}
+    for path in map(Path, paths):
+        folder = path.parent if str(path.parent) else Path(".")
+        # temp_beside's name: prefix, mkstemp's random part, suffix
+        wanted.setdefault(folder, []).append((f".{path.name[:120]}.", ".part" + path.suffix[:20]))
+    count = 0
+    for folder, names in wanted.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:  # no folder (yet), or one that cannot be read: nothing of ours to remove there
+            continue
+        for entry in entries:
+            if not entry.startswith(".") or ".part" not in entry:
+                continue  # only the few temp-looking names are compared with every path
+            if any(entry.startswith(prefix) and entry.endswith(suffix) and len(entry) >= len(prefix) + len(suffix)
+                   for prefix, suffix in names):
+                discard(folder / entry)
+                count += 1
+    return count
 
 
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from streamdream.atomic import atomic_path, check_writable, write_text_atomic
+from streamdream.atomic import atomic_path, check_writable, discard_temps_of, temp_beside, write_text_atomic
 from streamdream.errors import FileWriteError
 
 
@@ -67,3 +67,17 @@ def test_check_writable_tries_for_real(tmp_path):
         check_writable(tmp_path / ("n" * 256 + ".wav"))
     assert check_writable(tmp_path / ("n" * 200 + ".wav")) == tmp_path / ("n" * 200 + ".wav")
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_discard_temps_of_removes_the_temp_files_of_the_paths_given_and_nothing_else(tmp_path):
+    outputs = [tmp_path / "a.wav", tmp_path / "b.flac", tmp_path / "sub" / "a.wav"]
+    (tmp_path / "sub").mkdir()
+    stale = [temp_beside(out) for out in outputs] + [temp_beside(outputs[0])]  # a second attempt's too
+    kept = [temp_beside(tmp_path / "c.wav"),            # another output's temp file
+            tmp_path / ".a.wav.notes",                  # a hidden file that is not a temp file
+            tmp_path / ".a.wav.x.part.flac"]            # a's name, but not the suffix a's temp files get
+    for path in kept[1:] + outputs:
+        path.write_bytes(b"")
+    assert discard_temps_of(*outputs, tmp_path / "missing" / "d.wav") == 4
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in kept + outputs)

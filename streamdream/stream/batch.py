@@ -205,6 +205,7 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
     hashes: dict[Path, str] = {}
     stats: dict[Path, os.stat_result] = {}
     todo: list[tuple[Job, dict]] = []
+    discard_temps_of(*(job.output for job in jobs))  # left by a run that was killed
     for job in jobs:
         try:
             for path in (job.source, model_path(job.params.model)):
@@ -224,7 +225,6 @@ def run_batch(jobs: list[Job], out_dir: Path, version: str, threads: int, run: C
                   "model_sha256": hashes[model_path(job.params.model)], "version": version,
                   "threads": threads}  # recorded, not in the key: the bits depend on it, the output is as good
         common["key"] = job_key(common["input_sha256"], job.params, job.fmt, common["model_sha256"], version)
-        discard_temps_of(job.output)  # left by a run that was killed
         if manifest.complete(job, common["key"]):
             outcome.skipped += 1
             continue
@@ -382,8 +382,7 @@ def run_local(jobs: list[Job], processes: int, threads: int, report: Report) -> 
     finally:
         _stop_local(workers, grace=0 if pending else 30)
         tasks.cancel_join_thread()  # jobs nobody will take: do not wait to flush them at exit
-        for index in current.values():
-            discard_temps_of(jobs[index].output)
+        discard_temps_of(*(jobs[index].output for index in current.values()))
 
 
 def _stop_local(workers: dict, grace: float) -> None:
@@ -481,7 +480,7 @@ def run_ray(jobs: list[Job], address: str, actors: int | None, threads: int, rep
     finally:
         for actor in pool:
             ray.kill(actor)
-        for index, _ in running.values():  # killed mid-file: their temp files stay behind otherwise
-            discard_temps_of(jobs[index].output)
+        # killed mid-file: their temp files stay behind otherwise
+        discard_temps_of(*(jobs[index].output for index, _ in running.values()))
         if started:
             ray.shutdown()
